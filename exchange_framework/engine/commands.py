@@ -1,0 +1,125 @@
+"""Commands: the only inputs the engine accepts.
+
+A command is validated at the edge (API, FIX, CLI) into integers: prices in ticks, quantities in lots, amounts in
+the asset's atomic unit. The sequencer gives each command a sequence number and a timestamp and journals it; the
+engine then applies it with :meth:`MatchingEngine.apply`. Commands are msgspec structs: compact in the journal
+(``array_like``), cheap to build, and not tracked by the cyclic garbage collector (``gc=False``).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from exchange_framework.types import MarketStatus, OrderType, Side, StpMode, TimeInForce
+
+
+class Command(msgspec.Struct, tag=True, array_like=True, gc=False, frozen=True):
+    """Base of every engine command."""
+
+
+class PlaceOrder(Command, tag="place"):
+    """Place an order. ``price``/``stop_price`` are in ticks, ``qty``/``display_qty`` in lots.
+
+    - LIMIT needs ``price`` and ``qty``; ``tif`` GTC/IOC/FOK; ``post_only`` rejects an order that would cross.
+    - MARKET needs ``qty``; a market BUY also accepts ``quote_cap`` (quote atomic units): it buys until ``qty``
+      is filled or the cap is spent. A market BUY with ``qty == 0`` spends up to ``quote_cap``.
+      Without a cap the buyer's whole available quote balance bounds it.
+    - STOP_LIMIT / STOP_MARKET add ``stop_price``: a BUY stop triggers when the last trade price rises to it,
+      a SELL stop when it falls to it.
+    - ``display_qty`` > 0 makes a LIMIT GTC order an iceberg showing that many lots at a time.
+    """
+
+    account: int
+    market: str
+    side: Side
+    type: OrderType
+    qty: int
+    price: int = 0
+    stop_price: int = 0
+    tif: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    display_qty: int = 0
+    quote_cap: int = 0
+    stp: StpMode = StpMode.CANCEL_NEWEST
+    client_order_id: str = ""
+
+
+class CancelOrder(Command, tag="cancel"):
+    """Cancel one order by ``order_id`` or, when it is 0, by ``client_order_id``."""
+
+    account: int
+    market: str
+    order_id: int = 0
+    client_order_id: str = ""
+
+
+class CancelAll(Command, tag="cancel_all"):
+    """Cancel every open order (stops included) of ``account``, in ``market`` or in all markets when empty."""
+
+    account: int
+    market: str = ""
+
+
+class ReplaceOrder(Command, tag="replace"):
+    """Change a resting limit order's price and open quantity (lots).
+
+    Priority is kept only when the price is unchanged and the quantity shrinks; otherwise the order goes to the
+    back of the queue at its new price and may trade at once.
+    """
+
+    account: int
+    market: str
+    order_id: int
+    price: int
+    qty: int
+
+
+class CreditFunds(Command, tag="credit"):
+    """Move ``amount`` atomic units of ``asset`` into the account's available balance (deposits, transfers)."""
+
+    account: int
+    asset: str
+    amount: int
+    reference: str = ""
+
+
+class DebitFunds(Command, tag="debit"):
+    """Move ``amount`` atomic units out of the account's available balance (withdrawals, transfers)."""
+
+    account: int
+    asset: str
+    amount: int
+    reference: str = ""
+
+
+class SetMarketStatus(Command, tag="market_status"):
+    """Open, halt or close a market (an operator action)."""
+
+    market: str
+    status: MarketStatus
+
+
+AnyCommand = PlaceOrder | CancelOrder | CancelAll | ReplaceOrder | CreditFunds | DebitFunds | SetMarketStatus
+
+COMMAND_TYPES: tuple[type[Command], ...] = (
+    PlaceOrder,
+    CancelOrder,
+    CancelAll,
+    ReplaceOrder,
+    CreditFunds,
+    DebitFunds,
+    SetMarketStatus,
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyCommand)
+
+
+def encode_command(command: Command) -> bytes:
+    """Serialise a command for the journal."""
+    return _encoder.encode(command)
+
+
+def decode_command(data: bytes) -> AnyCommand:
+    """Parse a journalled command; raises ``msgspec.DecodeError`` on garbage."""
+    return _decoder.decode(data)
