@@ -13,7 +13,7 @@ import msgspec
 from exchange_framework.types import MarketStatus, OrderType, Side, StpMode, TimeInForce
 
 
-class Command(msgspec.Struct, tag=True, array_like=True, gc=False, frozen=True):
+class Command(msgspec.Struct, tag=True, tag_field="kind", array_like=True, gc=False):
     """Base of every engine command."""
 
 
@@ -112,7 +112,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
 )
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(AnyCommand)
+_decoder: msgspec.msgpack.Decoder[AnyCommand] = msgspec.msgpack.Decoder(AnyCommand)
 
 
 def encode_command(command: Command) -> bytes:

@@ -12,7 +12,7 @@ import msgspec
 from exchange_framework.types import CancelReason, MarketStatus, OrderType, RejectReason, Side
 
 
-class Event(msgspec.Struct, tag=True, array_like=True, gc=False, frozen=True):
+class Event(msgspec.Struct, tag=True, tag_field="kind", array_like=True, gc=False):
     """Base of every engine event."""
 
     seq: int
@@ -87,6 +87,17 @@ class OrderFilled(Event, tag="filled"):
     released: int
 
 
+class OrderReduced(Event, tag="reduced"):
+    """Self-trade prevention (DECREMENT) took ``qty`` lots off an order without a trade; ``released`` hold freed."""
+
+    order_id: int
+    account: int
+    market: str
+    qty: int
+    remaining_qty: int
+    released: int
+
+
 class OrderReplaced(Event, tag="replaced"):
     """A resting order got a new price and quantity; its hold changed by ``hold_delta`` (negative = released)."""
 
@@ -151,6 +162,7 @@ AnyEvent = (
     | Trade
     | OrderCancelled
     | OrderFilled
+    | OrderReduced
     | OrderReplaced
     | StopTriggered
     | BookDelta
@@ -161,7 +173,7 @@ AnyEvent = (
 )
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(AnyEvent)
+_decoder: msgspec.msgpack.Decoder[AnyEvent] = msgspec.msgpack.Decoder(AnyEvent)
 
 
 def encode_event(event: Event) -> bytes:

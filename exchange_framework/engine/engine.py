@@ -1,0 +1,740 @@
+"""The matching engine: a deterministic state machine from sequenced commands to events.
+
+One engine owns a set of markets (a shard) and the balances of every account trading in them. It is single-
+threaded and pure: no wall clock, no randomness, no I/O. The same snapshot plus the same commands in the same
+order give the same events and the same state, byte for byte.
+
+Pre-trade risk is part of matching: an order is accepted only if the account's available balance covers it, and
+that amount is held until the order fills or leaves the book. Fees are taken from what each side receives (the
+buyer pays in base, the seller in quote), so holds never need to cover fees.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from exchange_framework.engine.accounts import Account
+from exchange_framework.engine.book import Book, Level, Order
+from exchange_framework.engine.commands import (
+    CancelAll,
+    CancelOrder,
+    Command,
+    CreditFunds,
+    DebitFunds,
+    PlaceOrder,
+    ReplaceOrder,
+    SetMarketStatus,
+)
+from exchange_framework.engine.events import (
+    BookDelta,
+    Event,
+    FundsCredited,
+    FundsDebited,
+    FundsRejected,
+    MarketStatusChanged,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderReduced,
+    OrderRejected,
+    OrderReplaced,
+    StopTriggered,
+    Trade,
+)
+from exchange_framework.engine.market import FEE_RATE_SCALE, AssetSpec, MarketSpec
+from exchange_framework.engine.validation import check_place, check_replace
+from exchange_framework.types import (
+    CancelReason,
+    MarketStatus,
+    OrderType,
+    RejectReason,
+    Side,
+    StpMode,
+    TimeInForce,
+)
+
+_NO_LIMIT = 1 << 120  # a key beyond any price: market orders cross every level
+_QUOTE_ONLY = 1 << 100  # open quantity of a market buy sized by its quote cap alone
+_QUOTE_ONLY_FLOOR = 1 << 90  # anything above this is such an order (self-trade decrements may shave it)
+_BUY = Side.BUY
+_SELL = Side.SELL
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_STOP_MARKET = OrderType.STOP_MARKET
+_GTC = TimeInForce.GTC
+_FOK = TimeInForce.FOK
+
+
+class MatchingEngine:
+    """Price-time priority matching with pre-trade risk, stops, icebergs and self-trade prevention.
+
+    Feed it with :meth:`apply`; read what happened from :attr:`events` (cleared by the caller). Every event
+    carries the sequence number of the command that caused it.
+    """
+
+    def __init__(self, assets: Mapping[str, AssetSpec], markets: Mapping[str, MarketSpec]) -> None:
+        for spec in markets.values():
+            if spec.base not in assets or spec.quote not in assets:
+                raise ValueError(f"market {spec.symbol}: base and quote must be known assets")
+        self.assets: dict[str, AssetSpec] = dict(assets)
+        self.books: dict[str, Book] = {symbol: Book(spec) for symbol, spec in markets.items()}
+        self.accounts: dict[int, Account] = {}
+        self.orders: dict[int, Order] = {}  # open orders (resting or waiting stops) by id
+        self.client_ids: dict[tuple[int, str], int] = {}  # (account, client order id) -> order id
+        self.fees_collected: dict[str, int] = dict.fromkeys(assets, 0)
+        self.next_trade_id = 1
+        self.last_seq = 0
+        self.events: list[Event] = []
+        self._touched: list[Level] = []
+        self._handlers: dict[type[Command], Callable[[int, Any], None]] = {
+            PlaceOrder: self._place,
+            CancelOrder: self._cancel,
+            CancelAll: self._cancel_all,
+            ReplaceOrder: self._replace,
+            CreditFunds: self._credit,
+            DebitFunds: self._debit,
+            SetMarketStatus: self._set_status,
+        }
+
+    # ------------------------------------------------------------------ entry point
+
+    def apply(self, seq: int, command: Command) -> bool:
+        """Apply one sequenced command; False (and no effect) if ``seq`` was already applied."""
+        if seq <= self.last_seq:
+            return False
+        self.last_seq = seq
+        self._handlers[type(command)](seq, command)
+        return True
+
+    def apply_all(self, commands: Iterable[tuple[int, Command]]) -> None:
+        """Apply ``(seq, command)`` pairs in order."""
+        apply = self.apply
+        for seq, command in commands:
+            apply(seq, command)
+
+    # ------------------------------------------------------------------ queries
+
+    def account(self, account_id: int) -> Account | None:
+        return self.accounts.get(account_id)
+
+    def balance(self, account_id: int, asset: str) -> tuple[int, int]:
+        """(available, held) atomic units of ``asset`` for ``account_id``."""
+        acct = self.accounts.get(account_id)
+        return (0, 0) if acct is None else acct.balance(asset)
+
+    # ------------------------------------------------------------------ funds
+
+    def _new_account(self, account_id: int) -> Account:
+        acct = Account(account_id)
+        acct.available = dict.fromkeys(self.assets, 0)
+        acct.held = dict.fromkeys(self.assets, 0)
+        self.accounts[account_id] = acct
+        return acct
+
+    def _funds_reject(self, cmd: CreditFunds | DebitFunds) -> int:
+        """0 if a credit/debit is well formed, else the reject reason."""
+        if cmd.asset not in self.assets:
+            return RejectReason.UNKNOWN_ASSET
+        if type(cmd.amount) is not int or cmd.amount <= 0:
+            return RejectReason.INVALID_AMOUNT
+        if type(cmd.account) is not int or cmd.account <= 0:
+            return RejectReason.UNKNOWN_ACCOUNT
+        return 0
+
+    def _credit(self, seq: int, cmd: CreditFunds) -> None:
+        reason = self._funds_reject(cmd)
+        if reason:
+            self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), cmd.reference))
+            return
+        acct = self.accounts.get(cmd.account) or self._new_account(cmd.account)
+        acct.available[cmd.asset] += cmd.amount
+        self.events.append(FundsCredited(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
+
+    def _debit(self, seq: int, cmd: DebitFunds) -> None:
+        reason = self._funds_reject(cmd)
+        acct = self.accounts.get(cmd.account)
+        if not reason and (acct is None or acct.available[cmd.asset] < cmd.amount):
+            reason = RejectReason.INSUFFICIENT_BALANCE
+        if reason or acct is None:
+            self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), cmd.reference))
+            return
+        acct.available[cmd.asset] -= cmd.amount
+        self.events.append(FundsDebited(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
+
+    # ------------------------------------------------------------------ new orders
+
+    def _reject(self, seq: int, cmd: PlaceOrder, reason: RejectReason | int) -> None:
+        self.events.append(OrderRejected(seq, cmd.account, cmd.market, RejectReason(reason), cmd.client_order_id))
+
+    def _place(self, seq: int, cmd: PlaceOrder) -> None:
+        book = self.books.get(cmd.market)
+        if book is None:
+            return self._reject(seq, cmd, RejectReason.UNKNOWN_MARKET)
+        if book.status is not MarketStatus.OPEN:
+            return self._reject(seq, cmd, RejectReason.MARKET_NOT_OPEN)
+        spec = book.spec
+        reason = check_place(cmd, spec, book.last_price)
+        if reason:
+            return self._reject(seq, cmd, reason)
+        account_id = cmd.account
+        cid = cmd.client_order_id
+        if cid and (account_id, cid) in self.client_ids:
+            return self._reject(seq, cmd, RejectReason.DUPLICATE_CLIENT_ORDER_ID)
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            return self._reject(seq, cmd, RejectReason.INSUFFICIENT_BALANCE)
+        side = cmd.side
+        otype = cmd.type
+        qty = cmd.qty
+        if side is _BUY:
+            hold_asset = spec.quote
+            if otype is _LIMIT or otype is _STOP_LIMIT:
+                hold = cmd.price * qty * spec.quote_per_tick_lot
+            elif otype is _MARKET:
+                hold = cmd.quote_cap or acct.available[hold_asset]
+            else:
+                hold = cmd.quote_cap
+        else:
+            hold_asset = spec.base
+            hold = qty * spec.base_per_lot
+        if hold <= 0 or hold > acct.available[hold_asset]:
+            return self._reject(seq, cmd, RejectReason.INSUFFICIENT_BALANCE)
+        if otype is _LIMIT:
+            if cmd.post_only and self._crosses(book, side, cmd.price):
+                return self._reject(seq, cmd, RejectReason.POST_ONLY_WOULD_CROSS)
+            if cmd.tif is _FOK and not self._fok_fillable(book, side, cmd.price, qty, account_id, cmd.stp):
+                return self._reject(seq, cmd, RejectReason.FOK_NOT_FILLABLE)
+
+        # Accepted: hold the funds, then work the order.
+        acct.available[hold_asset] -= hold
+        acct.held[hold_asset] += hold
+        display = cmd.display_qty
+        remaining = qty if qty else _QUOTE_ONLY
+        order = Order(
+            seq,
+            account_id,
+            book.symbol,
+            side,
+            otype,
+            cmd.price,
+            remaining,
+            display if display else remaining,
+            display,
+            hold,
+            cmd.stop_price,
+            cmd.tif,
+            cmd.stp,
+            cmd.post_only,
+            cid,
+        )
+        self.events.append(
+            OrderAccepted(seq, seq, account_id, book.symbol, side, otype, cmd.price, qty, cmd.stop_price, hold, cid)
+        )
+        if otype is _STOP_LIMIT or otype is _STOP_MARKET:
+            self._index(order, acct)
+            stops = book.stops_buy if side is _BUY else book.stops_sell
+            stops.add((cmd.stop_price, seq))
+            return
+        trades_before = self.next_trade_id
+        self._execute(seq, book, order, acct)
+        if self.next_trade_id != trades_before:
+            self._run_stops(seq, book)
+        self._flush_deltas(seq, book.symbol)
+
+    def _crosses(self, book: Book, side: Side, price: int) -> bool:
+        """Would a limit order at ``price`` trade with the opposite side right now?"""
+        if side is _BUY:
+            return bool(book.asks) and book.asks.peekitem(0)[0] <= price
+        return bool(book.bids) and -book.bids.peekitem(0)[0] >= price
+
+    def _fok_fillable(self, book: Book, side: Side, price: int, qty: int, account_id: int, stp: StpMode) -> bool:
+        """Could ``qty`` lots fill completely against other accounts' orders at ``price`` or better?
+
+        An own order in the way stops the walk unless self-trade prevention cancels the resting order and
+        carries on (CANCEL_OLDEST), mirroring what matching would do.
+        """
+        levels = book.asks if side is _BUY else book.bids
+        limit_key = price if side is _BUY else -price
+        need = qty
+        for key in levels.irange(maximum=limit_key):
+            for maker in levels[key].orders:
+                if not maker.live:
+                    continue
+                if maker.account == account_id:
+                    if stp is StpMode.CANCEL_OLDEST:
+                        continue
+                    return False
+                need -= maker.remaining
+                if need <= 0:
+                    return True
+        return False
+
+    def _index(self, order: Order, acct: Account) -> None:
+        self.orders[order.order_id] = order
+        acct.open_orders[order.order_id] = order
+        if order.client_order_id:
+            self.client_ids[(order.account, order.client_order_id)] = order.order_id
+
+    def _unindex(self, order: Order, acct: Account) -> None:
+        oid = order.order_id
+        if self.orders.pop(oid, None) is not None:
+            del acct.open_orders[oid]
+            if order.client_order_id:
+                del self.client_ids[(order.account, order.client_order_id)]
+
+    def _close(self, seq: int, order: Order, acct: Account, reason: CancelReason | None) -> None:
+        """Take a finished order out of the engine, return its unused hold and say why it ended."""
+        released = order.hold
+        if released:
+            asset = self._hold_asset(order)
+            acct.held[asset] -= released
+            acct.available[asset] += released
+            order.hold = 0
+        self._unindex(order, acct)
+        if reason is None:
+            self.events.append(OrderFilled(seq, order.order_id, order.account, order.market, released))
+        else:
+            remaining = 0 if order.remaining > _QUOTE_ONLY_FLOOR else order.remaining
+            self.events.append(
+                OrderCancelled(seq, order.order_id, order.account, order.market, reason, remaining, released)
+            )
+
+    def _hold_asset(self, order: Order) -> str:
+        spec = self.books[order.market].spec
+        return spec.quote if order.side is _BUY else spec.base
+
+    # ------------------------------------------------------------------ matching
+
+    def _execute(self, seq: int, book: Book, order: Order, acct: Account) -> None:
+        """Match ``order`` as the taker, then rest, fill or cancel what is left."""
+        outcome = self._match(seq, book, order, acct)
+        if outcome is CancelReason.QUOTE_CAP_REACHED and order.remaining > _QUOTE_ONLY_FLOOR:
+            self._close(seq, order, acct, None)  # a market buy sized by quote alone spent its cap: done
+        elif outcome is not None:
+            self._close(seq, order, acct, outcome)
+        elif not order.remaining:
+            self._close(seq, order, acct, None)
+        elif order.type is _LIMIT and order.tif is _GTC:
+            self._rest(book, order, acct)
+        elif order.type is _LIMIT:
+            self._close(seq, order, acct, CancelReason.IOC_REMAINDER)
+        else:
+            self._close(seq, order, acct, CancelReason.NO_LIQUIDITY)
+
+    def _match(self, seq: int, book: Book, taker: Order, acct: Account) -> CancelReason | None:
+        """Trade ``taker`` against the opposite side. Returns a reason if the taker must be cancelled."""
+        spec = book.spec
+        base_per_lot = spec.base_per_lot
+        quote_per_tick_lot = spec.quote_per_tick_lot
+        base = spec.base
+        quote = spec.quote
+        maker_ppm = spec.maker_fee_ppm
+        taker_ppm = spec.taker_fee_ppm
+        buy = taker.side is _BUY
+        levels = book.asks if buy else book.bids
+        market_order = taker.type is _MARKET
+        limit_key = _NO_LIMIT if market_order else taker.price if buy else -taker.price
+        capped = buy and market_order  # a market buy is bounded by its held quote
+        taker_price = taker.price
+        events = self.events
+        touched = self._touched
+        fees = self.fees_collected
+        accounts = self.accounts
+        symbol = book.symbol
+        t_avail = acct.available
+        t_held = acct.held
+        taker_account = taker.account
+        outcome: CancelReason | None = None
+
+        while taker.remaining and levels:
+            key, level = levels.peekitem(0)
+            if key > limit_key:
+                break
+            price = level.price
+            if not level.touched:
+                level.touched = True
+                touched.append(level)
+            orders = level.orders
+            while taker.remaining and level.count:
+                maker = orders[0]
+                if not maker.live:
+                    orders.popleft()
+                    continue
+                if maker.account == taker_account:
+                    outcome = self._self_trade(seq, book, level, taker, maker, acct)
+                    if outcome is not None:
+                        break
+                    continue
+                qty = taker.remaining if taker.remaining < maker.visible else maker.visible
+                if capped:
+                    affordable = taker.hold // (price * quote_per_tick_lot)
+                    if affordable < qty:
+                        qty = affordable
+                        if not qty:
+                            outcome = CancelReason.QUOTE_CAP_REACHED
+                            break
+                base_amount = qty * base_per_lot
+                quote_amount = price * qty * quote_per_tick_lot
+                m_acct = accounts[maker.account]
+                released = 0
+                if buy:
+                    taker_fee = -((-base_amount * taker_ppm) // FEE_RATE_SCALE)
+                    maker_fee = -((-quote_amount * maker_ppm) // FEE_RATE_SCALE)
+                    if not capped and taker_price != price:
+                        released = (taker_price - price) * qty * quote_per_tick_lot
+                        t_avail[quote] += released
+                    taker.hold -= quote_amount + released
+                    t_held[quote] -= quote_amount + released
+                    t_avail[base] += base_amount - taker_fee
+                    fees[base] += taker_fee
+                    maker.hold -= base_amount
+                    m_acct.held[base] -= base_amount
+                    m_acct.available[quote] += quote_amount - maker_fee
+                    fees[quote] += maker_fee
+                else:
+                    taker_fee = -((-quote_amount * taker_ppm) // FEE_RATE_SCALE)
+                    maker_fee = -((-base_amount * maker_ppm) // FEE_RATE_SCALE)
+                    taker.hold -= base_amount
+                    t_held[base] -= base_amount
+                    t_avail[quote] += quote_amount - taker_fee
+                    fees[quote] += taker_fee
+                    maker.hold -= quote_amount
+                    m_acct.held[quote] -= quote_amount
+                    m_acct.available[base] += base_amount - maker_fee
+                    fees[base] += maker_fee
+                trade_id = self.next_trade_id
+                self.next_trade_id = trade_id + 1
+                events.append(
+                    Trade(
+                        seq,
+                        symbol,
+                        trade_id,
+                        price,
+                        qty,
+                        taker.side,
+                        maker.order_id,
+                        maker.account,
+                        taker.order_id,
+                        taker_account,
+                        base_amount,
+                        quote_amount,
+                        maker_fee,
+                        taker_fee,
+                        released,
+                    )
+                )
+                book.last_price = price
+                taker.remaining -= qty
+                maker.remaining -= qty
+                maker.visible -= qty
+                level.qty -= qty
+                if not maker.visible:
+                    orders.popleft()
+                    if maker.remaining:  # iceberg: refill a slice at the back of the queue
+                        refill = maker.display if maker.display < maker.remaining else maker.remaining
+                        maker.visible = refill
+                        level.qty += refill
+                        orders.append(maker)
+                    else:
+                        maker.live = False
+                        level.count -= 1
+                        self._close(seq, maker, m_acct, None)
+            if not level.count:
+                del levels[key]
+            if outcome is not None:
+                break
+        return outcome
+
+    def _self_trade(
+        self, seq: int, book: Book, level: Level, taker: Order, maker: Order, acct: Account
+    ) -> CancelReason | None:
+        """Apply the taker's self-trade prevention to ``maker``, its own resting order at the head of ``level``.
+
+        Returns SELF_TRADE when the taker must stop and be cancelled, None to keep matching.
+        """
+        mode = taker.stp
+        if mode is StpMode.CANCEL_NEWEST:
+            return CancelReason.SELF_TRADE
+        if mode is StpMode.DECREMENT:
+            cut = taker.remaining if taker.remaining < maker.remaining else maker.remaining
+            self._reduce(seq, book, maker, cut, acct, level)  # may close maker, not the level
+            self._reduce(seq, book, taker, cut, acct, None)
+            if not taker.remaining:
+                return CancelReason.SELF_TRADE
+            return None
+        self._remove_resting(book, maker, level, in_match=True)
+        self._close(seq, maker, acct, CancelReason.SELF_TRADE)
+        return CancelReason.SELF_TRADE if mode is StpMode.CANCEL_BOTH else None
+
+    def _reduce(self, seq: int, book: Book, order: Order, cut: int, acct: Account, level: Level | None) -> None:
+        """Take ``cut`` lots off ``order`` without a trade and release their hold (self-trade DECREMENT)."""
+        spec = book.spec
+        if order.side is _SELL:
+            released = cut * spec.base_per_lot
+        elif order.type is _LIMIT:
+            released = order.price * cut * spec.quote_per_tick_lot
+        else:
+            released = 0  # a market buy keeps its quote cap held until it finishes
+        asset = spec.quote if order.side is _BUY else spec.base
+        order.hold -= released
+        acct.held[asset] -= released
+        acct.available[asset] += released
+        order.remaining -= cut
+        if level is not None and order.remaining:
+            shown = order.visible if order.visible < order.remaining else order.remaining
+            level.qty -= order.visible - shown
+            order.visible = shown
+        self.events.append(
+            OrderReduced(seq, order.order_id, order.account, order.market, cut, order.remaining, released)
+        )
+        if level is not None and not order.remaining:
+            self._remove_resting(book, order, level, in_match=True)
+            self._close(seq, order, acct, CancelReason.SELF_TRADE)
+
+    def _rest(self, book: Book, order: Order, acct: Account) -> None:
+        """Put the remainder of a GTC limit order on the book at the back of its price level."""
+        if order.side is _BUY:
+            levels = book.bids
+            key = -order.price
+        else:
+            levels = book.asks
+            key = order.price
+        level = levels.get(key)
+        if level is None:
+            level = Level(order.side, order.price, deque())
+            levels[key] = level
+        if order.display:
+            order.visible = order.display if order.display < order.remaining else order.remaining
+        else:
+            order.visible = order.remaining
+        level.orders.append(order)
+        level.qty += order.visible
+        level.count += 1
+        if not level.touched:
+            level.touched = True
+            self._touched.append(level)
+        self._index(order, acct)
+
+    def _remove_resting(self, book: Book, order: Order, level: Level | None = None, *, in_match: bool = False) -> None:
+        """Take a resting order off its level (marked dead in place; O(1)).
+
+        During matching (``in_match``) the level is left for the matching loop to drop when it empties.
+        """
+        if order.side is _BUY:
+            levels = book.bids
+            key = -order.price
+        else:
+            levels = book.asks
+            key = order.price
+        if level is None:
+            level = levels[key]
+        order.live = False
+        level.qty -= order.visible
+        level.count -= 1
+        if not level.touched:
+            level.touched = True
+            self._touched.append(level)
+        if in_match:
+            return
+        if not level.count:
+            del levels[key]
+        elif len(level.orders) > 2 * level.count + 32:
+            level.compact()
+
+    def _flush_deltas(self, seq: int, symbol: str) -> None:
+        touched = self._touched
+        if touched:
+            events = self.events
+            for level in touched:
+                level.touched = False
+                events.append(BookDelta(seq, symbol, level.side, level.price, level.qty))
+            touched.clear()
+
+    # ------------------------------------------------------------------ stops
+
+    def _run_stops(self, seq: int, book: Book) -> None:
+        """Trigger stops reached by the last trade price, oldest order first, until none is left."""
+        pending: list[int] = []
+        self._collect_triggered(book, pending)
+        while pending:
+            order_id = heapq.heappop(pending)
+            order = self.orders[order_id]
+            acct = self.accounts[order.account]
+            order.type = _LIMIT if order.type is _STOP_LIMIT else _MARKET
+            self.events.append(StopTriggered(seq, order_id, order.account, book.symbol, book.last_price))
+            trades_before = self.next_trade_id
+            self._execute(seq, book, order, acct)
+            if self.next_trade_id != trades_before:
+                self._collect_triggered(book, pending)
+
+    @staticmethod
+    def _collect_triggered(book: Book, pending: list[int]) -> None:
+        last = book.last_price
+        buys = book.stops_buy
+        while buys and buys[0][0] <= last:
+            heapq.heappush(pending, buys.pop(0)[1])
+        sells = book.stops_sell
+        while sells and sells[-1][0] >= last:
+            heapq.heappush(pending, sells.pop()[1])
+
+    # ------------------------------------------------------------------ cancels and replaces
+
+    def _find_order(self, seq: int, cmd: CancelOrder | ReplaceOrder, client_order_id: str) -> Order | None:
+        """The order a cancel/replace names, or None after emitting the reject."""
+        reason: RejectReason | None = None
+        order: Order | None = None
+        book = self.books.get(cmd.market)
+        if book is None:
+            reason = RejectReason.UNKNOWN_MARKET
+        elif book.status is MarketStatus.CLOSED:
+            reason = RejectReason.MARKET_NOT_OPEN
+        else:
+            order_id = cmd.order_id
+            if not order_id and client_order_id:
+                order_id = self.client_ids.get((cmd.account, client_order_id), 0)
+            order = self.orders.get(order_id) if order_id else None
+            if order is None or order.market != cmd.market:
+                reason = RejectReason.UNKNOWN_ORDER
+                order = None
+            elif order.account != cmd.account:
+                reason = RejectReason.NOT_ORDER_OWNER
+                order = None
+        if reason is not None:
+            self.events.append(OrderRejected(seq, cmd.account, cmd.market, reason, client_order_id, cmd.order_id))
+        return order
+
+    def _cancel(self, seq: int, cmd: CancelOrder) -> None:
+        order = self._find_order(seq, cmd, cmd.client_order_id)
+        if order is None:
+            return
+        self._cancel_open(seq, self.books[order.market], order, CancelReason.USER)
+        self._flush_deltas(seq, order.market)
+
+    def _cancel_open(self, seq: int, book: Book, order: Order, reason: CancelReason) -> None:
+        """Cancel an open order, resting or waiting stop."""
+        if order.type is _STOP_LIMIT or order.type is _STOP_MARKET:
+            stops = book.stops_buy if order.side is _BUY else book.stops_sell
+            stops.remove((order.stop_price, order.order_id))
+        else:
+            self._remove_resting(book, order)
+        self._close(seq, order, self.accounts[order.account], reason)
+
+    def _cancel_all(self, seq: int, cmd: CancelAll) -> None:
+        if cmd.market and cmd.market not in self.books:
+            self.events.append(OrderRejected(seq, cmd.account, cmd.market, RejectReason.UNKNOWN_MARKET))
+            return
+        acct = self.accounts.get(cmd.account)
+        if acct is None:
+            return
+        for order_id in sorted(acct.open_orders):
+            order = acct.open_orders[order_id]
+            if cmd.market and order.market != cmd.market:
+                continue
+            book = self.books[order.market]
+            if book.status is MarketStatus.CLOSED:
+                continue
+            self._cancel_open(seq, book, order, CancelReason.USER)
+            self._flush_deltas(seq, order.market)
+
+    def _replace(self, seq: int, cmd: ReplaceOrder) -> None:
+        order = self._find_order(seq, cmd, "")
+        if order is None:
+            return
+        book = self.books[order.market]
+
+        def reject(reason: RejectReason) -> None:
+            self.events.append(
+                OrderRejected(seq, cmd.account, cmd.market, reason, order.client_order_id, order.order_id)
+            )
+
+        if book.status is not MarketStatus.OPEN:
+            return reject(RejectReason.MARKET_NOT_OPEN)
+        if order.type is not _LIMIT:
+            return reject(RejectReason.REPLACE_NOT_SUPPORTED)
+        reason = check_replace(cmd, book.spec)
+        if reason:
+            return reject(RejectReason(reason))
+        if cmd.price == order.price and cmd.qty == order.remaining:
+            return reject(RejectReason.REPLACE_NO_CHANGE)
+        if order.display and order.display >= cmd.qty:
+            return reject(RejectReason.INVALID_ORDER_PARAMETERS)
+        spec = book.spec
+        acct = self.accounts[order.account]
+        if order.side is _BUY:
+            asset = spec.quote
+            new_hold = cmd.price * cmd.qty * spec.quote_per_tick_lot
+        else:
+            asset = spec.base
+            new_hold = cmd.qty * spec.base_per_lot
+        delta = new_hold - order.hold
+        if delta > acct.available[asset]:
+            return reject(RejectReason.INSUFFICIENT_BALANCE)
+        keep = cmd.price == order.price and cmd.qty < order.remaining
+        if not keep and order.post_only and self._crosses(book, order.side, cmd.price):
+            return reject(RejectReason.POST_ONLY_WOULD_CROSS)
+
+        acct.available[asset] -= delta
+        acct.held[asset] += delta
+        if keep:
+            level = book.side_levels(order.side)[-order.price if order.side is _BUY else order.price]
+            order.hold = new_hold
+            order.remaining = cmd.qty
+            shown = order.visible if order.visible < cmd.qty else cmd.qty
+            level.qty -= order.visible - shown
+            order.visible = shown
+            if not level.touched:
+                level.touched = True
+                self._touched.append(level)
+            self.events.append(
+                OrderReplaced(seq, order.order_id, order.account, order.market, cmd.price, cmd.qty, True, delta)
+            )
+        else:
+            # Lose priority: the old entry stays dead in its queue; a fresh copy carries the order on.
+            self._remove_resting(book, order)
+            moved = Order(
+                order.order_id,
+                order.account,
+                order.market,
+                order.side,
+                order.type,
+                cmd.price,
+                cmd.qty,
+                cmd.qty,
+                order.display,
+                new_hold,
+                0,
+                order.tif,
+                order.stp,
+                order.post_only,
+                order.client_order_id,
+            )
+            self._index(moved, acct)
+            self.events.append(
+                OrderReplaced(seq, order.order_id, order.account, order.market, cmd.price, cmd.qty, False, delta)
+            )
+            trades_before = self.next_trade_id
+            self._execute(seq, book, moved, acct)
+            if self.next_trade_id != trades_before:
+                self._run_stops(seq, book)
+        self._flush_deltas(seq, order.market)
+
+    # ------------------------------------------------------------------ operator actions
+
+    def _set_status(self, seq: int, cmd: SetMarketStatus) -> None:
+        book = self.books.get(cmd.market)
+        if book is None or type(cmd.status) is not MarketStatus:
+            reason = RejectReason.UNKNOWN_MARKET if book is None else RejectReason.INVALID_ORDER_PARAMETERS
+            self.events.append(OrderRejected(seq, 0, cmd.market, reason))
+            return
+        book.status = cmd.status
+        self.events.append(MarketStatusChanged(seq, cmd.market, cmd.status))
+        if cmd.status is MarketStatus.CLOSED:
+            for order_id in sorted(self.orders):
+                order = self.orders[order_id]
+                if order.market == cmd.market:
+                    self._cancel_open(seq, book, order, CancelReason.MARKET_CLOSED)
+            self._flush_deltas(seq, cmd.market)
