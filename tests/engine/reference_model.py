@@ -289,7 +289,9 @@ class RefEngine:
             self.fees[spec.base] += buyer_fee
             self.fees[spec.quote] += seller_fee
             maker_fee, taker_fee = (buyer_fee, seller_fee) if maker is buyer else (seller_fee, buyer_fee)
-            self.log.append(("trade", price, qty, maker.oid, taker.oid, base_amount, quote_amount, maker_fee, taker_fee, released))
+            self.log.append(
+                ("trade", price, qty, maker.oid, taker.oid, base_amount, quote_amount, maker_fee, taker_fee, released)
+            )
             self.last_price[taker.market] = price
             traded = True
             taker.remaining -= qty

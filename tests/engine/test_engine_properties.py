@@ -47,9 +47,7 @@ def place(draw: st.DrawFn) -> PlaceOrder:
         return PlaceOrder(type=OrderType.MARKET, qty=qty, quote_cap=cap if side is Side.BUY else 0, **common)
     if kind == "stop":
         if draw(st.booleans()):
-            return PlaceOrder(
-                type=OrderType.STOP_LIMIT, qty=qty, price=draw(PRICE), stop_price=draw(PRICE), **common
-            )
+            return PlaceOrder(type=OrderType.STOP_LIMIT, qty=qty, price=draw(PRICE), stop_price=draw(PRICE), **common)
         return PlaceOrder(
             type=OrderType.STOP_MARKET,
             qty=qty,

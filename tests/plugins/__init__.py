@@ -1,0 +1,1 @@
+"""Tiny fake plugins for the plugin-manager and hook tests, loaded via ``[plugins] modules``."""

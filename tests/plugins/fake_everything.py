@@ -1,0 +1,261 @@
+"""A fake plugin implementing every hook, each with the smallest answer that shows it flows through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from exchange_framework import hookimpl
+from exchange_framework.interfaces import AdminPage, CustodyBalance, Decision, Outcome, Posting
+
+__version__ = "0.0.1"
+
+NAME = "fake"
+
+
+class FakeJournalBackend:
+    name = "fake-journal"
+
+    def open(self, config: Any) -> Any:
+        return {"opened": config.brand.name}
+
+
+class FakeLedgerStore:
+    name = "fake-ledger"
+
+    def __init__(self) -> None:
+        self.applied: dict[int, list[Posting]] = {}
+
+    def last_applied_seq(self) -> int:
+        return max(self.applied, default=0)
+
+    def apply(self, seq: int, postings: list[Posting]) -> bool:
+        if seq in self.applied:
+            return False
+        self.applied[seq] = list(postings)
+        return True
+
+    def balance(self, account: int, asset: str) -> int:
+        return sum(p.amount for ps in self.applied.values() for p in ps if (p.account, p.asset) == (account, asset))
+
+    def close(self) -> None:
+        pass
+
+
+class FakeSubscriber:
+    name = "fake-subscriber"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def last_seq(self) -> int:
+        return self.seen[-1] if self.seen else 0
+
+    def handle(self, event: Any) -> None:
+        if event.seq > self.last_seq():
+            self.seen.append(event.seq)
+
+    def close(self) -> None:
+        pass
+
+
+class FakePublisher:
+    name = "fake-publisher"
+
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    def publish(self, event: Any) -> None:
+        self.published.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeChain:
+    name = "fakechain"
+    required_confirmations = 2
+
+    def new_deposit_address(self, account: int) -> str:
+        return f"fake1{account:08d}"
+
+    def validate_address(self, address: str) -> bool:
+        return address.startswith("fake1")
+
+    def confirmations(self, txid: str) -> int:
+        return 3
+
+    def broadcast(self, signed_tx: bytes) -> str:
+        return signed_tx.hex()
+
+
+class FakeSigner:
+    name = "fake-signer"
+
+    def public_key(self, key_id: str) -> bytes:
+        return key_id.encode()
+
+    def sign(self, request: Any) -> bytes:
+        return b"signed:" + request.payload
+
+
+class FakeKyc:
+    name = "fake-kyc"
+
+    def start(self, request: Any) -> str:
+        return f"case-{request.account}"
+
+    def status(self, reference: str) -> Decision:
+        return Decision.allow(provider=self.name)
+
+
+class FakeSanctions:
+    name = "fake-sanctions"
+
+    def screen_party(self, name: str, country: str) -> Decision:
+        return Decision.reject("listed", provider=self.name) if name == "Bad Actor" else Decision.allow()
+
+    def screen_address(self, chain: str, address: str) -> Decision:
+        return Decision.allow(provider=self.name)
+
+
+class FakeTravelRule:
+    name = "fake-travel-rule"
+
+    def send(self, withdrawal: Any, originator: Any) -> str:
+        return f"tr-{withdrawal.withdrawal_id}"
+
+    def status(self, reference: str) -> Decision:
+        return Decision.hold("counterparty has not answered", provider=self.name)
+
+
+@hookimpl
+def startup(config: Any) -> None:
+    config.plugin_settings(NAME)  # reads its own settings; nothing to check
+
+
+@hookimpl
+def shutdown() -> None:
+    pass
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    @cli.command()
+    @click.argument("who", default="world")
+    def hello(who: str) -> None:
+        """Say hello (a command added by a plugin)."""
+        click.echo(f"hello, {who}")
+
+    @cli.command(name="plugins")
+    def shadow() -> None:
+        """Try to replace a built-in command (the built-in wins)."""
+        click.echo("shadowed!")
+
+
+@hookimpl
+def register_journal_backends(config: Any) -> list[Any]:
+    return [FakeJournalBackend()]
+
+
+@hookimpl
+def register_ledger_stores() -> list[Any]:
+    return [FakeLedgerStore()]
+
+
+@hookimpl
+def register_event_subscribers() -> list[Any]:
+    return [FakeSubscriber()]
+
+
+@hookimpl
+def register_market_data_publishers() -> list[Any]:
+    return [FakePublisher()]
+
+
+@hookimpl
+def register_chain_adapters() -> list[Any]:
+    return [FakeChain()]
+
+
+@hookimpl
+def register_custody_signers() -> list[Any]:
+    return [FakeSigner()]
+
+
+@hookimpl
+def custody_balances(assets: list[str]) -> list[CustodyBalance]:
+    return [CustodyBalance(source=NAME, asset=asset, wallet="hot", amount=100) for asset in assets]
+
+
+@hookimpl
+def register_kyc_providers() -> list[Any]:
+    return [FakeKyc()]
+
+
+@hookimpl
+def register_sanctions_screeners() -> list[Any]:
+    return [FakeSanctions()]
+
+
+@hookimpl
+def register_travel_rule_providers() -> list[Any]:
+    return [FakeTravelRule()]
+
+
+@hookimpl
+def screen_onboarding(request: Any) -> Decision | None:
+    if request.country == "KP":
+        return Decision.reject("sanctioned jurisdiction", provider=NAME)
+    return Decision.allow(provider=NAME)
+
+
+@hookimpl
+def screen_deposit(request: Any) -> Decision | None:
+    if request.amount >= 1_000_000:
+        return Decision.hold("large deposit", provider=NAME)
+    return None  # no opinion
+
+
+@hookimpl
+def screen_withdrawal(request: Any) -> Decision:
+    return Decision(Outcome.ALLOW, (), NAME)
+
+
+@hookimpl
+def register_routes() -> list[Any]:
+    return [("/fake", "fake-endpoint")]
+
+
+@hookimpl
+def register_admin_pages() -> list[AdminPage]:
+    return [AdminPage(name="fake-page", title="Fake page", path="/admin/fake")]
+
+
+@hookimpl
+def register_template_dirs() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def prepare_jinja2_environment(env: Any) -> None:
+    env.filters["shout"] = lambda text: text.upper()
+
+
+@hookimpl
+def extra_template_vars(template: str) -> dict[str, Any]:
+    return {"fake_template": template}
+
+
+@hookimpl
+def asgi_wrapper() -> Any:
+    def wrap(app: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("fake", True)
+            await app(scope, receive, send)
+
+        return wrapped
+
+    return wrap
