@@ -29,6 +29,7 @@ class Order(msgspec.Struct, gc=False):
     order_id: int
     account: int
     market: str
+    asset: str  # what the hold is in: quote for a buy, base for a sell
     side: Side
     type: OrderType
     price: int
@@ -59,10 +60,29 @@ class Level(msgspec.Struct, gc=False):
         self.orders = deque(o for o in self.orders if o.live)
 
 
-class Book:
-    """The order book and stop book of one market."""
+NO_ASK = 1 << 120  # best ask of an empty ask side: above any price
 
-    __slots__ = ("asks", "bids", "last_price", "spec", "status", "stops_buy", "stops_sell", "symbol")
+
+class Book:
+    """The order book and stop book of one market.
+
+    ``best_bid``/``best_ask`` cache the best prices (0 / ``NO_ASK`` when a side is empty) so that the common
+    question "does this order cross?" costs one comparison; :meth:`refresh_best` recomputes them whenever a
+    level is created or removed.
+    """
+
+    __slots__ = (
+        "asks",
+        "best_ask",
+        "best_bid",
+        "bids",
+        "last_price",
+        "spec",
+        "status",
+        "stops_buy",
+        "stops_sell",
+        "symbol",
+    )
 
     def __init__(self, spec: MarketSpec) -> None:
         self.spec = spec
@@ -70,10 +90,17 @@ class Book:
         self.status: MarketStatus = spec.status
         self.asks: SortedDict = SortedDict()  # price -> Level
         self.bids: SortedDict = SortedDict()  # -price -> Level
+        self.best_bid = 0
+        self.best_ask = NO_ASK
         self.last_price = 0
         # Stop orders waiting for a trigger, as (stop_price, order_id).
         self.stops_buy: SortedList = SortedList()
         self.stops_sell: SortedList = SortedList()
+
+    def refresh_best(self) -> None:
+        """Recompute the cached best bid and ask from the levels."""
+        self.best_bid = -self.bids.peekitem(0)[0] if self.bids else 0
+        self.best_ask = self.asks.peekitem(0)[0] if self.asks else NO_ASK
 
     def side_levels(self, side: Side) -> SortedDict:
         """The levels holding resting orders of ``side``."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from exchange_framework.engine.accounts import Account
-from exchange_framework.engine.book import Book, Level, Order
+from exchange_framework.engine.book import NO_ASK, Book, Level, Order
 from exchange_framework.engine.commands import (
     CancelAll,
     CancelOrder,
@@ -201,23 +201,29 @@ class MatchingEngine:
         else:
             hold_asset = spec.base
             hold = qty * spec.base_per_lot
-        if hold <= 0 or hold > acct.available[hold_asset]:
+        available = acct.available
+        if hold <= 0 or hold > available[hold_asset]:
             return self._reject(seq, cmd, RejectReason.INSUFFICIENT_BALANCE)
+        price = cmd.price
+        crosses = True
         if otype is _LIMIT:
-            if cmd.post_only and self._crosses(book, side, cmd.price):
+            crosses = book.best_ask <= price if side is _BUY else book.best_bid >= price
+            if crosses and cmd.post_only:
                 return self._reject(seq, cmd, RejectReason.POST_ONLY_WOULD_CROSS)
-            if cmd.tif is _FOK and not self._fok_fillable(book, side, cmd.price, qty, account_id, cmd.stp):
+            if cmd.tif is _FOK and not self._fok_fillable(book, side, price, qty, account_id, cmd.stp):
                 return self._reject(seq, cmd, RejectReason.FOK_NOT_FILLABLE)
 
         # Accepted: hold the funds, then work the order.
-        acct.available[hold_asset] -= hold
+        available[hold_asset] -= hold
         acct.held[hold_asset] += hold
         display = cmd.display_qty
         remaining = qty if qty else _QUOTE_ONLY
+        symbol = book.symbol
         order = Order(
             seq,
             account_id,
-            book.symbol,
+            symbol,
+            hold_asset,
             side,
             otype,
             cmd.price,
@@ -231,9 +237,15 @@ class MatchingEngine:
             cmd.post_only,
             cid,
         )
-        self.events.append(
-            OrderAccepted(seq, seq, account_id, book.symbol, side, otype, cmd.price, qty, cmd.stop_price, hold, cid)
-        )
+        events = self.events
+        events.append(OrderAccepted(seq, seq, account_id, symbol, side, otype, price, qty, cmd.stop_price, hold, cid))
+        if not crosses:  # the common passive order: nothing to match
+            if cmd.tif is _GTC:
+                level = self._rest(book, order, acct, touch=False)
+                events.append(BookDelta(seq, symbol, side, price, level.qty))
+            else:
+                self._close(seq, order, acct, CancelReason.IOC_REMAINDER)
+            return
         if otype is _STOP_LIMIT or otype is _STOP_MARKET:
             self._index(order, acct)
             stops = book.stops_buy if side is _BUY else book.stops_sell
@@ -245,11 +257,10 @@ class MatchingEngine:
             self._run_stops(seq, book)
         self._flush_deltas(seq, book.symbol)
 
-    def _crosses(self, book: Book, side: Side, price: int) -> bool:
+    @staticmethod
+    def _crosses(book: Book, side: Side, price: int) -> bool:
         """Would a limit order at ``price`` trade with the opposite side right now?"""
-        if side is _BUY:
-            return bool(book.asks) and book.asks.peekitem(0)[0] <= price
-        return bool(book.bids) and -book.bids.peekitem(0)[0] >= price
+        return book.best_ask <= price if side is _BUY else book.best_bid >= price
 
     def _fok_fillable(self, book: Book, side: Side, price: int, qty: int, account_id: int, stp: StpMode) -> bool:
         """Could ``qty`` lots fill completely against other accounts' orders at ``price`` or better?
@@ -290,7 +301,7 @@ class MatchingEngine:
         """Take a finished order out of the engine, return its unused hold and say why it ended."""
         released = order.hold
         if released:
-            asset = self._hold_asset(order)
+            asset = order.asset
             acct.held[asset] -= released
             acct.available[asset] += released
             order.hold = 0
@@ -302,10 +313,6 @@ class MatchingEngine:
             self.events.append(
                 OrderCancelled(seq, order.order_id, order.account, order.market, reason, remaining, released)
             )
-
-    def _hold_asset(self, order: Order) -> str:
-        spec = self.books[order.market].spec
-        return spec.quote if order.side is _BUY else spec.base
 
     # ------------------------------------------------------------------ matching
 
@@ -445,6 +452,10 @@ class MatchingEngine:
                         self._close(seq, maker, m_acct, None)
             if not level.count:
                 del levels[key]
+                if buy:
+                    book.best_ask = levels.peekitem(0)[0] if levels else NO_ASK
+                else:
+                    book.best_bid = -levels.peekitem(0)[0] if levels else 0
             if outcome is not None:
                 break
         return outcome
@@ -479,7 +490,7 @@ class MatchingEngine:
             released = order.price * cut * spec.quote_per_tick_lot
         else:
             released = 0  # a market buy keeps its quote cap held until it finishes
-        asset = spec.quote if order.side is _BUY else spec.base
+        asset = order.asset
         order.hold -= released
         acct.held[asset] -= released
         acct.available[asset] += released
@@ -495,17 +506,26 @@ class MatchingEngine:
             self._remove_resting(book, order, level, in_match=True)
             self._close(seq, order, acct, CancelReason.SELF_TRADE)
 
-    def _rest(self, book: Book, order: Order, acct: Account) -> None:
-        """Put the remainder of a GTC limit order on the book at the back of its price level."""
+    def _rest(self, book: Book, order: Order, acct: Account, *, touch: bool = True) -> Level:
+        """Put the remainder of a GTC limit order on the book at the back of its price level.
+
+        With ``touch`` the level is marked for a book delta at the end of the command; without, the caller
+        reports it.
+        """
+        price = order.price
         if order.side is _BUY:
             levels = book.bids
-            key = -order.price
+            key = -price
+            if price > book.best_bid:
+                book.best_bid = price
         else:
             levels = book.asks
-            key = order.price
-        level = levels.get(key)
+            key = price
+            if price < book.best_ask:
+                book.best_ask = price
+        level: Level | None = levels.get(key)
         if level is None:
-            level = Level(order.side, order.price, deque())
+            level = Level(order.side, price, deque())
             levels[key] = level
         if order.display:
             order.visible = order.display if order.display < order.remaining else order.remaining
@@ -514,15 +534,23 @@ class MatchingEngine:
         level.orders.append(order)
         level.qty += order.visible
         level.count += 1
-        if not level.touched:
+        if touch and not level.touched:
             level.touched = True
             self._touched.append(level)
-        self._index(order, acct)
+        order_id = order.order_id
+        self.orders[order_id] = order
+        acct.open_orders[order_id] = order
+        if order.client_order_id:
+            self.client_ids[(order.account, order.client_order_id)] = order_id
+        return level
 
-    def _remove_resting(self, book: Book, order: Order, level: Level | None = None, *, in_match: bool = False) -> None:
-        """Take a resting order off its level (marked dead in place; O(1)).
+    def _remove_resting(
+        self, book: Book, order: Order, level: Level | None = None, *, in_match: bool = False, touch: bool = True
+    ) -> Level:
+        """Take a resting order off its level (marked dead in place; O(1)) and return the level.
 
         During matching (``in_match``) the level is left for the matching loop to drop when it empties.
+        Without ``touch`` the caller reports the book delta itself.
         """
         if order.side is _BUY:
             levels = book.bids
@@ -535,15 +563,17 @@ class MatchingEngine:
         order.live = False
         level.qty -= order.visible
         level.count -= 1
-        if not level.touched:
+        if touch and not level.touched:
             level.touched = True
             self._touched.append(level)
         if in_match:
-            return
+            return level
         if not level.count:
             del levels[key]
+            book.refresh_best()
         elif len(level.orders) > 2 * level.count + 32:
             level.compact()
+        return level
 
     def _flush_deltas(self, seq: int, symbol: str) -> None:
         touched = self._touched
@@ -611,8 +641,13 @@ class MatchingEngine:
         order = self._find_order(seq, cmd, cmd.client_order_id)
         if order is None:
             return
-        self._cancel_open(seq, self.books[order.market], order, CancelReason.USER)
-        self._flush_deltas(seq, order.market)
+        book = self.books[order.market]
+        if order.type is _LIMIT:
+            level = self._remove_resting(book, order, touch=False)
+            self._close(seq, order, self.accounts[order.account], CancelReason.USER)
+            self.events.append(BookDelta(seq, order.market, order.side, order.price, level.qty))
+        else:
+            self._cancel_open(seq, book, order, CancelReason.USER)
 
     def _cancel_open(self, seq: int, book: Book, order: Order, reason: CancelReason) -> None:
         """Cancel an open order, resting or waiting stop."""
@@ -699,6 +734,7 @@ class MatchingEngine:
                 order.order_id,
                 order.account,
                 order.market,
+                order.asset,
                 order.side,
                 order.type,
                 cmd.price,

@@ -91,12 +91,14 @@ def state_hash(engine: MatchingEngine) -> str:
     return hashlib.sha256(snapshot(engine)).hexdigest()
 
 
-def _order_from_row(row: list[Any], market: str) -> Order:
+def _order_from_row(engine: MatchingEngine, row: list[Any], market: str) -> Order:
     (oid, account, side, otype, price, remaining, visible, display, hold, stop_price, tif, stp, post_only, cid) = row
+    spec = engine.books[market].spec
     return Order(
         oid,
         account,
         market,
+        spec.quote if side == Side.BUY else spec.base,
         Side(side),
         OrderType(otype),
         price,
@@ -136,7 +138,7 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
         book.last_price = last_price
         for rows, levels, sign in ((bids, book.bids, -1), (asks, book.asks, 1)):
             for row in rows:
-                order = _order_from_row(row, symbol)
+                order = _order_from_row(engine, row, symbol)
                 key = sign * order.price
                 level = levels.get(key)
                 if level is None:
@@ -145,7 +147,8 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
                 level.qty += order.visible
                 level.count += 1
                 engine._index(order, engine.accounts[order.account])
+        book.refresh_best()
         for row in stops:
-            order = _order_from_row(row, symbol)
+            order = _order_from_row(engine, row, symbol)
             (book.stops_buy if order.side is Side.BUY else book.stops_sell).add((order.stop_price, order.order_id))
             engine._index(order, engine.accounts[order.account])

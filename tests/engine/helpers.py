@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from exchange_framework.engine.book import NO_ASK
 from exchange_framework.engine.commands import Command
 from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.engine.events import (
@@ -159,6 +160,8 @@ def check_invariants(engine: MatchingEngine, net_in: dict[str, int]) -> None:
         best_bid, best_ask = book.best(Side.BUY), book.best(Side.SELL)
         if best_bid and best_ask:
             assert best_bid.price < best_ask.price, "crossed book"
+        assert book.best_bid == (best_bid.price if best_bid else 0), "stale cached best bid"
+        assert book.best_ask == (best_ask.price if best_ask else NO_ASK), "stale cached best ask"
         for side in (Side.BUY, Side.SELL):
             for key, level in book.side_levels(side).items():
                 live = [o for o in level.orders if o.live]
