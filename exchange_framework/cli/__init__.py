@@ -23,6 +23,9 @@ __all__ = ["BUILTIN_COMMANDS", "CliState", "ConfigProblem", "format_table", "mai
 BUILTIN_COMMANDS: list[str] = [
     "exchange_framework.cli.plugins_cmd:plugins",
     "exchange_framework.cli.config_cmd:config",
+    "exchange_framework.cli.demo:demo",
+    "exchange_framework.cli.replay:replay",
+    "exchange_framework.cli.bench:bench",
 ]
 
 EPILOG = """\b

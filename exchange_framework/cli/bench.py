@@ -1,0 +1,74 @@
+"""``exchange bench``: benchmarks that print figures and write JSON. Timings never fail anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from exchange_framework.bench.stats import write_json
+
+
+def _report(result: dict[str, Any], json_path: Path | None) -> None:
+    click.echo(f"{result['benchmark']}: {result['ops']:,} commands in {result['seconds']:.3f} s")
+    click.echo(click.style(f"  {result['ops_per_s']:,} commands/s", bold=True))
+    click.echo(
+        f"  latency p50 {result['p50_us']:.2f} µs   p99 {result['p99_us']:.2f} µs   p99.9 {result['p999_us']:.2f} µs"
+    )
+    skip = {"benchmark", "ops", "seconds", "ops_per_s", "p50_us", "p99_us", "p999_us"}
+    for key, value in result.items():
+        if key not in skip:
+            click.echo(
+                f"  {key:<18} {value:,}"
+                if isinstance(value, int) and not isinstance(value, bool)
+                else f"  {key:<18} {value}"
+            )
+    write_json(result, json_path)
+    if json_path is not None:
+        click.echo(f"  wrote {json_path}")
+
+
+_json_option = click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the result as JSON here."
+)
+
+
+@click.group()
+def bench() -> None:
+    """Measure the engine and the durable pipeline (figures, never pass/fail)."""
+
+
+@bench.command()
+@click.option("--ops", default=200_000, show_default=True, help="Commands to time (after a 20,000-command warm-up).")
+@click.option("--seed", default=1, show_default=True, help="Seed of the order flow.")
+@_json_option
+def engine(ops: int, seed: int, json_path: Path | None) -> None:
+    """A seeded flow (60 % passive limits, 25 % cancels, 15 % aggressive) straight into the engine, risk on."""
+    from exchange_framework.bench.engine_bench import run
+
+    _report(run(ops, seed), json_path)
+
+
+@bench.command()
+@click.option("--ops", default=200_000, show_default=True, help="Commands to send through the journal.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the order flow.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to put the temporary journal (default: the system temp dir).",
+)
+@click.option(
+    "--window", default=4_096, show_default=True, help="Commands in flight (submitted, not yet acknowledged)."
+)
+@click.option("--no-fsync", is_flag=True, help="Skip fsync (shows what durability costs; never run production so).")
+@_json_option
+def pipeline(ops: int, seed: int, directory: Path | None, window: int, no_fsync: bool, json_path: Path | None) -> None:
+    """The same flow through the sequencer's group commit and the file journal into the engine."""
+    from exchange_framework.bench.pipeline_bench import run
+
+    if window < 256:
+        raise click.BadParameter("must be at least 256 (one chunk)", param_hint="--window")
+    _report(run(ops, seed, directory, fsync=not no_fsync, window=window), json_path)
