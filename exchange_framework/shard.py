@@ -54,6 +54,8 @@ class Shard:
 
     Use :meth:`submit` (group commit, from any thread) after :meth:`start`, or :meth:`execute` for synchronous
     batches. ``on_events`` receives each applied batch's events on the writer thread, in sequence order.
+    Every ``snapshot_every`` commands (0: never) the running shard writes a snapshot, so start-up replays at
+    most that many commands after the newest one.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Shard:
         pm: pluggy.PluginManager | None = None,
         on_events: EventSink | None = None,
         progress: Progress | None = None,
+        snapshot_every: int = 100_000,
     ) -> None:
         self.config = config
         self.pm = pm if pm is not None else make_plugin_manager(config)
@@ -81,6 +84,8 @@ class Shard:
             progress=progress,
         )
         self.engine.events.clear()  # recovery re-creates events that consumers already have
+        self.snapshot_every = snapshot_every
+        self._snapshot_seq = self.engine.last_seq
         self.sequencer = Sequencer(self.journal)
         self._pending: deque[Command] = deque()  # submitted, not yet applied, in submission order
         self._submit_lock = threading.Lock()
@@ -100,6 +105,7 @@ class Shard:
         engine.events.clear()
         if self.on_events is not None:
             self.on_events(events)
+        self._maybe_snapshot()
         return events
 
     # -- group commit
@@ -130,11 +136,23 @@ class Shard:
         if self.on_events is not None and engine.events:
             self.on_events(engine.events)
         engine.events.clear()
+        self._maybe_snapshot()  # on the writer thread, between batches: a consistent state
+
+    def _maybe_snapshot(self) -> None:
+        if self.snapshot_every and self.engine.last_seq - self._snapshot_seq >= self.snapshot_every:
+            self.take_snapshot()
 
     # -- lifecycle
     def take_snapshot(self) -> Path:
-        """Write a snapshot of the engine's state (call when no batch is being applied)."""
-        return self.snapshots.save(self.engine.last_seq, snapshot(self.engine))
+        """Write a snapshot of the engine's state and keep the newest three.
+
+        The shard snapshots by itself every ``snapshot_every`` commands while running; call this yourself only
+        when the writer is not running (before :meth:`start` or after :meth:`close`).
+        """
+        path = self.snapshots.save(self.engine.last_seq, snapshot(self.engine))
+        self._snapshot_seq = self.engine.last_seq
+        self.snapshots.prune(keep=3)
+        return path
 
     def close(self) -> None:
         """Flush what is queued, stop the writer and close the journal."""
