@@ -67,6 +67,18 @@ _STOP_LIMIT = OrderType.STOP_LIMIT
 _STOP_MARKET = OrderType.STOP_MARKET
 _GTC = TimeInForce.GTC
 _FOK = TimeInForce.FOK
+_CANCEL_BOTH = StpMode.CANCEL_BOTH
+_CANCEL_NEWEST = StpMode.CANCEL_NEWEST
+_CANCEL_OLDEST = StpMode.CANCEL_OLDEST
+_CLOSED = MarketStatus.CLOSED
+_DECREMENT = StpMode.DECREMENT
+_IOC_REMAINDER = CancelReason.IOC_REMAINDER
+_MARKET_CLOSED = CancelReason.MARKET_CLOSED
+_NO_LIQUIDITY = CancelReason.NO_LIQUIDITY
+_OPEN = MarketStatus.OPEN
+_QUOTE_CAP_REACHED = CancelReason.QUOTE_CAP_REACHED
+_SELF_TRADE = CancelReason.SELF_TRADE
+_USER = CancelReason.USER
 
 
 class MatchingEngine:
@@ -174,7 +186,7 @@ class MatchingEngine:
         book = self.books.get(cmd.market)
         if book is None:
             return self._reject(seq, cmd, RejectReason.UNKNOWN_MARKET)
-        if book.status is not MarketStatus.OPEN:
+        if book.status is not _OPEN:
             return self._reject(seq, cmd, RejectReason.MARKET_NOT_OPEN)
         spec = book.spec
         reason = check_place(cmd, spec, book.last_price)
@@ -244,7 +256,7 @@ class MatchingEngine:
                 level = self._rest(book, order, acct, touch=False)
                 events.append(BookDelta(seq, symbol, side, price, level.qty))
             else:
-                self._close(seq, order, acct, CancelReason.IOC_REMAINDER)
+                self._close(seq, order, acct, _IOC_REMAINDER)
             return
         if otype is _STOP_LIMIT or otype is _STOP_MARKET:
             self._index(order, acct)
@@ -276,7 +288,7 @@ class MatchingEngine:
                 if not maker.live:
                     continue
                 if maker.account == account_id:
-                    if stp is StpMode.CANCEL_OLDEST:
+                    if stp is _CANCEL_OLDEST:
                         continue
                     return False
                 need -= maker.remaining
@@ -290,13 +302,6 @@ class MatchingEngine:
         if order.client_order_id:
             self.client_ids[(order.account, order.client_order_id)] = order.order_id
 
-    def _unindex(self, order: Order, acct: Account) -> None:
-        oid = order.order_id
-        if self.orders.pop(oid, None) is not None:
-            del acct.open_orders[oid]
-            if order.client_order_id:
-                del self.client_ids[(order.account, order.client_order_id)]
-
     def _close(self, seq: int, order: Order, acct: Account, reason: CancelReason | None) -> None:
         """Take a finished order out of the engine, return its unused hold and say why it ended."""
         released = order.hold
@@ -305,7 +310,11 @@ class MatchingEngine:
             acct.held[asset] -= released
             acct.available[asset] += released
             order.hold = 0
-        self._unindex(order, acct)
+        order_id = order.order_id
+        if self.orders.pop(order_id, None) is not None:  # takers that never rested were never indexed
+            del acct.open_orders[order_id]
+            if order.client_order_id:
+                del self.client_ids[(order.account, order.client_order_id)]
         if reason is None:
             self.events.append(OrderFilled(seq, order.order_id, order.account, order.market, released))
         else:
@@ -319,7 +328,7 @@ class MatchingEngine:
     def _execute(self, seq: int, book: Book, order: Order, acct: Account) -> None:
         """Match ``order`` as the taker, then rest, fill or cancel what is left."""
         outcome = self._match(seq, book, order, acct)
-        if outcome is CancelReason.QUOTE_CAP_REACHED and order.remaining > _QUOTE_ONLY_FLOOR:
+        if outcome is _QUOTE_CAP_REACHED and order.remaining > _QUOTE_ONLY_FLOOR:
             self._close(seq, order, acct, None)  # a market buy sized by quote alone spent its cap: done
         elif outcome is not None:
             self._close(seq, order, acct, outcome)
@@ -328,9 +337,9 @@ class MatchingEngine:
         elif order.type is _LIMIT and order.tif is _GTC:
             self._rest(book, order, acct)
         elif order.type is _LIMIT:
-            self._close(seq, order, acct, CancelReason.IOC_REMAINDER)
+            self._close(seq, order, acct, _IOC_REMAINDER)
         else:
-            self._close(seq, order, acct, CancelReason.NO_LIQUIDITY)
+            self._close(seq, order, acct, _NO_LIQUIDITY)
 
     def _match(self, seq: int, book: Book, taker: Order, acct: Account) -> CancelReason | None:
         """Trade ``taker`` against the opposite side. Returns a reason if the taker must be cancelled."""
@@ -382,7 +391,7 @@ class MatchingEngine:
                     if affordable < qty:
                         qty = affordable
                         if not qty:
-                            outcome = CancelReason.QUOTE_CAP_REACHED
+                            outcome = _QUOTE_CAP_REACHED
                             break
                 base_amount = qty * base_per_lot
                 quote_amount = price * qty * quote_per_tick_lot
@@ -468,18 +477,18 @@ class MatchingEngine:
         Returns SELF_TRADE when the taker must stop and be cancelled, None to keep matching.
         """
         mode = taker.stp
-        if mode is StpMode.CANCEL_NEWEST:
-            return CancelReason.SELF_TRADE
-        if mode is StpMode.DECREMENT:
+        if mode is _CANCEL_NEWEST:
+            return _SELF_TRADE
+        if mode is _DECREMENT:
             cut = taker.remaining if taker.remaining < maker.remaining else maker.remaining
             self._reduce(seq, book, maker, cut, acct, level)  # may close maker, not the level
             self._reduce(seq, book, taker, cut, acct, None)
             if not taker.remaining:
-                return CancelReason.SELF_TRADE
+                return _SELF_TRADE
             return None
         self._remove_resting(book, maker, level, in_match=True)
-        self._close(seq, maker, acct, CancelReason.SELF_TRADE)
-        return CancelReason.SELF_TRADE if mode is StpMode.CANCEL_BOTH else None
+        self._close(seq, maker, acct, _SELF_TRADE)
+        return _SELF_TRADE if mode is _CANCEL_BOTH else None
 
     def _reduce(self, seq: int, book: Book, order: Order, cut: int, acct: Account, level: Level | None) -> None:
         """Take ``cut`` lots off ``order`` without a trade and release their hold (self-trade DECREMENT)."""
@@ -504,7 +513,7 @@ class MatchingEngine:
         )
         if level is not None and not order.remaining:
             self._remove_resting(book, order, level, in_match=True)
-            self._close(seq, order, acct, CancelReason.SELF_TRADE)
+            self._close(seq, order, acct, _SELF_TRADE)
 
     def _rest(self, book: Book, order: Order, acct: Account, *, touch: bool = True) -> Level:
         """Put the remainder of a GTC limit order on the book at the back of its price level.
@@ -620,7 +629,7 @@ class MatchingEngine:
         book = self.books.get(cmd.market)
         if book is None:
             reason = RejectReason.UNKNOWN_MARKET
-        elif book.status is MarketStatus.CLOSED:
+        elif book.status is _CLOSED:
             reason = RejectReason.MARKET_NOT_OPEN
         else:
             order_id = cmd.order_id
@@ -644,10 +653,10 @@ class MatchingEngine:
         book = self.books[order.market]
         if order.type is _LIMIT:
             level = self._remove_resting(book, order, touch=False)
-            self._close(seq, order, self.accounts[order.account], CancelReason.USER)
+            self._close(seq, order, self.accounts[order.account], _USER)
             self.events.append(BookDelta(seq, order.market, order.side, order.price, level.qty))
         else:
-            self._cancel_open(seq, book, order, CancelReason.USER)
+            self._cancel_open(seq, book, order, _USER)
 
     def _cancel_open(self, seq: int, book: Book, order: Order, reason: CancelReason) -> None:
         """Cancel an open order, resting or waiting stop."""
@@ -670,9 +679,9 @@ class MatchingEngine:
             if cmd.market and order.market != cmd.market:
                 continue
             book = self.books[order.market]
-            if book.status is MarketStatus.CLOSED:
+            if book.status is _CLOSED:
                 continue
-            self._cancel_open(seq, book, order, CancelReason.USER)
+            self._cancel_open(seq, book, order, _USER)
             self._flush_deltas(seq, order.market)
 
     def _replace(self, seq: int, cmd: ReplaceOrder) -> None:
@@ -686,7 +695,7 @@ class MatchingEngine:
                 OrderRejected(seq, cmd.account, cmd.market, reason, order.client_order_id, order.order_id)
             )
 
-        if book.status is not MarketStatus.OPEN:
+        if book.status is not _OPEN:
             return reject(RejectReason.MARKET_NOT_OPEN)
         if order.type is not _LIMIT:
             return reject(RejectReason.REPLACE_NOT_SUPPORTED)
@@ -768,9 +777,9 @@ class MatchingEngine:
             return
         book.status = cmd.status
         self.events.append(MarketStatusChanged(seq, cmd.market, cmd.status))
-        if cmd.status is MarketStatus.CLOSED:
+        if cmd.status is _CLOSED:
             for order_id in sorted(self.orders):
                 order = self.orders[order_id]
                 if order.market == cmd.market:
-                    self._cancel_open(seq, book, order, CancelReason.MARKET_CLOSED)
+                    self._cancel_open(seq, book, order, _MARKET_CLOSED)
             self._flush_deltas(seq, cmd.market)
