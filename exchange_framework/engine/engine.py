@@ -57,8 +57,8 @@ from exchange_framework.types import (
 )
 
 _NO_LIMIT = 1 << 120  # a key beyond any price: market orders cross every level
-_QUOTE_ONLY = 1 << 100  # open quantity of a market buy sized by its quote cap alone
-_QUOTE_ONLY_FLOOR = 1 << 90  # anything above this is such an order (self-trade decrements may shave it)
+_QUOTE_ONLY = 1 << 62  # open quantity of a market buy sized by its quote cap alone (fits a msgpack int64)
+_QUOTE_ONLY_FLOOR = 1 << 61  # anything above this is such an order (self-trade decrements may shave it)
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrderType.LIMIT
@@ -277,23 +277,27 @@ class MatchingEngine:
     def _fok_fillable(self, book: Book, side: Side, price: int, qty: int, account_id: int, stp: StpMode) -> bool:
         """Could ``qty`` lots fill completely against other accounts' orders at ``price`` or better?
 
-        An own order in the way stops the walk unless self-trade prevention cancels the resting order and
-        carries on (CANCEL_OLDEST), mirroring what matching would do.
+        Walks each level's queue as matching would: an iceberg offers its shown slice, and each refill joins the
+        back of the queue. An own order in the way ends the walk unless self-trade prevention cancels the
+        resting order and carries on (CANCEL_OLDEST).
         """
         levels = book.asks if side is _BUY else book.bids
         limit_key = price if side is _BUY else -price
         need = qty
         for key in levels.irange(maximum=limit_key):
-            for maker in levels[key].orders:
-                if not maker.live:
-                    continue
+            queue = deque((o, o.visible, o.remaining) for o in levels[key].orders if o.live)
+            while queue:
+                maker, shown, remaining = queue.popleft()
                 if maker.account == account_id:
                     if stp is _CANCEL_OLDEST:
                         continue
                     return False
-                need -= maker.remaining
+                need -= shown
                 if need <= 0:
                     return True
+                remaining -= shown
+                if remaining:
+                    queue.append((maker, min(maker.display, remaining), remaining))
         return False
 
     def _index(self, order: Order, acct: Account) -> None:
@@ -508,9 +512,8 @@ class MatchingEngine:
             shown = order.visible if order.visible < order.remaining else order.remaining
             level.qty -= order.visible - shown
             order.visible = shown
-        self.events.append(
-            OrderReduced(seq, order.order_id, order.account, order.market, cut, order.remaining, released)
-        )
+        remaining = 0 if order.remaining > _QUOTE_ONLY_FLOOR else order.remaining
+        self.events.append(OrderReduced(seq, order.order_id, order.account, order.market, cut, remaining, released))
         if level is not None and not order.remaining:
             self._remove_resting(book, order, level, in_match=True)
             self._close(seq, order, acct, _SELF_TRADE)

@@ -23,7 +23,7 @@ from exchange_framework.engine.market import AssetSpec, MarketSpec
 from exchange_framework.engine.validation import check_place, check_replace
 from exchange_framework.types import CancelReason, MarketStatus, OrderType, RejectReason, Side, StpMode, TimeInForce
 
-BIG = 1 << 100
+BIG = 1 << 62
 
 
 @dataclass
@@ -219,15 +219,23 @@ class RefEngine:
             self.run_stops(cmd.market)
 
     def fok_ok(self, cmd: PlaceOrder) -> bool:
+        """Dry-run the queue: icebergs offer a slice at a time, each refill re-queued behind everyone."""
+        queue = [[o, o.visible, o.remaining, o.prio] for o in self.crossing(cmd.market, cmd.side, cmd.price)]
+        prio = self.prio
         need = cmd.qty
-        for maker in self.crossing(cmd.market, cmd.side, cmd.price):
+        while queue:
+            queue.sort(key=lambda e: ((e[0].price if cmd.side is Side.BUY else -e[0].price), e[3]))
+            maker, shown, remaining, _ = queue.pop(0)
             if maker.account == cmd.account:
                 if cmd.stp is StpMode.CANCEL_OLDEST:
                     continue
                 return False
-            need -= maker.remaining
+            need -= shown
             if need <= 0:
                 return True
+            if remaining - shown:
+                prio += 1
+                queue.append([maker, min(maker.display, remaining - shown), remaining - shown, prio])
         return False
 
     def execute(self, taker: RefOrder) -> bool:
@@ -332,7 +340,7 @@ class RefEngine:
         o.remaining -= cut
         if resting:
             o.visible = min(o.visible, o.remaining)
-        self.log.append(("reduced", o.oid, cut, o.remaining, released))
+        self.log.append(("reduced", o.oid, cut, 0 if o.remaining > BIG // 2 else o.remaining, released))
         if resting and not o.remaining:
             self.close(o, CancelReason.SELF_TRADE)
 
