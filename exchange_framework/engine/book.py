@@ -51,6 +51,7 @@ class Level(msgspec.Struct, gc=False):
     side: Side
     price: int
     orders: deque[Order]
+    market: str
     qty: int = 0
     count: int = 0  # live orders
     touched: bool = False  # set while the current command changed it (for book deltas)
@@ -77,6 +78,8 @@ class Book:
         "best_bid",
         "bids",
         "last_price",
+        "range_high",
+        "range_low",
         "spec",
         "status",
         "stops_buy",
@@ -93,6 +96,9 @@ class Book:
         self.best_bid = 0
         self.best_ask = NO_ASK
         self.last_price = 0
+        # Lowest and highest trade price since stops were last checked: a stop fires if any trade reached it.
+        self.range_low = NO_ASK
+        self.range_high = 0
         # Stop orders waiting for a trigger, as (stop_price, order_id).
         self.stops_buy: SortedList = SortedList()
         self.stops_sell: SortedList = SortedList()

@@ -267,7 +267,7 @@ class MatchingEngine:
         self._execute(seq, book, order, acct)
         if self.next_trade_id != trades_before:
             self._run_stops(seq, book)
-        self._flush_deltas(seq, book.symbol)
+        self._flush_deltas(seq)
 
     @staticmethod
     def _crosses(book: Book, side: Side, price: int) -> bool:
@@ -369,6 +369,7 @@ class MatchingEngine:
         t_held = acct.held
         taker_account = taker.account
         outcome: CancelReason | None = None
+        first_price = 0
 
         while taker.remaining and levels:
             key, level = levels.peekitem(0)
@@ -448,6 +449,8 @@ class MatchingEngine:
                     )
                 )
                 book.last_price = price
+                if not first_price:
+                    first_price = price
                 taker.remaining -= qty
                 maker.remaining -= qty
                 maker.visible -= qty
@@ -471,6 +474,13 @@ class MatchingEngine:
                     book.best_bid = -levels.peekitem(0)[0] if levels else 0
             if outcome is not None:
                 break
+        if first_price:  # prices move one way in a sweep: the first and last trades bound it
+            last_price = book.last_price
+            low, high = (first_price, last_price) if first_price < last_price else (last_price, first_price)
+            if low < book.range_low:
+                book.range_low = low
+            if high > book.range_high:
+                book.range_high = high
         return outcome
 
     def _self_trade(
@@ -537,7 +547,7 @@ class MatchingEngine:
                 book.best_ask = price
         level: Level | None = levels.get(key)
         if level is None:
-            level = Level(order.side, price, deque())
+            level = Level(order.side, price, deque(), book.symbol)
             levels[key] = level
         if order.display:
             order.visible = order.display if order.display < order.remaining else order.remaining
@@ -587,19 +597,33 @@ class MatchingEngine:
             level.compact()
         return level
 
-    def _flush_deltas(self, seq: int, symbol: str) -> None:
+    def _flush_deltas(self, seq: int) -> None:
+        """One book delta per price level the command changed, with the level's quantity after the command."""
         touched = self._touched
-        if touched:
-            events = self.events
-            for level in touched:
+        if not touched:
+            return
+        events = self.events
+        if len(touched) == 1:
+            level = touched[0]
+            level.touched = False
+            events.append(BookDelta(seq, level.market, level.side, level.price, level.qty))
+        else:
+            latest: dict[tuple[str, Side, int], Level] = {}
+            for level in touched:  # a level removed and re-created in one command appears twice: keep the last
                 level.touched = False
-                events.append(BookDelta(seq, symbol, level.side, level.price, level.qty))
-            touched.clear()
+                latest[(level.market, level.side, level.price)] = level
+            for level in latest.values():
+                events.append(BookDelta(seq, level.market, level.side, level.price, level.qty))
+        touched.clear()
 
     # ------------------------------------------------------------------ stops
 
     def _run_stops(self, seq: int, book: Book) -> None:
-        """Trigger stops reached by the last trade price, oldest order first, until none is left."""
+        """Trigger the stops that trades reached, oldest order first, until none is left.
+
+        A stop fires when any trade since the last check reached its price (a buy stop at or below the highest
+        trade price, a sell stop at or above the lowest), even if the price moved away again by the end.
+        """
         pending: list[int] = []
         self._collect_triggered(book, pending)
         while pending:
@@ -615,12 +639,15 @@ class MatchingEngine:
 
     @staticmethod
     def _collect_triggered(book: Book, pending: list[int]) -> None:
-        last = book.last_price
+        high = book.range_high
+        low = book.range_low
+        book.range_high = 0
+        book.range_low = NO_ASK
         buys = book.stops_buy
-        while buys and buys[0][0] <= last:
+        while buys and buys[0][0] <= high:
             heapq.heappush(pending, buys.pop(0)[1])
         sells = book.stops_sell
-        while sells and sells[-1][0] >= last:
+        while sells and sells[-1][0] >= low:
             heapq.heappush(pending, sells.pop()[1])
 
     # ------------------------------------------------------------------ cancels and replaces
@@ -685,7 +712,7 @@ class MatchingEngine:
             if book.status is _CLOSED:
                 continue
             self._cancel_open(seq, book, order, _USER)
-            self._flush_deltas(seq, order.market)
+        self._flush_deltas(seq)
 
     def _replace(self, seq: int, cmd: ReplaceOrder) -> None:
         order = self._find_order(seq, cmd, "")
@@ -768,7 +795,7 @@ class MatchingEngine:
             self._execute(seq, book, moved, acct)
             if self.next_trade_id != trades_before:
                 self._run_stops(seq, book)
-        self._flush_deltas(seq, order.market)
+        self._flush_deltas(seq)
 
     # ------------------------------------------------------------------ operator actions
 
@@ -785,4 +812,4 @@ class MatchingEngine:
                 order = self.orders[order_id]
                 if order.market == cmd.market:
                     self._cancel_open(seq, book, order, _MARKET_CLOSED)
-            self._flush_deltas(seq, cmd.market)
+            self._flush_deltas(seq)

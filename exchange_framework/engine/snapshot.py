@@ -142,7 +142,7 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
                 key = sign * order.price
                 level = levels.get(key)
                 if level is None:
-                    level = levels[key] = Level(order.side, order.price, deque())
+                    level = levels[key] = Level(order.side, order.price, deque(), symbol)
                 level.orders.append(order)
                 level.qty += order.visible
                 level.count += 1

@@ -65,6 +65,7 @@ def check_place(cmd: PlaceOrder, spec: MarketSpec, last_price: int) -> int:
         and type(cmd.stp) is StpMode
         and type(cmd.account) is int
         and cmd.account > 0
+        and type(cmd.client_order_id) is str
         and len(cmd.client_order_id) <= MAX_CLIENT_ORDER_ID
     ):
         # The common plain limit order, checked in the same order as the general path below.
@@ -91,6 +92,7 @@ def check_place(cmd: PlaceOrder, spec: MarketSpec, last_price: int) -> int:
         or type(cmd.account) is not int
         or cmd.account <= 0
         or type(cmd.qty) is not int
+        or type(cmd.client_order_id) is not str
     ):
         return RejectReason.INVALID_ORDER_PARAMETERS
     if len(cmd.client_order_id) > MAX_CLIENT_ORDER_ID:

@@ -59,6 +59,7 @@ class RefEngine:
     markets: dict[str, MarketSpec]
     status: dict[str, MarketStatus] = field(default_factory=dict)
     last_price: dict[str, int] = field(default_factory=dict)
+    swept: dict[str, list[int]] = field(default_factory=dict)  # trade prices since stops were last checked
     resting: list[RefOrder] = field(default_factory=list)
     stops: list[RefOrder] = field(default_factory=list)
     available: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -73,6 +74,7 @@ class RefEngine:
         for symbol, spec in self.markets.items():
             self.status[symbol] = spec.status
             self.last_price[symbol] = 0
+            self.swept[symbol] = []
         self.fees = dict.fromkeys(self.assets, 0)
 
     # -- helpers
@@ -301,6 +303,7 @@ class RefEngine:
                 ("trade", price, qty, maker.oid, taker.oid, base_amount, quote_amount, maker_fee, taker_fee, released)
             )
             self.last_price[taker.market] = price
+            self.swept[taker.market].append(price)
             traded = True
             taker.remaining -= qty
             maker.remaining -= qty
@@ -345,13 +348,15 @@ class RefEngine:
             self.close(o, CancelReason.SELF_TRADE)
 
     def run_stops(self, market: str) -> None:
-        """A stop fires once a trade reaches its price and stays fired; fired stops run oldest first."""
+        """A stop fires once any trade reaches its price and stays fired; fired stops run oldest first."""
         fired: list[RefOrder] = []
         while True:
             last = self.last_price[market]
+            prices, self.swept[market] = self.swept[market], []
             for o in list(self.stops):
-                if o.market == market and (
-                    (o.side is Side.BUY and o.stop_price <= last) or (o.side is Side.SELL and o.stop_price >= last)
+                if o.market == market and any(
+                    (o.side is Side.BUY and o.stop_price <= p) or (o.side is Side.SELL and o.stop_price >= p)
+                    for p in prices
                 ):
                     self.stops.remove(o)
                     fired.append(o)
