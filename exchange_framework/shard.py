@@ -36,7 +36,7 @@ Progress = Callable[[int, int], None]
 
 def open_journal(config: ExchangeConfig, pm: pluggy.PluginManager) -> Journal:
     """Open the journal of the backend named by ``[backends] journal``."""
-    backends = collect_registered(pm, "register_journal_backends")
+    backends = collect_registered(pm, "register_journal_backends", config=config)
     name = config.backends.journal
     backend = backends.get(name)
     if backend is None:
@@ -72,17 +72,22 @@ class Shard:
         self.config = config
         self.pm = pm if pm is not None else make_plugin_manager(config)
         self.journal = journal if journal is not None else open_journal(config, self.pm)
-        directory = snapshot_dir if snapshot_dir is not None else config.journal_path().parent / "snapshots"
-        self.snapshots = SnapshotStore(directory)
-        self.engine = MatchingEngine(config.engine_assets(), config.engine_markets())
-        self.on_events = on_events
-        self.recovered_seq = recover(
-            self.journal,
-            self.snapshots,
-            restore=lambda state: restore(self.engine, state),
-            apply=self._replay_record,
-            progress=progress,
-        )
+        try:
+            directory = snapshot_dir if snapshot_dir is not None else config.journal_path().parent / "snapshots"
+            self.snapshots = SnapshotStore(directory)
+            self.engine = MatchingEngine(config.engine_assets(), config.engine_markets())
+            self.on_events = on_events
+            self.recovered_seq = recover(
+                self.journal,
+                self.snapshots,
+                restore=lambda state: restore(self.engine, state),
+                apply=self._replay_record,
+                progress=progress,
+            )
+        except BaseException:
+            if journal is None:  # we opened it: do not leave it (and its lock) behind
+                self.journal.close()
+            raise
         self.engine.events.clear()  # recovery re-creates events that consumers already have
         self.snapshot_every = snapshot_every
         self._snapshot_seq = self.engine.last_seq
@@ -101,8 +106,8 @@ class Shard:
         engine = self.engine
         for record, command in zip(records, commands, strict=True):
             engine.apply(record.seq, command)
-        events = list(engine.events)
-        engine.events.clear()
+        events = engine.events
+        engine.events = []
         if self.on_events is not None:
             self.on_events(events)
         self._maybe_snapshot()
@@ -117,15 +122,24 @@ class Shard:
         """Queue a command; its ticket resolves once it is durable and applied."""
         payload = encode_command(command)
         with self._submit_lock:
-            self._pending.append(command)
-            return self.sequencer.submit(payload)
+            self._pending.append(command)  # before submitting: the writer may apply it at once
+            try:
+                return self.sequencer.submit(payload)
+            except BaseException:
+                self._pending.pop()  # refused: it must not stand in for the next journalled command
+                raise
 
     def submit_many(self, commands: Sequence[Command]) -> list[Ticket]:
         """Queue several commands in order; one ticket each."""
         payloads = [encode_command(c) for c in commands]
         with self._submit_lock:
             self._pending.extend(commands)
-            return self.sequencer.submit_many(payloads)
+            try:
+                return self.sequencer.submit_many(payloads)
+            except BaseException:
+                for _ in commands:
+                    self._pending.pop()
+                raise
 
     def _apply_durable(self, records: list[JournalRecord]) -> None:
         engine = self.engine
@@ -133,9 +147,11 @@ class Shard:
         pending = self._pending
         for record in records:
             apply(record.seq, pending.popleft())
-        if self.on_events is not None and engine.events:
-            self.on_events(engine.events)
-        engine.events.clear()
+        events = engine.events
+        if events:
+            engine.events = []  # the batch now belongs to the subscriber
+            if self.on_events is not None:
+                self.on_events(events)
         self._maybe_snapshot()  # on the writer thread, between batches: a consistent state
 
     def _maybe_snapshot(self) -> None:

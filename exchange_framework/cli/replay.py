@@ -22,7 +22,7 @@ from exchange_framework.sequencer import FileJournal, JournalError, JournalRecor
 @click.option(
     "--snapshots",
     "snapshot_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Start from the newest valid snapshot in this directory instead of from sequence 1.",
 )
@@ -30,6 +30,9 @@ from exchange_framework.sequencer import FileJournal, JournalError, JournalRecor
 @click.pass_context
 def replay(ctx: click.Context, journal_path: Path, snapshot_dir: Path | None, as_json: bool) -> None:
     """Rebuild the engine's state from the journal at PATH and print a hash of it.
+
+    The journal is opened read-only: replay works beside a running exchange and never changes the file (a torn
+    tail is reported and left alone).
 
     The same journal always gives the same state hash and the same events hash: compare them across machines
     or against a running exchange to prove nothing diverged. The exchange's config (--config) must define the
@@ -49,7 +52,7 @@ def replay(ctx: click.Context, journal_path: Path, snapshot_dir: Path | None, as
         events.clear()
 
     try:
-        journal = FileJournal(journal_path, fsync=False)
+        journal = FileJournal(journal_path, read_only=True)
     except JournalError as exc:
         raise click.ClickException(str(exc)) from None
     with journal, click.progressbar(length=max(journal.last_seq, 1), label="replaying", file=sys.stderr) as bar:

@@ -67,9 +67,10 @@ class FileJournal:
     recovered_tail_bytes: int
     """Bytes of torn tail cut off when the journal was opened (0 after a clean shutdown)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, read_only: bool = False) -> None:
         self._path = Path(path)
         self._fsync = fsync
+        self._read_only = read_only
         self._closed = True
         self._failed: BaseException | None = None
         self._index = array("q")  # _index[k] = file offset of the record with seq k * INDEX_EVERY + 1
@@ -77,13 +78,20 @@ class FileJournal:
         self._last_ts_ns = 0
         self._end = len(FILE_MAGIC)
         self.recovered_tail_bytes = 0
-        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        if read_only:
+            try:
+                self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+            except FileNotFoundError:
+                raise JournalError(f"there is no journal at {self._path}") from None
+        else:
+            flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+            try:
+                self._fd = os.open(self._path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                self._fd = os.open(self._path, flags)
         try:
-            self._fd = os.open(self._path, flags | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            self._fd = os.open(self._path, flags)
-        try:
-            self._lock()
+            if not read_only:
+                self._lock()
             self._load()
         except BaseException:
             os.close(self._fd)
@@ -119,6 +127,8 @@ class FileJournal:
         if size >= magic_size:
             self._scan(size)
             return
+        if self._read_only:
+            raise JournalError(f"{self._path} is empty: no journal has been written there yet")
         if size:  # a crash while the file was being created
             self._truncate_tail(0, size, "partial file header")
         os.write(self._fd, FILE_MAGIC)
@@ -178,7 +188,7 @@ class FileJournal:
         view.release()
         self._last_seq = seq
         self._last_ts_ns = ts_ns
-        self._end = os.fstat(fd).st_size
+        self._end = pos + i  # just past the last valid record (a torn tail is cut, or ignored when read-only)
 
     def _bad_record(self, offset: int, size: int, seq: int, reason: str) -> None:
         """Cut a torn tail at ``offset``; raise if a valid record follows, since then it is not a tail."""
@@ -207,6 +217,17 @@ class FileJournal:
         return False
 
     def _truncate_tail(self, offset: int, size: int, reason: str) -> None:
+        if self._read_only:
+            self.recovered_tail_bytes = size - offset
+            _log.warning(
+                "journal %s: ignoring a torn tail of %d bytes at byte offset %d (%s); opened read-only, "
+                "the file is left as it is",
+                self._path,
+                size - offset,
+                offset,
+                reason,
+            )
+            return
         os.ftruncate(self._fd, offset)
         self._sync()
         self.recovered_tail_bytes = size - offset
@@ -240,6 +261,8 @@ class FileJournal:
         """Write ``records`` with one ``write`` and make them durable with one fsync before returning."""
         if self._closed:
             raise JournalError(f"journal {self._path} is closed")
+        if self._read_only:
+            raise JournalError(f"journal {self._path} was opened read-only")
         if self._failed is not None:
             raise JournalError(
                 f"journal {self._path} refuses appends after a failed write ({self._failed}); "
