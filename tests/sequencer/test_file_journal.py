@@ -347,3 +347,36 @@ def test_a_cut_anywhere_keeps_exactly_the_complete_records(payloads: list[bytes]
             assert list(journal.read()) == complete
             kept = offsets[len(complete)] if len(complete) < len(records) else size
             assert journal.recovered_tail_bytes == cut - kept
+
+
+def test_read_only_open_leaves_a_torn_tail_on_disk_and_reads_the_valid_records(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    records = make_records(1, [b"a", b"bb", b"ccc"])
+    write_journal(path, records)
+    with path.open("ab") as f:
+        f.write(b"\x05\x00\x00")  # a partial header: what a crash mid-write leaves
+    size = path.stat().st_size
+    journal = FileJournal(path, read_only=True)
+    try:
+        assert journal.last_seq == 3
+        assert journal.recovered_tail_bytes == 3
+        assert list(journal.read()) == records
+        with pytest.raises(JournalError, match="read-only"):
+            journal.append(make_records(4, [b"d"]))
+    finally:
+        journal.close()
+    assert path.stat().st_size == size  # nothing cut, nothing written
+
+
+def test_read_only_open_works_beside_the_writer_and_refuses_missing_or_empty_files(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    with FileJournal(path) as writer:
+        writer.append(make_records(1, [b"x"]))
+        with FileJournal(path, read_only=True) as reader:  # no lock taken: replay beside a running exchange
+            assert reader.last_seq == 1
+    with pytest.raises(JournalError, match="no journal"):
+        FileJournal(tmp_path / "missing", read_only=True)
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(JournalError, match="empty"):
+        FileJournal(tmp_path / "empty", read_only=True)
+    assert (tmp_path / "empty").read_bytes() == b""
