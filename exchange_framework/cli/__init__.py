@@ -30,6 +30,10 @@ BUILTIN_COMMANDS: list[str] = [
 
 EPILOG = """\b
 Examples:
+  exchange demo                             run the demo market (state kept in var/demo)
+  exchange demo --orders 20000 --fresh      start over with a bigger run
+  exchange replay var/demo/commands.journal rebuild state from a journal, print its hash
+  exchange bench engine --ops 200000        engine throughput and latency (--json FILE)
   exchange config check                     validate ./exchange.toml (or the demo)
   exchange --config my.toml config check    validate another file
   exchange config check --json              the engine's integer specs as JSON
