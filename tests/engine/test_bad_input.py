@@ -9,8 +9,6 @@ ETH-USDT: lots 2..40, prices 1..500, min notional 300 (price * qty * 3).
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import pytest
 
@@ -24,7 +22,6 @@ from exchange_framework.engine.commands import (
     ReplaceOrder,
     SetMarketStatus,
 )
-from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.engine.events import (
     BookDelta,
     Event,
@@ -38,21 +35,21 @@ from exchange_framework.engine.events import (
     Trade,
 )
 from exchange_framework.engine.snapshot import engine_state
-from exchange_framework.types import (
-    CancelReason,
-    MarketStatus,
-    OrderType,
-    RejectReason,
-    Side,
-    TimeInForce,
-)
+from exchange_framework.types import CancelReason, MarketStatus, RejectReason, TimeInForce
 from tests.engine.helpers import Runner, book_view, check_invariants
+from tests.engine.scenario import (
+    BTC,
+    BUY,
+    ETH,
+    MARKET,
+    SELL,
+    STOP_LIMIT,
+    STOP_MARKET,
+    limit,
+    orders_copy,
+    state,
+)
 
-BTC = "BTC-USDT"
-ETH = "ETH-USDT"
-BUY, SELL = Side.BUY, Side.SELL
-LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
-STOP_LIMIT, STOP_MARKET = OrderType.STOP_LIMIT, OrderType.STOP_MARKET
 R = RejectReason
 
 # Order ids of the fixture below (= their sequence numbers).
@@ -86,20 +83,6 @@ def fixture() -> Runner:
     assert run.engine.balance(1, "BTC") == (9_997, 1_000)
     check_invariants(run.engine, run.net_in)
     return run
-
-
-def limit(account: Any, side: Any, price: Any, qty: Any, market: str = BTC, **kw: Any) -> PlaceOrder:
-    return PlaceOrder(account, market, side, LIMIT, qty, price=price, **kw)
-
-
-def state(engine: MatchingEngine) -> bytes:
-    st = engine_state(engine)
-    del st["last_seq"]
-    return msgspec.msgpack.encode(st)
-
-
-def orders_copy(engine: MatchingEngine) -> dict[int, dict[str, Any]]:
-    return {oid: msgspec.structs.asdict(o) for oid, o in engine.orders.items()}
 
 
 def apply_unchanged(run: Runner, cmd: Command) -> list[Event]:

@@ -9,95 +9,29 @@ Every expected amount below is worked out by hand in the comments.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
-from exchange_framework.engine.commands import CancelOrder, Command, CreditFunds, PlaceOrder
-from exchange_framework.engine.engine import MatchingEngine
-from exchange_framework.engine.events import (
-    BookDelta,
-    Event,
-    OrderAccepted,
-    OrderCancelled,
-    OrderFilled,
-    OrderRejected,
-    Trade,
-)
-from exchange_framework.engine.snapshot import engine_state, snapshot
-from exchange_framework.types import CancelReason, OrderType, RejectReason, Side, TimeInForce
+from exchange_framework.engine.commands import CancelOrder, CreditFunds
+from exchange_framework.engine.events import BookDelta, OrderAccepted, OrderCancelled, OrderFilled, OrderRejected, Trade
+from exchange_framework.engine.snapshot import snapshot
+from exchange_framework.types import CancelReason, RejectReason, TimeInForce
 from tests.engine.helpers import Runner, book_view, check_invariants
-
-BTC = "BTC-USDT"
-ETH = "ETH-USDT"
-BUY, SELL = Side.BUY, Side.SELL
-LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
-M = 1_000_000  # every funded account starts with this much of each asset
-
-
-def funded(*accounts: int) -> Runner:
-    run = Runner()
-    for account in accounts:
-        for asset in ("USDT", "BTC", "ETH"):
-            run(CreditFunds(account, asset, M))
-    return run
-
-
-def limit(account: int, side: Side, price: int, qty: int, market: str = BTC, **kw: Any) -> PlaceOrder:
-    return PlaceOrder(account, market, side, LIMIT, qty, price=price, **kw)
-
-
-def mkt(account: int, side: Side, qty: int, market: str = BTC, **kw: Any) -> PlaceOrder:
-    return PlaceOrder(account, market, side, MARKET, qty, **kw)
-
-
-def place(run: Runner, cmd: Command) -> tuple[int, list[Event]]:
-    """Apply ``cmd``; return its sequence number (the order id, if accepted) and its events."""
-    events = run(cmd)
-    return run.seq, events
-
-
-def trading(events: list[Event]) -> list[Event]:
-    return [e for e in events if not isinstance(e, BookDelta)]
-
-
-def accepted(
-    seq: int, account: int, side: Side, otype: OrderType, price: int, qty: int, held: int, market: str = BTC
-) -> OrderAccepted:
-    return OrderAccepted(seq, seq, account, market, side, otype, price, qty, 0, held, "")
-
-
-def trade(
-    seq: int,
-    trade_id: int,
-    price: int,
-    qty: int,
-    taker_side: Side,
-    maker: tuple[int, int],
-    taker: tuple[int, int],
-    base: int,
-    quote: int,
-    maker_fee: int,
-    taker_fee: int,
-    released: int = 0,
-    market: str = BTC,
-) -> Trade:
-    """``maker``/``taker`` are (order id, account)."""
-    return Trade(
-        seq, market, trade_id, price, qty, taker_side, *maker, *taker, base, quote, maker_fee, taker_fee, released
-    )
-
-
-def state(engine: MatchingEngine) -> bytes:
-    """Canonical state bytes without ``last_seq`` (which every applied command advances, rejected or not)."""
-    st = engine_state(engine)
-    del st["last_seq"]
-    return msgspec.msgpack.encode(st)
-
-
-def orders_copy(engine: MatchingEngine) -> dict[int, dict[str, Any]]:
-    return {oid: msgspec.structs.asdict(o) for oid, o in engine.orders.items()}
-
+from tests.engine.scenario import (
+    BTC,
+    BUY,
+    ETH,
+    LIMIT,
+    MARKET,
+    SELL,
+    M,
+    accepted,
+    funded,
+    limit,
+    mkt,
+    orders_copy,
+    place,
+    state,
+    trade,
+    trading,
+)
 
 # ---------------------------------------------------------------------------------------------------------- limits
 

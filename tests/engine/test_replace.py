@@ -6,15 +6,9 @@ tick x lot.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
-from exchange_framework.engine.commands import CancelAll, CancelOrder, Command, CreditFunds, PlaceOrder, ReplaceOrder
-from exchange_framework.engine.engine import MatchingEngine
+from exchange_framework.engine.commands import CancelAll, CancelOrder, CreditFunds, PlaceOrder, ReplaceOrder
 from exchange_framework.engine.events import (
     BookDelta,
-    Event,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -23,50 +17,11 @@ from exchange_framework.engine.events import (
     StopTriggered,
     Trade,
 )
-from exchange_framework.engine.snapshot import engine_state
-from exchange_framework.types import CancelReason, OrderType, RejectReason, Side
+from exchange_framework.types import CancelReason, OrderType, RejectReason
 from tests.engine.helpers import Runner, book_view, check_invariants
+from tests.engine.scenario import BTC, BUY, ETH, SELL, M, funded, limit, orders_copy, place, state, trading
 
-BTC = "BTC-USDT"
-ETH = "ETH-USDT"
-BUY, SELL = Side.BUY, Side.SELL
 USER = CancelReason.USER
-M = 1_000_000
-
-
-def funded(*accounts: int) -> Runner:
-    run = Runner()
-    for account in accounts:
-        for asset in ("USDT", "BTC", "ETH"):
-            run(CreditFunds(account, asset, M))
-    return run
-
-
-def limit(account: int, side: Side, price: int, qty: int, market: str = BTC, **kw: Any) -> PlaceOrder:
-    return PlaceOrder(account, market, side, OrderType.LIMIT, qty, price=price, **kw)
-
-
-def place(run: Runner, cmd: Command) -> tuple[int, list[Event]]:
-    events = run(cmd)
-    return run.seq, events
-
-
-def trading(events: list[Event]) -> list[Event]:
-    return [e for e in events if not isinstance(e, BookDelta)]
-
-
-def deltas(events: list[Event]) -> list[Event]:
-    return [e for e in events if isinstance(e, BookDelta)]
-
-
-def state(engine: MatchingEngine) -> bytes:
-    st = engine_state(engine)
-    del st["last_seq"]
-    return msgspec.msgpack.encode(st)
-
-
-def orders_copy(engine: MatchingEngine) -> dict[int, dict[str, Any]]:
-    return {oid: msgspec.structs.asdict(o) for oid, o in engine.orders.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------- cancel

@@ -6,16 +6,11 @@ Account 1 is the self-trader; account 2 is someone else.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 import pytest
 
-from exchange_framework.engine.commands import Command, CreditFunds, PlaceOrder
-from exchange_framework.engine.engine import MatchingEngine
+from exchange_framework.engine.commands import PlaceOrder
 from exchange_framework.engine.events import (
     BookDelta,
-    Event,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -25,55 +20,30 @@ from exchange_framework.engine.events import (
     decode_event,
     encode_event,
 )
-from exchange_framework.engine.snapshot import engine_state
-from exchange_framework.types import CancelReason, OrderType, RejectReason, Side, StpMode, TimeInForce
-from tests.engine.helpers import Runner, book_view, check_invariants
+from exchange_framework.types import CancelReason, RejectReason, StpMode, TimeInForce
+from tests.engine.helpers import book_view, check_invariants
+from tests.engine.scenario import (
+    BTC,
+    BUY,
+    LIMIT,
+    MARKET,
+    SELL,
+    M,
+    accepted,
+    deltas,
+    funded,
+    limit,
+    place,
+    state,
+    trading,
+)
 
-BTC = "BTC-USDT"
-BUY, SELL = Side.BUY, Side.SELL
-LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
 SELF = CancelReason.SELF_TRADE
-M = 1_000_000
-
-
-def funded(*accounts: int) -> Runner:
-    run = Runner()
-    for account in accounts:
-        for asset in ("USDT", "BTC", "ETH"):
-            run(CreditFunds(account, asset, M))
-    return run
-
-
-def limit(account: int, side: Side, price: int, qty: int, **kw: Any) -> PlaceOrder:
-    return PlaceOrder(account, BTC, side, LIMIT, qty, price=price, **kw)
-
-
-def place(run: Runner, cmd: Command) -> tuple[int, list[Event]]:
-    events = run(cmd)
-    return run.seq, events
-
-
-def trading(events: list[Event]) -> list[Event]:
-    return [e for e in events if not isinstance(e, BookDelta)]
-
-
-def deltas(events: list[Event]) -> list[Event]:
-    return [e for e in events if isinstance(e, BookDelta)]
-
-
-def accepted(seq: int, account: int, side: Side, price: int, qty: int, held: int) -> OrderAccepted:
-    return OrderAccepted(seq, seq, account, BTC, side, LIMIT, price, qty, 0, held, "")
 
 
 def trade(seq: int, trade_id: int, qty: int, maker: int, taker: int, taker_fee: int) -> Trade:
     """A buying taker (account 1) against a seller (account 2) at 100: base qty*1_000, quote qty*700."""
     return Trade(seq, BTC, trade_id, 100, qty, BUY, maker, 2, taker, 1, qty * 1_000, qty * 700, 0, taker_fee, 0)
-
-
-def state(engine: MatchingEngine) -> bytes:
-    st = engine_state(engine)
-    del st["last_seq"]
-    return msgspec.msgpack.encode(st)
 
 
 # ---------------------------------------------------------------------------------------------------------- modes
@@ -84,7 +54,7 @@ def test_cancel_newest_cancels_the_incoming_order_and_keeps_the_resting_one() ->
     m, _ = place(run, limit(1, SELL, 100, 3))
     t, events = place(run, limit(1, BUY, 100, 5, stp=StpMode.CANCEL_NEWEST))
     assert trading(events) == [
-        accepted(t, 1, BUY, 100, 5, held=3_500),
+        accepted(t, 1, BUY, LIMIT, 100, 5, held=3_500),
         OrderCancelled(t, t, 1, BTC, SELF, 5, 3_500),
     ]
     assert book_view(run.engine)[BTC] == ([], [(m, 100, 3, 3)], [])
@@ -100,7 +70,7 @@ def test_cancel_oldest_cancels_the_resting_order_and_keeps_matching() -> None:
     o, _ = place(run, limit(2, SELL, 100, 2))
     t, events = place(run, limit(1, BUY, 100, 5, stp=StpMode.CANCEL_OLDEST))
     assert events == [
-        accepted(t, 1, BUY, 100, 5, held=3_500),
+        accepted(t, 1, BUY, LIMIT, 100, 5, held=3_500),
         OrderCancelled(t, m, 1, BTC, SELF, 3, 3_000),
         trade(t, 1, 2, maker=o, taker=t, taker_fee=5),
         OrderFilled(t, o, 2, BTC, 0),
@@ -119,7 +89,7 @@ def test_cancel_both_cancels_resting_and_incoming() -> None:
     o, _ = place(run, limit(2, SELL, 100, 2))
     t, events = place(run, limit(1, BUY, 100, 5, stp=StpMode.CANCEL_BOTH))
     assert events == [
-        accepted(t, 1, BUY, 100, 5, held=3_500),
+        accepted(t, 1, BUY, LIMIT, 100, 5, held=3_500),
         OrderCancelled(t, m, 1, BTC, SELF, 3, 3_000),
         OrderCancelled(t, t, 1, BTC, SELF, 5, 3_500),
         BookDelta(t, BTC, SELL, 100, 2),
@@ -135,7 +105,7 @@ def test_decrement_with_larger_taker_removes_resting_and_rests_the_rest() -> Non
     m, _ = place(run, limit(1, SELL, 100, 3))
     t, events = place(run, limit(1, BUY, 100, 5, stp=StpMode.DECREMENT))
     assert events == [
-        accepted(t, 1, BUY, 100, 5, held=3_500),
+        accepted(t, 1, BUY, LIMIT, 100, 5, held=3_500),
         OrderReduced(t, m, 1, BTC, 3, 0, 3_000),
         OrderCancelled(t, m, 1, BTC, SELF, 0, 0),
         OrderReduced(t, t, 1, BTC, 3, 2, 2_100),
@@ -155,7 +125,7 @@ def test_decrement_with_smaller_taker_shrinks_resting_and_cancels_taker() -> Non
     m, _ = place(run, limit(1, SELL, 100, 3))
     t, events = place(run, limit(1, BUY, 100, 2, stp=StpMode.DECREMENT))
     assert events == [
-        accepted(t, 1, BUY, 100, 2, held=1_400),
+        accepted(t, 1, BUY, LIMIT, 100, 2, held=1_400),
         OrderReduced(t, m, 1, BTC, 2, 1, 2_000),
         OrderReduced(t, t, 1, BTC, 2, 0, 1_400),
         OrderCancelled(t, t, 1, BTC, SELF, 0, 0),
@@ -173,7 +143,7 @@ def test_decrement_then_trades_with_another_accounts_order() -> None:
     o, _ = place(run, limit(2, SELL, 100, 3))
     t, events = place(run, limit(1, BUY, 100, 4, stp=StpMode.DECREMENT))
     assert trading(events) == [
-        accepted(t, 1, BUY, 100, 4, held=2_800),
+        accepted(t, 1, BUY, LIMIT, 100, 4, held=2_800),
         OrderReduced(t, m, 1, BTC, 2, 0, 2_000),
         OrderCancelled(t, m, 1, BTC, SELF, 0, 0),
         OrderReduced(t, t, 1, BTC, 2, 2, 1_400),
@@ -190,7 +160,7 @@ def test_decrement_on_own_iceberg_takes_hidden_quantity_too() -> None:
     i, _ = place(run, limit(1, SELL, 100, 10, display_qty=3))
     t, events = place(run, limit(1, BUY, 100, 8, stp=StpMode.DECREMENT))
     assert trading(events) == [
-        accepted(t, 1, BUY, 100, 8, held=5_600),
+        accepted(t, 1, BUY, LIMIT, 100, 8, held=5_600),
         OrderReduced(t, i, 1, BTC, 8, 2, 8_000),
         OrderReduced(t, t, 1, BTC, 8, 0, 5_600),
         OrderCancelled(t, t, 1, BTC, SELF, 0, 0),
@@ -220,7 +190,7 @@ def test_stp_does_not_affect_other_accounts_orders_at_the_same_level(mode: StpMo
     t, events = place(run, limit(1, BUY, 100, 6, stp=mode))
     if expected_book == "m_y":
         assert trading(events) == [
-            accepted(t, 1, BUY, 100, 6, held=4_200),
+            accepted(t, 1, BUY, LIMIT, 100, 6, held=4_200),
             trade(t, 1, 2, maker=x, taker=t, taker_fee=5),
             OrderFilled(t, x, 2, BTC, 0),
             OrderCancelled(t, t, 1, BTC, SELF, 4, 2_800),
@@ -228,7 +198,7 @@ def test_stp_does_not_affect_other_accounts_orders_at_the_same_level(mode: StpMo
         assert book_view(run.engine)[BTC] == ([], [(m, 100, 3, 3), (y, 100, 2, 2)], [])
     else:
         assert trading(events) == [
-            accepted(t, 1, BUY, 100, 6, held=4_200),
+            accepted(t, 1, BUY, LIMIT, 100, 6, held=4_200),
             trade(t, 1, 2, maker=x, taker=t, taker_fee=5),
             OrderFilled(t, x, 2, BTC, 0),
             OrderCancelled(t, m, 1, BTC, SELF, 3, 3_000),
@@ -275,7 +245,7 @@ def test_fok_blocked_by_own_order_is_rejected_unless_cancel_oldest() -> None:
         assert state(run.engine) == before
     t, events = place(run, limit(1, BUY, 100, 3, tif=TimeInForce.FOK, stp=StpMode.CANCEL_OLDEST))
     assert trading(events) == [
-        accepted(t, 1, BUY, 100, 3, held=2_100),
+        accepted(t, 1, BUY, LIMIT, 100, 3, held=2_100),
         OrderCancelled(t, m, 1, BTC, SELF, 2, 2_000),
         trade(t, 1, 3, maker=o, taker=t, taker_fee=8),
         OrderFilled(t, t, 1, BTC, 0),
@@ -303,7 +273,7 @@ def test_fok_through_iceberg_refills_fills_when_own_order_is_cancelled_oldest() 
     m, _ = place(run, limit(1, SELL, 100, 2))
     t, events = place(run, limit(1, BUY, 100, 5, tif=TimeInForce.FOK, stp=StpMode.CANCEL_OLDEST))
     assert trading(events) == [
-        accepted(t, 1, BUY, 100, 5, held=3_500),
+        accepted(t, 1, BUY, LIMIT, 100, 5, held=3_500),
         trade(t, 1, 3, maker=i, taker=t, taker_fee=8),
         OrderCancelled(t, m, 1, BTC, SELF, 2, 2_000),
         trade(t, 2, 2, maker=i, taker=t, taker_fee=5),

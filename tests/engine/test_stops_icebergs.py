@@ -7,16 +7,11 @@ quote amounts below 10_000 round down to 0.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 import pytest
 
-from exchange_framework.engine.commands import CancelOrder, Command, CreditFunds, PlaceOrder
-from exchange_framework.engine.engine import MatchingEngine
+from exchange_framework.engine.commands import CancelOrder, PlaceOrder
 from exchange_framework.engine.events import (
     BookDelta,
-    Event,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -24,26 +19,25 @@ from exchange_framework.engine.events import (
     StopTriggered,
     Trade,
 )
-from exchange_framework.engine.snapshot import engine_state, restore, snapshot, state_hash
-from exchange_framework.types import CancelReason, OrderType, RejectReason, Side, TimeInForce
+from exchange_framework.engine.snapshot import restore, snapshot, state_hash
+from exchange_framework.types import CancelReason, RejectReason, Side, TimeInForce
 from tests.engine.helpers import Runner, book_view, check_invariants, new_engine
-
-BTC = "BTC-USDT"
-BUY, SELL = Side.BUY, Side.SELL
-LIMIT, STOP_LIMIT, STOP_MARKET = OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.STOP_MARKET
-M = 1_000_000
-
-
-def funded(*accounts: int) -> Runner:
-    run = Runner()
-    for account in accounts:
-        for asset in ("USDT", "BTC", "ETH"):
-            run(CreditFunds(account, asset, M))
-    return run
-
-
-def limit(account: int, side: Side, price: int, qty: int, **kw: Any) -> PlaceOrder:
-    return PlaceOrder(account, BTC, side, LIMIT, qty, price=price, **kw)
+from tests.engine.scenario import (
+    BTC,
+    BUY,
+    LIMIT,
+    SELL,
+    STOP_LIMIT,
+    STOP_MARKET,
+    M,
+    deltas,
+    funded,
+    limit,
+    place,
+    state,
+    trade,
+    trading,
+)
 
 
 def stop_limit(account: int, side: Side, stop: int, price: int, qty: int) -> PlaceOrder:
@@ -52,45 +46,6 @@ def stop_limit(account: int, side: Side, stop: int, price: int, qty: int) -> Pla
 
 def stop_market(account: int, side: Side, stop: int, qty: int, quote_cap: int = 0) -> PlaceOrder:
     return PlaceOrder(account, BTC, side, STOP_MARKET, qty, stop_price=stop, quote_cap=quote_cap)
-
-
-def place(run: Runner, cmd: Command) -> tuple[int, list[Event]]:
-    events = run(cmd)
-    return run.seq, events
-
-
-def trading(events: list[Event]) -> list[Event]:
-    return [e for e in events if not isinstance(e, BookDelta)]
-
-
-def deltas(events: list[Event]) -> list[Event]:
-    return [e for e in events if isinstance(e, BookDelta)]
-
-
-def trade(
-    seq: int,
-    trade_id: int,
-    price: int,
-    qty: int,
-    taker_side: Side,
-    maker: tuple[int, int],
-    taker: tuple[int, int],
-    base: int,
-    quote: int,
-    maker_fee: int,
-    taker_fee: int,
-    released: int = 0,
-) -> Trade:
-    """``maker``/``taker`` are (order id, account)."""
-    return Trade(
-        seq, BTC, trade_id, price, qty, taker_side, *maker, *taker, base, quote, maker_fee, taker_fee, released
-    )
-
-
-def state(engine: MatchingEngine) -> bytes:
-    st = engine_state(engine)
-    del st["last_seq"]
-    return msgspec.msgpack.encode(st)
 
 
 def with_last_price_100() -> Runner:
