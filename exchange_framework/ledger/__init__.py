@@ -1,0 +1,1 @@
+"""The double-entry ledger: the system of record for customer money."""
