@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import tomllib
 import types
@@ -241,6 +242,13 @@ class Backends(_Table):
     keystore: PluginItemName = "software"
 
 
+class LedgerSettings(_Table):
+    """``[ledger]``: the ledger database. SQLite paths are relative to the config file; PostgreSQL URLs are used as
+    they are (``postgresql://user@host:port/db``); ``DATABASE_URL`` overrides both."""
+
+    url: str = Field(default="sqlite:///var/ledger/ledger.db", min_length=1, pattern=r"^(sqlite|postgresql|postgres):")
+
+
 class JournalSettings(_Table):
     """``[journal]``: where the command journal lives (relative paths are relative to the config file)."""
 
@@ -277,6 +285,7 @@ class ExchangeConfig(_Table):
     fees: Fees = Fees()
     backends: Backends = Backends()
     journal: JournalSettings = JournalSettings()
+    ledger: LedgerSettings = LedgerSettings()
     plugins: PluginSettings = PluginSettings()
 
     _source: Path | None = PrivateAttr(default=None)
@@ -311,6 +320,14 @@ class ExchangeConfig(_Table):
     def journal_path(self) -> Path:
         """Return the command journal's file path."""
         return self.resolve_path(self.journal.path)
+
+    def ledger_url(self) -> str:
+        """Return the ledger database URL: ``DATABASE_URL`` if set, else ``[ledger] url`` with SQLite paths resolved."""
+        url = os.environ.get("DATABASE_URL") or self.ledger.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            return prefix + str(self.resolve_path(url[len(prefix) :]))
+        return url
 
     def plugin_settings(self, name: str) -> Mapping[str, Any]:
         """Return ``[plugins.settings.<name>]``, the settings table for the plugin called ``name`` (or ``{}``)."""

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         EventSubscriber,
         JournalBackend,
         KycProvider,
-        LedgerStore,
+        LedgerBackend,
         MarketDataPublisher,
         OnboardingRequest,
         SanctionsScreener,
@@ -106,10 +106,11 @@ def register_journal_backends(config: ExchangeConfig) -> list[JournalBackend] | 
 
 
 @hookspec
-def register_ledger_stores(config: ExchangeConfig) -> list[LedgerStore] | None:
-    """Return ledger stores, selected by ``[backends] ledger = "<name>"``.
+def register_ledger_stores(config: ExchangeConfig) -> list[LedgerBackend] | None:
+    """Return ledger backends, selected by ``[backends] ledger = "<name>"``; each opens a :class:`LedgerStore`.
 
-    Called at start-up; every plugin's items are collected. ``None`` means the plugin registers none.
+    Called at start-up; every plugin's items are collected. The built-in ``sqlite`` and ``postgresql`` backends
+    are registered by ``exchange_framework.default_ledger``. ``None`` means the plugin registers none.
     """
 
 

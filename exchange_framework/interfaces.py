@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
 
+from exchange_framework.ledger.postings import Entry, Posting
 from exchange_framework.types import AccountId
 
 if TYPE_CHECKING:
     from exchange_framework.config import ExchangeConfig
     from exchange_framework.engine.events import Event
+    from exchange_framework.engine.market import AssetSpec
     from exchange_framework.sequencer.journal import Journal
 
 __all__ = [
@@ -30,9 +32,11 @@ __all__ = [
     "CustodySigner",
     "Decision",
     "DepositRequest",
+    "Entry",
     "EventSubscriber",
     "JournalBackend",
     "KycProvider",
+    "LedgerBackend",
     "LedgerStore",
     "MarketDataPublisher",
     "OnboardingRequest",
@@ -146,38 +150,51 @@ class JournalBackend(Protocol):
         ...
 
 
-class Posting(msgspec.Struct, frozen=True, gc=False):
-    """One leg of a balanced ledger change: ``amount`` atomic units of ``asset`` to (+) or from (-) ``account``."""
-
-    account: AccountId
-    asset: str
-    amount: int
-
-
 @runtime_checkable
 class LedgerStore(Protocol):
-    """The double-entry ledger's storage (``[backends] ledger = "<name>"``)."""
+    """The double-entry ledger's storage: balanced entries applied in sequence, idempotently.
+
+    Implemented by :class:`exchange_framework.ledger.store.SqlLedgerStore` (SQLite and PostgreSQL).
+    """
 
     name: str
 
-    def last_applied_seq(self) -> int:
-        """Return the sequence number of the last change applied, 0 if none: replay resumes after it."""
+    async def create_schema(self) -> None:
+        """Create or migrate the store's schema to the newest version."""
         ...
 
-    def apply(self, seq: int, postings: Sequence[Posting]) -> bool:
-        """Apply balanced ``postings`` in one transaction, once per ``seq``.
+    async def ensure_assets(self, assets: Mapping[str, AssetSpec]) -> None:
+        """Register assets; an asset's decimals may never change."""
+        ...
 
-        Return False, changing nothing, if ``seq`` was already applied. Raise if the postings do not sum to zero
-        per asset or would make an available balance negative.
+    async def last_seq(self, consumer: str = "settlement") -> int:
+        """Return the high-water mark of ``consumer``: every entry up to it is applied."""
+        ...
+
+    async def apply(self, entries: Sequence[Entry], consumer: str = "settlement") -> int:
+        """Apply entries above the high-water mark in one transaction (mark included); return the new mark.
+
+        Raise, writing nothing, if an entry does not balance, names an unknown asset or would overdraw a customer.
         """
         ...
 
-    def balance(self, account: AccountId, asset: str) -> int:
-        """Return an account's balance of ``asset`` in atomic units."""
+    async def balances(self, *, account: str | None = None, asset: str | None = None) -> dict[tuple[str, str], int]:
+        """Return balances by (account code, asset)."""
         ...
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the store's connections."""
+        ...
+
+
+@runtime_checkable
+class LedgerBackend(Protocol):
+    """Opens the ledger store (``[backends] ledger = "<name>"``, ``[ledger] url``)."""
+
+    name: str
+
+    def open(self, config: ExchangeConfig) -> LedgerStore:
+        """Return a store for ``config``'s ledger database (not yet connected: its methods connect)."""
         ...
 
 

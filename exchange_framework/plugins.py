@@ -33,7 +33,7 @@ from exchange_framework.interfaces import (
     EventSubscriber,
     JournalBackend,
     KycProvider,
-    LedgerStore,
+    LedgerBackend,
     MarketDataPublisher,
     SanctionsScreener,
     TravelRuleProvider,
@@ -58,12 +58,12 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 TRACE_ENV_VAR = "EXCHANGE_TRACE_HOOKS"
 
 # The kernel's default behaviour, each a module of hookimpls registered under its module name.
-DEFAULT_PLUGINS: tuple[str, ...] = ("exchange_framework.default_journal",)
+DEFAULT_PLUGINS: tuple[str, ...] = ("exchange_framework.default_journal", "exchange_framework.default_ledger")
 
 # What each register_* hook's items must implement.
 REGISTRY_KINDS: Mapping[str, type] = {
     "register_journal_backends": JournalBackend,
-    "register_ledger_stores": LedgerStore,
+    "register_ledger_stores": LedgerBackend,
     "register_event_subscribers": EventSubscriber,
     "register_market_data_publishers": MarketDataPublisher,
     "register_chain_adapters": ChainAdapter,

@@ -21,8 +21,10 @@ from exchange_framework.interfaces import (
     CustodySigner,
     Decision,
     DepositRequest,
+    Entry,
     EventSubscriber,
     KycProvider,
+    LedgerBackend,
     LedgerStore,
     MarketDataPublisher,
     OnboardingRequest,
@@ -308,12 +310,20 @@ def test_hook_register_journal_backends(tmp_path: Path, write_config: Callable[.
 
 
 def test_hook_register_ledger_stores(fake_pm: ExchangePluginManager) -> None:
-    store = collect_registered(fake_pm, "register_ledger_stores", config=fake_pm.config)["fake-ledger"]
+    backend = collect_registered(fake_pm, "register_ledger_stores", config=fake_pm.config)["fake-ledger"]
+    assert isinstance(backend, LedgerBackend)
+    store = backend.open(fake_pm.config)
     assert isinstance(store, LedgerStore)
-    postings = [Posting(1, "BTC", 5), Posting(2, "BTC", -5)]
-    assert store.apply(1, postings) is True
-    assert store.apply(1, postings) is False
-    assert (store.last_applied_seq(), store.balance(1, "BTC")) == (1, 5)
+    entry = Entry(1, [Posting("customer:1:available", "BTC", 5), Posting("external", "BTC", -5)])
+
+    async def scenario() -> tuple[int, int, int, dict[tuple[str, str], int]]:
+        first = await store.apply([entry])
+        again = await store.apply([entry])  # idempotent by sequence number
+        return first, again, await store.last_seq(), await store.balances()
+
+    first, again, mark, balances = asyncio.run(scenario())
+    assert (first, again, mark) == (1, 1, 1)
+    assert balances[("customer:1:available", "BTC")] == 5
 
 
 def test_hook_register_event_subscribers(fake_pm: ExchangePluginManager) -> None:

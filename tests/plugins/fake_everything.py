@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from exchange_framework import hookimpl
-from exchange_framework.interfaces import AdminPage, CustodyBalance, Decision, Outcome, Posting
+from exchange_framework.interfaces import AdminPage, CustodyBalance, Decision, Entry, Outcome
+from exchange_framework.ledger.postings import check_balanced
 
 __version__ = "0.0.1"
 
@@ -23,25 +24,45 @@ class FakeJournalBackend:
 
 
 class FakeLedgerStore:
+    """An in-memory ledger store: balanced entries above the high-water mark."""
+
     name = "fake-ledger"
 
     def __init__(self) -> None:
-        self.applied: dict[int, list[Posting]] = {}
+        self.mark = 0
+        self.totals: dict[tuple[str, str], int] = {}
 
-    def last_applied_seq(self) -> int:
-        return max(self.applied, default=0)
-
-    def apply(self, seq: int, postings: list[Posting]) -> bool:
-        if seq in self.applied:
-            return False
-        self.applied[seq] = list(postings)
-        return True
-
-    def balance(self, account: int, asset: str) -> int:
-        return sum(p.amount for ps in self.applied.values() for p in ps if (p.account, p.asset) == (account, asset))
-
-    def close(self) -> None:
+    async def create_schema(self) -> None:
         pass
+
+    async def ensure_assets(self, assets: Any) -> None:
+        pass
+
+    async def last_seq(self, consumer: str = "settlement") -> int:
+        return self.mark
+
+    async def apply(self, entries: list[Entry], consumer: str = "settlement") -> int:
+        for entry in entries:
+            if entry.seq <= self.mark:
+                continue
+            check_balanced(entry.postings)
+            for p in entry.postings:
+                self.totals[(p.account, p.asset)] = self.totals.get((p.account, p.asset), 0) + p.amount
+            self.mark = entry.seq
+        return self.mark
+
+    async def balances(self, *, account: str | None = None, asset: str | None = None) -> dict[tuple[str, str], int]:
+        return dict(self.totals)
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeLedgerBackend:
+    name = "fake-ledger"
+
+    def open(self, config: Any) -> FakeLedgerStore:
+        return FakeLedgerStore()
 
 
 class FakeSubscriber:
@@ -162,7 +183,7 @@ def register_journal_backends(config: Any) -> list[Any]:
 
 @hookimpl
 def register_ledger_stores() -> list[Any]:
-    return [FakeLedgerStore()]
+    return [FakeLedgerBackend()]
 
 
 @hookimpl
