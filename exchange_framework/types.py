@@ -72,6 +72,7 @@ class RejectReason(IntEnum):
     UNKNOWN_ACCOUNT = 21
     MARKET_BUY_NEEDS_CAP = 22
     CLIENT_ORDER_ID_TOO_LONG = 23
+    INVALID_FEE_RATE = 24
 
 
 class CancelReason(IntEnum):

@@ -92,6 +92,18 @@ class DebitFunds(Command, tag="debit"):
     reference: str = ""
 
 
+class SetAccountFees(Command, tag="account_fees"):
+    """Give ``account`` its own maker/taker fee rates in ppm (all markets), or clear them with ``None``.
+
+    Per-account overrides and 30-day volume tiers are decided outside the engine and sequenced with this command,
+    so that fees stay part of the deterministic state. A negative maker rate is a rebate.
+    """
+
+    account: int
+    maker_ppm: int | None = None
+    taker_ppm: int | None = None
+
+
 class SetMarketStatus(Command, tag="market_status"):
     """Open, halt or close a market (an operator action)."""
 
@@ -99,7 +111,9 @@ class SetMarketStatus(Command, tag="market_status"):
     status: MarketStatus
 
 
-AnyCommand = PlaceOrder | CancelOrder | CancelAll | ReplaceOrder | CreditFunds | DebitFunds | SetMarketStatus
+AnyCommand = (
+    PlaceOrder | CancelOrder | CancelAll | ReplaceOrder | CreditFunds | DebitFunds | SetAccountFees | SetMarketStatus
+)
 
 COMMAND_TYPES: tuple[type[Command], ...] = (
     PlaceOrder,
@@ -108,6 +122,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     ReplaceOrder,
     CreditFunds,
     DebitFunds,
+    SetAccountFees,
     SetMarketStatus,
 )
 

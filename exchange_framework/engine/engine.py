@@ -26,9 +26,11 @@ from exchange_framework.engine.commands import (
     DebitFunds,
     PlaceOrder,
     ReplaceOrder,
+    SetAccountFees,
     SetMarketStatus,
 )
 from exchange_framework.engine.events import (
+    AccountFeesChanged,
     BookDelta,
     Event,
     FundsCredited,
@@ -44,7 +46,7 @@ from exchange_framework.engine.events import (
     StopTriggered,
     Trade,
 )
-from exchange_framework.engine.market import FEE_RATE_SCALE, AssetSpec, MarketSpec
+from exchange_framework.engine.market import FEE_RATE_SCALE, MAX_FEE_PPM, MIN_MAKER_FEE_PPM, AssetSpec, MarketSpec
 from exchange_framework.engine.validation import check_place, check_replace
 from exchange_framework.types import (
     CancelReason,
@@ -109,6 +111,7 @@ class MatchingEngine:
             ReplaceOrder: self._replace,
             CreditFunds: self._credit,
             DebitFunds: self._debit,
+            SetAccountFees: self._set_account_fees,
             SetMarketStatus: self._set_status,
         }
 
@@ -352,8 +355,8 @@ class MatchingEngine:
         quote_per_tick_lot = spec.quote_per_tick_lot
         base = spec.base
         quote = spec.quote
-        maker_ppm = spec.maker_fee_ppm
-        taker_ppm = spec.taker_fee_ppm
+        market_maker_ppm = spec.maker_fee_ppm
+        taker_ppm = spec.taker_fee_ppm if acct.taker_ppm is None else acct.taker_ppm
         buy = taker.side is _BUY
         levels = book.asks if buy else book.bids
         market_order = taker.type is _MARKET
@@ -401,6 +404,7 @@ class MatchingEngine:
                 base_amount = qty * base_per_lot
                 quote_amount = price * qty * quote_per_tick_lot
                 m_acct = accounts[maker.account]
+                maker_ppm = market_maker_ppm if m_acct.maker_ppm is None else m_acct.maker_ppm
                 released = 0
                 if buy:
                     taker_fee = -((-base_amount * taker_ppm) // FEE_RATE_SCALE)
@@ -798,6 +802,23 @@ class MatchingEngine:
         self._flush_deltas(seq)
 
     # ------------------------------------------------------------------ operator actions
+
+    def _set_account_fees(self, seq: int, cmd: SetAccountFees) -> None:
+        maker, taker = cmd.maker_ppm, cmd.taker_ppm
+        valid = (
+            type(cmd.account) is int
+            and cmd.account > 0
+            and (maker is None) == (taker is None)
+            and (maker is None or (type(maker) is int and MIN_MAKER_FEE_PPM <= maker <= MAX_FEE_PPM))
+            and (taker is None or (type(taker) is int and 0 <= taker <= MAX_FEE_PPM))
+        )
+        if not valid:
+            self.events.append(OrderRejected(seq, cmd.account, "", RejectReason.INVALID_FEE_RATE))
+            return
+        acct = self.accounts.get(cmd.account) or self._new_account(cmd.account)
+        acct.maker_ppm = maker
+        acct.taker_ppm = taker
+        self.events.append(AccountFeesChanged(seq, cmd.account, maker, taker))
 
     def _set_status(self, seq: int, cmd: SetMarketStatus) -> None:
         book = self.books.get(cmd.market)

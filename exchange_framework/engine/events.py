@@ -151,6 +151,14 @@ class FundsRejected(Event, tag="funds_rejected"):
     reference: str
 
 
+class AccountFeesChanged(Event, tag="account_fees"):
+    """An account's own fee rates (ppm) were set, or cleared (``None``: the market's rates apply)."""
+
+    account: int
+    maker_ppm: int | None
+    taker_ppm: int | None
+
+
 class MarketStatusChanged(Event, tag="market_status"):
     market: str
     status: MarketStatus
@@ -169,6 +177,7 @@ AnyEvent = (
     | FundsCredited
     | FundsDebited
     | FundsRejected
+    | AccountFeesChanged
     | MarketStatusChanged
 )
 

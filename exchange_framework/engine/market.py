@@ -7,6 +7,8 @@ import msgspec
 from exchange_framework.types import MarketStatus
 
 FEE_RATE_SCALE = 1_000_000  # fee rates are integers in millionths (ppm): 0.1 % == 1_000
+MAX_FEE_PPM = 100_000  # 10 %: a fee can never eat what a trade delivers
+MIN_MAKER_FEE_PPM = -10_000  # a maker rebate of at most 1 %
 
 
 class AssetSpec(msgspec.Struct, frozen=True, gc=False):

@@ -17,7 +17,7 @@ from exchange_framework.engine.book import Level, Order
 from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.types import MarketStatus, OrderType, Side, StpMode, TimeInForce
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: per-account fee rates
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -70,7 +70,7 @@ def engine_state(engine: MatchingEngine) -> dict[str, Any]:
         balances = [
             [a, acct.available[a], acct.held[a]] for a in sorted(acct.available) if acct.available[a] or acct.held[a]
         ]
-        accounts.append([account_id, balances])
+        accounts.append([account_id, balances, acct.maker_ppm, acct.taker_ppm])
     return {
         "version": SNAPSHOT_VERSION,
         "last_seq": engine.last_seq,
@@ -125,8 +125,10 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
     engine.next_trade_id = state["next_trade_id"]
     for asset, amount in state["fees"]:
         engine.fees_collected[asset] = amount
-    for account_id, balances in state["accounts"]:
+    for account_id, balances, maker_ppm, taker_ppm in state["accounts"]:
         acct = engine._new_account(account_id)
+        acct.maker_ppm = maker_ppm
+        acct.taker_ppm = taker_ppm
         for asset, available, held in balances:
             acct.available[asset] = available
             acct.held[asset] = held

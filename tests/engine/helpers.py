@@ -8,6 +8,7 @@ from exchange_framework.engine.book import NO_ASK
 from exchange_framework.engine.commands import Command
 from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.engine.events import (
+    AccountFeesChanged,
     BookDelta,
     Event,
     FundsCredited,
@@ -125,6 +126,8 @@ def semantic(events: list[Event]) -> list[tuple[object, ...]]:
             out.append(("credited", ev.account, ev.asset, ev.amount))
         elif isinstance(ev, FundsDebited):
             out.append(("debited", ev.account, ev.asset, ev.amount))
+        elif isinstance(ev, AccountFeesChanged):
+            out.append(("fees", ev.account, ev.maker_ppm, ev.taker_ppm))
         elif isinstance(ev, MarketStatusChanged):
             out.append(("status", ev.market, int(ev.status)))
         elif not isinstance(ev, BookDelta):

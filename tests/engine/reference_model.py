@@ -17,6 +17,7 @@ from exchange_framework.engine.commands import (
     DebitFunds,
     PlaceOrder,
     ReplaceOrder,
+    SetAccountFees,
     SetMarketStatus,
 )
 from exchange_framework.engine.market import AssetSpec, MarketSpec
@@ -65,6 +66,7 @@ class RefEngine:
     available: dict[tuple[int, str], int] = field(default_factory=dict)
     held: dict[tuple[int, str], int] = field(default_factory=dict)
     accounts: set[int] = field(default_factory=set)
+    fee_override: dict[int, tuple[int, int]] = field(default_factory=dict)  # account -> (maker ppm, taker ppm)
     fees: dict[str, int] = field(default_factory=dict)
     prio: int = 0
     # What happened, for comparison with the engine's events.
@@ -152,6 +154,19 @@ class RefEngine:
             else:
                 self.available[(cmd.account, cmd.asset)] -= cmd.amount
                 self.log.append(("debited", cmd.account, cmd.asset, cmd.amount))
+        elif isinstance(cmd, SetAccountFees):
+            maker, taker = cmd.maker_ppm, cmd.taker_ppm
+            if (maker is None) != (taker is None) or (
+                maker is not None and not (-10_000 <= maker <= 100_000 and 0 <= taker <= 100_000)  # type: ignore[operator]
+            ):
+                self.reject(RejectReason.INVALID_FEE_RATE)
+                return
+            self.accounts.add(cmd.account)
+            if maker is None:
+                self.fee_override.pop(cmd.account, None)
+            else:
+                self.fee_override[cmd.account] = (maker, taker)  # type: ignore[assignment]
+            self.log.append(("fees", cmd.account, maker, taker))
         elif isinstance(cmd, SetMarketStatus):
             self.status[cmd.market] = cmd.status
             self.log.append(("status", cmd.market, int(cmd.status)))
@@ -279,8 +294,8 @@ class RefEngine:
             base_amount = qty * spec.base_per_lot
             quote_amount = price * qty * spec.quote_per_tick_lot
             buyer, seller = (taker, maker) if taker.side is Side.BUY else (maker, taker)
-            buyer_ppm = spec.taker_fee_ppm if buyer is taker else spec.maker_fee_ppm
-            seller_ppm = spec.taker_fee_ppm if seller is taker else spec.maker_fee_ppm
+            buyer_ppm = self.rate(buyer, spec, taker=buyer is taker)
+            seller_ppm = self.rate(seller, spec, taker=seller is taker)
             buyer_fee, seller_fee = fee(base_amount, buyer_ppm), fee(quote_amount, seller_ppm)
             released = 0
             if buyer is taker and not capped:
@@ -329,6 +344,13 @@ class RefEngine:
         else:
             self.close(taker, CancelReason.NO_LIQUIDITY)
         return traded
+
+    def rate(self, o: RefOrder, spec: MarketSpec, *, taker: bool) -> int:
+        """The fee rate for ``o``'s side of a trade: its account's own rate if set, else the market's."""
+        override = self.fee_override.get(o.account)
+        if override is not None:
+            return override[1] if taker else override[0]
+        return spec.taker_fee_ppm if taker else spec.maker_fee_ppm
 
     def reduce(self, o: RefOrder, cut: int, *, resting: bool) -> None:
         spec = self.markets[o.market]

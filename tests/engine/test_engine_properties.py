@@ -13,6 +13,7 @@ from exchange_framework.engine.commands import (
     DebitFunds,
     PlaceOrder,
     ReplaceOrder,
+    SetAccountFees,
     SetMarketStatus,
 )
 from exchange_framework.engine.snapshot import restore, snapshot, state_hash
@@ -80,6 +81,12 @@ COMMAND = st.one_of(
     st.builds(DebitFunds, account=ACCOUNTS, asset=st.sampled_from(list(ASSETS)), amount=st.integers(1, 20_000)),
     st.builds(SetMarketStatus, market=MARKET, status=st.sampled_from([MarketStatus.OPEN, MarketStatus.HALTED])),
     st.builds(SetMarketStatus, market=MARKET, status=st.just(MarketStatus.OPEN)),
+    st.builds(
+        SetAccountFees,
+        account=ACCOUNTS,
+        maker_ppm=st.sampled_from([None, -200, 0, 500, 3_000, -20_000]),
+        taker_ppm=st.sampled_from([None, 0, 1_000, 7_000, 200_000]),
+    ),
 )
 
 FUNDING = [
