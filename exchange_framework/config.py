@@ -310,8 +310,14 @@ class ExchangeConfig(_Table):
 
     @property
     def root(self) -> Path:
-        """The directory relative paths are resolved against: the config file's, or the current one."""
-        return self._source.parent if self._source is not None else Path.cwd()
+        """The directory relative paths are resolved against: the config file's, or the current one.
+
+        The packaged demo config is the exception: its data goes under the current directory, never into the
+        installed package.
+        """
+        if self._source is None or self._source.resolve() == DEMO_CONFIG:
+            return Path.cwd()
+        return self._source.parent
 
     def resolve_path(self, path: str | PathLike[str]) -> Path:
         """Resolve a path from the config against :attr:`root`."""

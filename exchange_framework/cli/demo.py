@@ -76,9 +76,9 @@ class DemoView:
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("var/demo"),
-    show_default=True,
-    help="Where the journal and snapshots live. Run again to resume from them.",
+    default=None,
+    help="Where the journal and snapshots live (default: the directory of [journal] path, var/demo for the "
+    "packaged demo). Run again to resume from them.",
 )
 @click.option("--fresh", is_flag=True, help="Delete the data directory first and start from an empty exchange.")
 @click.option("--depth", default=8, show_default=True, help="Book levels shown per side.")
@@ -90,7 +90,7 @@ def demo(
     seed: int,
     symbol: str | None,
     mid_price: str,
-    data_dir: Path,
+    data_dir: Path | None,
     fresh: bool,
     depth: int,
     show_trades: int,
@@ -113,10 +113,12 @@ def demo(
     view = DemoView(config, symbol)
     mid_ticks = price_to_ticks(Decimal(mid_price), view.market.tick_size)
 
+    journal_path = config.journal_path() if data_dir is None else data_dir / "commands.journal"
+    data_dir = journal_path.parent
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    journal = FileJournal(data_dir / "commands.journal", fsync=config.journal.fsync)
+    journal = FileJournal(journal_path, fsync=config.journal.fsync)
     trades: list[Trade] = []
     counts = {"events": 0}
 
@@ -191,3 +193,4 @@ def demo(
         click.echo(f"  journal              {journal.path}")
         click.echo(f"  snapshot             {snapshot_path}")
         click.echo(f"\nRun it again to resume from the journal, or check it with: exchange replay {journal.path}")
+        click.echo("Post its money movements to the ledger with: exchange ledger settle && exchange ledger check")
