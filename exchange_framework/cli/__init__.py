@@ -26,6 +26,7 @@ BUILTIN_COMMANDS: list[str] = [
     "exchange_framework.cli.demo:demo",
     "exchange_framework.cli.replay:replay",
     "exchange_framework.cli.bench:bench",
+    "exchange_framework.cli.ledger:ledger",
 ]
 
 EPILOG = """\b

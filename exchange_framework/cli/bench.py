@@ -72,3 +72,47 @@ def pipeline(ops: int, seed: int, directory: Path | None, window: int, no_fsync:
     if window < 256:
         raise click.BadParameter("must be at least 256 (one chunk)", param_hint="--window")
     _report(run(ops, seed, directory, fsync=not no_fsync, window=window), json_path)
+
+
+@bench.command()
+@click.option("--trades", default=100_000, show_default=True, help="Trades to settle (the flow runs until this many).")
+@click.option(
+    "--db",
+    type=click.Choice(["sqlite", "postgres"]),
+    default="sqlite",
+    show_default=True,
+    help="sqlite: a temporary file; postgres: DATABASE_URL's server, else a throwaway cluster.",
+)
+@click.option("--seed", default=1, show_default=True, help="Seed of the order flow.")
+@click.option("--batch", default=2_000, show_default=True, help="Entries per database transaction.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to put the temporary SQLite file (default: the system temp dir).",
+)
+@_json_option
+def settlement(trades: int, db: str, seed: int, batch: int, directory: Path | None, json_path: Path | None) -> None:
+    """The flow's events as balanced entries, applied to the ledger database, durable at each commit."""
+    from exchange_framework.bench.settlement_bench import run
+
+    if trades < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--trades")
+    if batch < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--batch")
+    result = run(trades, seed, db, batch=batch, directory=directory)
+    click.echo(
+        f"{result['benchmark']}: {result['ops']:,} trades ({result['entries']:,} entries, "
+        f"{result['postings']:,} postings) in {result['seconds']:.3f} s"
+    )
+    click.echo(click.style(f"  {result['ops_per_s']:,} trades/s", bold=True))
+    click.echo(f"  {result['entries_per_s']:,} entries/s   {result['postings_per_s']:,} postings/s")
+    click.echo(
+        f"  commit latency per {batch:,}-entry transaction: p50 {result['p50_us']:,.0f} µs   "
+        f"p99 {result['p99_us']:,.0f} µs   p99.9 {result['p999_us']:,.0f} µs"
+    )
+    click.echo(f"  durability         {result['durability']}")
+    write_json(result, json_path)
+    if json_path is not None:
+        click.echo(f"  wrote {json_path}")

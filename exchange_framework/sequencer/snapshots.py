@@ -96,6 +96,15 @@ class SnapshotStore:
                 )
         return None
 
+    def load(self, seq: int) -> bytes | None:
+        """Return the state of the snapshot taken at ``seq``, or None if it is missing or damaged (logged)."""
+        path = self.path_for(seq)
+        try:
+            return self._load(path, seq)
+        except (OSError, _DamagedSnapshot) as exc:
+            _log.warning("skipping damaged or missing snapshot %s (%s)", path, exc)
+            return None
+
     def _load(self, path: Path, seq: int) -> bytes:
         data = path.read_bytes()
         if len(data) < _HEADER.size:
