@@ -68,18 +68,6 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("asset", sa.String(length=32), nullable=False),
         sa.Column("amount", Amount(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["account_id"],
-            ["ledger_accounts.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["asset"],
-            ["ledger_assets.symbol"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["seq"],
-            ["ledger_entries.seq"],
-        ),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("ledger_postings", schema=None) as batch_op:
