@@ -92,6 +92,31 @@ class DebitFunds(Command, tag="debit"):
     reference: str = ""
 
 
+class HoldFunds(Command, tag="hold"):
+    """Reserve ``amount`` of the account's available ``asset`` under ``reference`` (a withdrawal being processed).
+
+    The hold ends with :class:`ReleaseFunds` (back to available: the withdrawal was refused or failed) or
+    :class:`DebitHeldFunds` (gone: the withdrawal is final on chain). ``reference`` must be new.
+    """
+
+    account: int
+    asset: str
+    amount: int
+    reference: str
+
+
+class ReleaseFunds(Command, tag="release"):
+    """Return the funds held under ``reference`` to the account's available balance."""
+
+    reference: str
+
+
+class DebitHeldFunds(Command, tag="debit_held"):
+    """Take the funds held under ``reference`` out of the exchange (the withdrawal is final)."""
+
+    reference: str
+
+
 class SetAccountFees(Command, tag="account_fees"):
     """Give ``account`` its own maker/taker fee rates in ppm (all markets), or clear them with ``None``.
 
@@ -112,7 +137,17 @@ class SetMarketStatus(Command, tag="market_status"):
 
 
 AnyCommand = (
-    PlaceOrder | CancelOrder | CancelAll | ReplaceOrder | CreditFunds | DebitFunds | SetAccountFees | SetMarketStatus
+    PlaceOrder
+    | CancelOrder
+    | CancelAll
+    | ReplaceOrder
+    | CreditFunds
+    | DebitFunds
+    | HoldFunds
+    | ReleaseFunds
+    | DebitHeldFunds
+    | SetAccountFees
+    | SetMarketStatus
 )
 
 COMMAND_TYPES: tuple[type[Command], ...] = (
@@ -122,6 +157,9 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     ReplaceOrder,
     CreditFunds,
     DebitFunds,
+    HoldFunds,
+    ReleaseFunds,
+    DebitHeldFunds,
     SetAccountFees,
     SetMarketStatus,
 )

@@ -24,7 +24,10 @@ from exchange_framework.engine.commands import (
     Command,
     CreditFunds,
     DebitFunds,
+    DebitHeldFunds,
+    HoldFunds,
     PlaceOrder,
+    ReleaseFunds,
     ReplaceOrder,
     SetAccountFees,
     SetMarketStatus,
@@ -35,7 +38,10 @@ from exchange_framework.engine.events import (
     Event,
     FundsCredited,
     FundsDebited,
+    FundsHeld,
     FundsRejected,
+    FundsReleased,
+    HeldFundsDebited,
     MarketStatusChanged,
     OrderAccepted,
     OrderCancelled,
@@ -100,6 +106,7 @@ class MatchingEngine:
         self.orders: dict[int, Order] = {}  # open orders (resting or waiting stops) by id
         self.client_ids: dict[tuple[int, str], int] = {}  # (account, client order id) -> order id
         self.fees_collected: dict[str, int] = dict.fromkeys(assets, 0)
+        self.fund_holds: dict[str, tuple[int, str, int]] = {}  # reference -> (account, asset, amount)
         self.next_trade_id = 1
         self.last_seq = 0
         self.events: list[Event] = []
@@ -111,6 +118,9 @@ class MatchingEngine:
             ReplaceOrder: self._replace,
             CreditFunds: self._credit,
             DebitFunds: self._debit,
+            HoldFunds: self._hold_funds,
+            ReleaseFunds: self._end_hold,
+            DebitHeldFunds: self._end_hold,
             SetAccountFees: self._set_account_fees,
             SetMarketStatus: self._set_status,
         }
@@ -150,7 +160,39 @@ class MatchingEngine:
         self.accounts[account_id] = acct
         return acct
 
-    def _funds_reject(self, cmd: CreditFunds | DebitFunds) -> int:
+    def _hold_funds(self, seq: int, cmd: HoldFunds) -> None:
+        reason = self._funds_reject(cmd)
+        acct = self.accounts.get(cmd.account)
+        if not reason:
+            if type(cmd.reference) is not str or not cmd.reference:
+                reason = RejectReason.INVALID_ORDER_PARAMETERS
+            elif cmd.reference in self.fund_holds:
+                reason = RejectReason.DUPLICATE_REFERENCE
+            elif acct is None or acct.available[cmd.asset] < cmd.amount:
+                reason = RejectReason.INSUFFICIENT_BALANCE
+        if reason or acct is None:
+            self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), cmd.reference))
+            return
+        acct.available[cmd.asset] -= cmd.amount
+        acct.held[cmd.asset] += cmd.amount
+        self.fund_holds[cmd.reference] = (cmd.account, cmd.asset, cmd.amount)
+        self.events.append(FundsHeld(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
+
+    def _end_hold(self, seq: int, cmd: ReleaseFunds | DebitHeldFunds) -> None:
+        hold = self.fund_holds.pop(cmd.reference, None) if type(cmd.reference) is str else None
+        if hold is None:
+            self.events.append(FundsRejected(seq, 0, "", RejectReason.UNKNOWN_REFERENCE, str(cmd.reference)))
+            return
+        account_id, asset, amount = hold
+        acct = self.accounts[account_id]
+        acct.held[asset] -= amount
+        if type(cmd) is ReleaseFunds:
+            acct.available[asset] += amount
+            self.events.append(FundsReleased(seq, account_id, asset, amount, cmd.reference))
+        else:
+            self.events.append(HeldFundsDebited(seq, account_id, asset, amount, cmd.reference))
+
+    def _funds_reject(self, cmd: CreditFunds | DebitFunds | HoldFunds) -> int:
         """0 if a credit/debit is well formed, else the reject reason."""
         if cmd.asset not in self.assets:
             return RejectReason.UNKNOWN_ASSET

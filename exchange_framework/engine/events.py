@@ -142,8 +142,35 @@ class FundsDebited(Event, tag="debited"):
     reference: str
 
 
+class FundsHeld(Event, tag="funds_held"):
+    """``amount`` of ``asset`` moved from available to held under ``reference``."""
+
+    account: int
+    asset: str
+    amount: int
+    reference: str
+
+
+class FundsReleased(Event, tag="funds_released"):
+    """The hold ``reference`` ended: its funds are available again."""
+
+    account: int
+    asset: str
+    amount: int
+    reference: str
+
+
+class HeldFundsDebited(Event, tag="held_debited"):
+    """The hold ``reference`` ended: its funds left the exchange."""
+
+    account: int
+    asset: str
+    amount: int
+    reference: str
+
+
 class FundsRejected(Event, tag="funds_rejected"):
-    """A credit or debit was refused (unknown asset, bad amount, insufficient balance); nothing changed."""
+    """A credit, debit, hold, release or held debit was refused; nothing changed."""
 
     account: int
     asset: str
@@ -176,6 +203,9 @@ AnyEvent = (
     | BookDelta
     | FundsCredited
     | FundsDebited
+    | FundsHeld
+    | FundsReleased
+    | HeldFundsDebited
     | FundsRejected
     | AccountFeesChanged
     | MarketStatusChanged

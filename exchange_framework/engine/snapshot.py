@@ -17,7 +17,7 @@ from exchange_framework.engine.book import Level, Order
 from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.types import MarketStatus, OrderType, Side, StpMode, TimeInForce
 
-SNAPSHOT_VERSION = 2  # 2: per-account fee rates
+SNAPSHOT_VERSION = 3  # 2: per-account fee rates; 3: funds holds
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -77,6 +77,7 @@ def engine_state(engine: MatchingEngine) -> dict[str, Any]:
         "next_trade_id": engine.next_trade_id,
         "fees": [[a, engine.fees_collected[a]] for a in sorted(engine.fees_collected)],
         "accounts": accounts,
+        "fund_holds": [[ref, *engine.fund_holds[ref]] for ref in sorted(engine.fund_holds)],
         "markets": markets,
     }
 
@@ -132,6 +133,8 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
         for asset, available, held in balances:
             acct.available[asset] = available
             acct.held[asset] = held
+    for reference, account_id, asset, amount in state["fund_holds"]:
+        engine.fund_holds[reference] = (account_id, asset, amount)
     for symbol, status, last_price, bids, asks, stops in state["markets"]:
         book = engine.books.get(symbol)
         if book is None:

@@ -16,6 +16,9 @@ from exchange_framework.engine.events import (
     Event,
     FundsCredited,
     FundsDebited,
+    FundsHeld,
+    FundsReleased,
+    HeldFundsDebited,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -141,6 +144,15 @@ class PostingRules:
             elif isinstance(ev, FundsCredited):
                 add(Posting(EXTERNAL, ev.asset, -ev.amount))
                 add(Posting(available(ev.account), ev.asset, ev.amount))
+            elif isinstance(ev, FundsHeld):
+                add(Posting(available(ev.account), ev.asset, -ev.amount))
+                add(Posting(held(ev.account), ev.asset, ev.amount))
+            elif isinstance(ev, FundsReleased):
+                add(Posting(held(ev.account), ev.asset, -ev.amount))
+                add(Posting(available(ev.account), ev.asset, ev.amount))
+            elif isinstance(ev, HeldFundsDebited):
+                add(Posting(held(ev.account), ev.asset, -ev.amount))
+                add(Posting(EXTERNAL, ev.asset, ev.amount))
             elif isinstance(ev, FundsDebited):
                 add(Posting(available(ev.account), ev.asset, -ev.amount))
                 add(Posting(EXTERNAL, ev.asset, ev.amount))

@@ -13,7 +13,10 @@ from exchange_framework.engine.events import (
     Event,
     FundsCredited,
     FundsDebited,
+    FundsHeld,
     FundsRejected,
+    FundsReleased,
+    HeldFundsDebited,
     MarketStatusChanged,
     OrderAccepted,
     OrderCancelled,
@@ -84,7 +87,7 @@ class Runner:
         for ev in out:
             if isinstance(ev, FundsCredited):
                 self.net_in[ev.asset] += ev.amount
-            elif isinstance(ev, FundsDebited):
+            elif isinstance(ev, FundsDebited | HeldFundsDebited):
                 self.net_in[ev.asset] -= ev.amount
         return out
 
@@ -126,6 +129,12 @@ def semantic(events: list[Event]) -> list[tuple[object, ...]]:
             out.append(("credited", ev.account, ev.asset, ev.amount))
         elif isinstance(ev, FundsDebited):
             out.append(("debited", ev.account, ev.asset, ev.amount))
+        elif isinstance(ev, FundsHeld):
+            out.append(("held", ev.account, ev.asset, ev.amount, ev.reference))
+        elif isinstance(ev, FundsReleased):
+            out.append(("released", ev.account, ev.asset, ev.amount, ev.reference))
+        elif isinstance(ev, HeldFundsDebited):
+            out.append(("debited_held", ev.account, ev.asset, ev.amount, ev.reference))
         elif isinstance(ev, AccountFeesChanged):
             out.append(("fees", ev.account, ev.maker_ppm, ev.taker_ppm))
         elif isinstance(ev, MarketStatusChanged):
@@ -148,6 +157,9 @@ def check_invariants(engine: MatchingEngine, net_in: dict[str, int]) -> None:
             assert order.hold == order.remaining * spec.base_per_lot, order
         elif order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             assert order.hold == order.price * order.remaining * spec.quote_per_tick_lot, order
+    for account_id, asset, amount in engine.fund_holds.values():
+        assert amount > 0
+        held_by_orders[(account_id, asset)] += amount  # withdrawals in progress are held too
     totals: dict[str, int] = defaultdict(int)
     for acct in engine.accounts.values():
         for asset in engine.assets:

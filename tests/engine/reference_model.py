@@ -15,7 +15,10 @@ from exchange_framework.engine.commands import (
     Command,
     CreditFunds,
     DebitFunds,
+    DebitHeldFunds,
+    HoldFunds,
     PlaceOrder,
+    ReleaseFunds,
     ReplaceOrder,
     SetAccountFees,
     SetMarketStatus,
@@ -67,6 +70,7 @@ class RefEngine:
     held: dict[tuple[int, str], int] = field(default_factory=dict)
     accounts: set[int] = field(default_factory=set)
     fee_override: dict[int, tuple[int, int]] = field(default_factory=dict)  # account -> (maker ppm, taker ppm)
+    fund_holds: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # reference -> (account, asset, amount)
     fees: dict[str, int] = field(default_factory=dict)
     prio: int = 0
     # What happened, for comparison with the engine's events.
@@ -154,6 +158,33 @@ class RefEngine:
             else:
                 self.available[(cmd.account, cmd.asset)] -= cmd.amount
                 self.log.append(("debited", cmd.account, cmd.asset, cmd.amount))
+        elif isinstance(cmd, HoldFunds):
+            if cmd.asset not in self.assets:
+                self.reject(RejectReason.UNKNOWN_ASSET)
+            elif cmd.amount <= 0:
+                self.reject(RejectReason.INVALID_AMOUNT)
+            elif not cmd.reference:
+                self.reject(RejectReason.INVALID_ORDER_PARAMETERS)
+            elif cmd.reference in self.fund_holds:
+                self.reject(RejectReason.DUPLICATE_REFERENCE)
+            elif self.bal(cmd.account, cmd.asset) < cmd.amount:
+                self.reject(RejectReason.INSUFFICIENT_BALANCE)
+            else:
+                self.move(cmd.account, cmd.asset, cmd.amount)
+                self.fund_holds[cmd.reference] = (cmd.account, cmd.asset, cmd.amount)
+                self.log.append(("held", cmd.account, cmd.asset, cmd.amount, cmd.reference))
+        elif isinstance(cmd, ReleaseFunds | DebitHeldFunds):
+            hold = self.fund_holds.pop(cmd.reference, None)
+            if hold is None:
+                self.reject(RejectReason.UNKNOWN_REFERENCE)
+                return
+            account, asset, amount = hold
+            if isinstance(cmd, ReleaseFunds):
+                self.move(account, asset, -amount)
+                self.log.append(("released", account, asset, amount, cmd.reference))
+            else:
+                self.held[(account, asset)] -= amount
+                self.log.append(("debited_held", account, asset, amount, cmd.reference))
         elif isinstance(cmd, SetAccountFees):
             maker, taker = cmd.maker_ppm, cmd.taker_ppm
             if (maker is None) != (taker is None) or (
