@@ -21,8 +21,8 @@ net change and lowest point within the batch) is worked out in Python first, in 
   in Python and writes with ``executemany``; the CHECK constraint backs up the Python check. Every transaction
   begins with an explicit ``BEGIN``, so the reads are isolated with the writes and DDL (migrations) is transactional.
 
-On PostgreSQL the time goes into the postings' ``COPY``, mostly into checking each row against its three foreign
-keys (entry, account, asset).
+On PostgreSQL most of the time goes into the postings' ``COPY``; the postings table has no foreign keys for that
+reason (this store writes each posting in the transaction that writes its entry, account and asset).
 """
 
 from __future__ import annotations
