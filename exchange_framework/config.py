@@ -227,6 +227,7 @@ class Fees(_Table):
 
     maker: MakerRate = Decimal(0)
     taker: TakerRate = Decimal(0)
+    volume_asset: str | None = None  # the quote asset tiers count volume in (required with tiers)
     tiers: list[FeeTier] = []
     overrides: dict[AccountKey, FeeRates] = {}
 
@@ -293,6 +294,15 @@ class ExchangeConfig(_Table):
     @model_validator(mode="after")
     def _check_across_keys(self) -> Self:
         problems = list(_fee_schedule_problems(self.fees))
+        if self.fees.tiers and self.fees.volume_asset not in self.assets:
+            problems.append(
+                Problem(
+                    ("fees", "volume_asset"),
+                    self.fees.volume_asset,
+                    "volume tiers need the asset their 30-day volume is counted in: one of "
+                    + ", ".join(sorted(self.assets)),
+                )
+            )
         for symbol, market in self.markets.items():
             problems.extend(_convert_market(symbol, market, self.assets, self.fees)[1])
         if problems:

@@ -194,9 +194,14 @@ BAD_CONFIGS: list[tuple[str, str | tuple[str, str], list[str]]] = [
     ),
     (
         "tiers out of order",
-        '[[fees.tiers]]\nmin_volume_30d = "500"\nmaker = "0"\ntaker = "0.001"\n'
+        '[fees]\nvolume_asset = "USDT"\n[[fees.tiers]]\nmin_volume_30d = "500"\nmaker = "0"\ntaker = "0.001"\n'
         '[[fees.tiers]]\nmin_volume_30d = "100"\nmaker = "0"\ntaker = "0.001"\n',
         ['fees.tiers[1].min_volume_30d = "100"', "increasing min_volume_30d", "starts at 500"],
+    ),
+    (
+        "tiers without the asset their volume is counted in",
+        '[[fees.tiers]]\nmin_volume_30d = "500"\nmaker = "0"\ntaker = "0.001"\n',
+        ["fees.volume_asset = null", "volume tiers need the asset", "BTC, USDT"],
     ),
     (
         "override for a non-numeric account",
