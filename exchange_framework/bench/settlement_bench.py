@@ -31,7 +31,7 @@ from exchange_framework.engine.events import Trade
 from exchange_framework.ledger.postings import EXTERNAL, FEES, Entry, PostingRules, available, held
 from exchange_framework.ledger.store import SqlLedgerStore
 
-BATCH = 2_000  # entries per transaction
+BATCH = 10_000  # entries per transaction
 
 
 def build_entries(trades: int, seed: int) -> tuple[list[Entry], list[Entry], int, MatchingEngine]:

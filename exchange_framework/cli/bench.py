@@ -84,7 +84,7 @@ def pipeline(ops: int, seed: int, directory: Path | None, window: int, no_fsync:
     help="sqlite: a temporary file; postgres: DATABASE_URL's server, else a throwaway cluster.",
 )
 @click.option("--seed", default=1, show_default=True, help="Seed of the order flow.")
-@click.option("--batch", default=2_000, show_default=True, help="Entries per database transaction.")
+@click.option("--batch", default=10_000, show_default=True, help="Entries per database transaction.")
 @click.option(
     "--dir",
     "directory",

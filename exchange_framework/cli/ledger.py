@@ -84,7 +84,7 @@ def migrate(ctx: click.Context) -> None:
 
 @ledger.command()
 @_journal_option
-@click.option("--batch", default=2_000, show_default=True, help="Entries per database transaction.")
+@click.option("--batch", default=10_000, show_default=True, help="Entries per database transaction.")
 @click.pass_context
 def settle(ctx: click.Context, journal_path: Path | None, batch: int) -> None:
     """Apply every journalled command's money movements to the ledger (resumes at the high-water mark)."""

@@ -95,7 +95,24 @@ class PostingRules:
         self.hold_asset.update(orders)
 
     def postings(self, events: Iterable[Event]) -> list[Posting]:
-        """The postings for ``events`` (normally all events of one sequence number)."""
+        """The postings for ``events`` (normally all events of one sequence number), netted.
+
+        Movements of the same account in the same asset are added up (a taker sweeping ten makers pays out of its
+        hold once, not ten times), in the order each account and asset first appears; zero nets are dropped.
+        The events themselves, every trade with its fees, can always be regenerated from the journal.
+        """
+        out = self._gross(events)
+        if len(out) <= 2:
+            return out
+        net: dict[tuple[str, str], int] = {}
+        for p in out:
+            key = (p.account, p.asset)
+            net[key] = net.get(key, 0) + p.amount
+        if len(net) == len(out):
+            return out
+        return [Posting(account, asset, amount) for (account, asset), amount in net.items() if amount]
+
+    def _gross(self, events: Iterable[Event]) -> list[Posting]:
         out: list[Posting] = []
         add = out.append
         for ev in events:

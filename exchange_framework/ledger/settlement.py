@@ -70,7 +70,7 @@ class Settlement:
         journal: Journal,
         *,
         snapshots: SnapshotStore | None = None,
-        batch_size: int = 2_000,
+        batch_size: int = 10_000,
         consumer: str = "settlement",
     ) -> None:
         if batch_size < 1:
