@@ -71,6 +71,8 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger_entries"
 
     seq: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
+    # when the sequencer stamped the command (ns since the epoch): statements, 30-day volumes
+    ts_ns: int = Field(sa_column=Column(BigInteger(), nullable=False, server_default="0"))
 
 
 class LedgerPosting(SQLModel, table=True):

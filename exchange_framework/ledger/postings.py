@@ -57,10 +57,11 @@ class Posting(msgspec.Struct, array_like=True, gc=False, frozen=True):
 
 
 class Entry(msgspec.Struct, gc=False):
-    """All postings caused by one sequenced command."""
+    """All postings caused by one sequenced command; ``ts_ns`` is the journal's timestamp of that command."""
 
     seq: int
     postings: list[Posting]
+    ts_ns: int = 0
 
 
 class UnbalancedEntry(ValueError):

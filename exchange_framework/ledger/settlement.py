@@ -125,7 +125,7 @@ class Settlement:
             if seq != expected:
                 raise SettlementError(f"the journal yielded seq {seq} where {expected} belongs")
             engine.apply(seq, decode_command(record.payload))
-            batch.append(Entry(seq, postings(events)))
+            batch.append(Entry(seq, postings(events), record.ts_ns))
             events.clear()
             self._done_seq = seq
             if len(batch) >= self.batch_size or seq == target:

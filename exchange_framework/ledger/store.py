@@ -133,6 +133,8 @@ class _Plan:
             seq = entry.seq
             if type(seq) is not int:
                 raise LedgerError(f"sequence numbers are ints, not {type(seq).__name__}: {seq!r}")
+            if type(entry.ts_ns) is not int:
+                raise LedgerError(f"seq {seq}: the timestamp is int nanoseconds, not {entry.ts_ns!r}")
             if previous is not None and seq <= previous:
                 raise LedgerError(f"entries must come in ascending sequence order: {seq} after {previous}")
             previous = seq
@@ -209,7 +211,7 @@ WITH d AS (
     FROM unnest($1::integer[], $2::text[], $3::boolean[], $4::text[], $5::text[])
         AS t(account_id, asset, customer, delta, low)
 ), entries AS (
-    INSERT INTO ledger_entries (seq) SELECT unnest($6::bigint[])
+    INSERT INTO ledger_entries (seq, ts_ns) SELECT * FROM unnest($6::bigint[], $7::bigint[])
 ), updated AS (
     UPDATE ledger_balances AS b SET balance = b.balance + d.delta
     FROM d WHERE b.account_id = d.account_id AND b.asset = d.asset
@@ -230,7 +232,7 @@ _SQLITE_READ_BALANCES = (
     "SELECT j.key, b.balance FROM json_each(?) AS j JOIN ledger_balances AS b "
     "ON b.account_id = json_extract(j.value, '$[0]') AND b.asset = json_extract(j.value, '$[1]')"
 )
-_SQLITE_ENTRIES = "INSERT INTO ledger_entries (seq) VALUES (?)"
+_SQLITE_ENTRIES = "INSERT INTO ledger_entries (seq, ts_ns) VALUES (?, ?)"
 _SQLITE_POSTINGS = "INSERT INTO ledger_postings (seq, account_id, asset, amount) VALUES (?, ?, ?, ?)"
 _SQLITE_BALANCES = (
     "INSERT INTO ledger_balances (account_id, asset, customer, balance) VALUES (?, ?, ?, ?) "
@@ -378,7 +380,10 @@ class SqlLedgerStore:
                 deltas.append(str(delta))
                 lows.append(None if low is None else str(low))
         seqs = [e.seq for e in plan.entries]
-        balances = asyncio.ensure_future(raw.fetch(_PG_BALANCES, account_ids, assets, customers, deltas, lows, seqs))
+        stamps = [e.ts_ns for e in plan.entries]
+        balances = asyncio.ensure_future(
+            raw.fetch(_PG_BALANCES, account_ids, assets, customers, deltas, lows, seqs, stamps)
+        )
         try:
             await asyncio.sleep(0)  # the statement is on its way: the server works while the COPY data is made
             data = self._copy_postings(plan, ids)
@@ -431,7 +436,7 @@ class SqlLedgerStore:
         if problems:
             raise Overdraft("; ".join(problems))
 
-        await conn.exec_driver_sql(_SQLITE_ENTRIES, [(e.seq,) for e in plan.entries])
+        await conn.exec_driver_sql(_SQLITE_ENTRIES, [(e.seq, e.ts_ns) for e in plan.entries])
         rows = [(e.seq, ids[p.account], p.asset, str(p.amount)) for e in plan.entries for p in e.postings]
         if rows:
             await conn.exec_driver_sql(_SQLITE_POSTINGS, rows)

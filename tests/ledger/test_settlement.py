@@ -531,3 +531,17 @@ def test_an_interrupted_schema_migration_can_be_run_again(ledger_url: str, monke
             assert await store.apply([entry]) == 1
 
     asyncio.run(go())
+
+
+def test_each_entry_carries_its_command_timestamp_from_the_journal(ledger_url: str, traded: Traded) -> None:
+    settle(demo_config(), ledger_url, traded.journal, [(None, 333)])
+    with FileJournal(traded.journal, read_only=True) as journal:
+        stamps = {record.seq: record.ts_ns for record in journal.read()}
+
+    async def stored() -> dict[int, int]:
+        async with open_store(ledger_url) as store, store.engine.connect() as conn:
+            return {row.seq: row.ts_ns for row in await conn.execute(select(ENTRIES.c.seq, ENTRIES.c.ts_ns))}
+
+    found = asyncio.run(stored())
+    assert found == stamps
+    assert all(ts > 0 for ts in found.values())

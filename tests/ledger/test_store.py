@@ -397,3 +397,25 @@ def test_an_order_flow_settles_to_the_engines_balances(ledger_url: str, batch: i
         return postings
 
     run(ledger_url, body)
+
+
+def test_a_non_integer_timestamp_is_refused(ledger_url: str) -> None:
+    import asyncio
+
+    from exchange_framework.engine.market import AssetSpec
+    from exchange_framework.ledger.postings import EXTERNAL, Entry, Posting, available
+    from exchange_framework.ledger.store import LedgerError, SqlLedgerStore
+
+    async def go() -> None:
+        store = SqlLedgerStore(ledger_url)
+        try:
+            await store.create_schema()
+            await store.ensure_assets({"BTC": AssetSpec("BTC", 8)})
+            entry = Entry(1, [Posting(EXTERNAL, "BTC", -1), Posting(available(1), "BTC", 1)], 1.5)  # type: ignore[arg-type]
+            with pytest.raises(LedgerError, match="timestamp"):
+                await store.apply([entry])
+            assert await store.last_seq() == 0
+        finally:
+            await store.close()
+
+    asyncio.run(go())

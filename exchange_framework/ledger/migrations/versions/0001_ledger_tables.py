@@ -42,6 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "ledger_entries",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("ts_ns", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
     op.create_table(
