@@ -27,6 +27,7 @@ BUILTIN_COMMANDS: list[str] = [
     "exchange_framework.cli.replay:replay",
     "exchange_framework.cli.bench:bench",
     "exchange_framework.cli.ledger:ledger",
+    "exchange_framework.cli.fees:fees",
 ]
 
 EPILOG = """\b
