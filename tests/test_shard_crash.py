@@ -6,16 +6,10 @@ acknowledged command once, and snapshot + tail must give exactly the state of a 
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -26,49 +20,18 @@ from exchange_framework.engine.events import FundsCredited, FundsDebited
 from exchange_framework.engine.snapshot import snapshot, state_hash
 from exchange_framework.sequencer import FileJournal, SnapshotStore
 from exchange_framework.shard import Shard
+from tests.crash import run_and_kill
 from tests.engine.helpers import check_invariants
 
-REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).with_name("shard_crash_worker.py")
 ITERATIONS = 24
 FUNDING = 40  # commands: 20 accounts x 2 assets
 
 
-def _drain(stream: IO[str], lines: list[str], ready: threading.Event) -> None:
-    for line in stream:
-        lines.append(line)
-        ready.set()
-    ready.set()
-
-
 def run_worker(directory: Path, stderr: Path, *, kill_after: float | None, wait_ready: bool = True) -> list[str]:
     """Run the worker; SIGKILL it ``kill_after`` s after its start line (or after launch); return its whole lines."""
-    args = [sys.executable, str(WORKER), str(directory)] + ([] if kill_after is not None else ["3000"])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    lines: list[str] = []
-    ready = threading.Event()
-    with (
-        stderr.open("w") as err,
-        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO, env=env) as proc,
-    ):
-        assert proc.stdout is not None
-        reader = threading.Thread(target=_drain, args=(proc.stdout, lines, ready))
-        reader.start()
-        try:
-            if kill_after is None:
-                assert proc.wait(60) == 0, stderr.read_text()
-            else:
-                if wait_ready:
-                    assert ready.wait(30), stderr.read_text()
-                time.sleep(kill_after)
-                proc.send_signal(signal.SIGKILL)
-                assert proc.wait(30) == -signal.SIGKILL, stderr.read_text()  # it was still running: no crash
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            reader.join(30)
-    return [line for line in lines if line.endswith("\n")]  # a line cut by the kill was never whole
+    args = [str(directory)] + ([] if kill_after is not None else ["3000"])
+    return run_and_kill(WORKER, args, stderr, kill_after=kill_after, wait_ready=wait_ready)
 
 
 class Acks:

@@ -4,53 +4,22 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from exchange_framework.sequencer import FileJournal
 from exchange_framework.sequencer.file_journal import FILE_MAGIC, HEADER
+from tests.crash import run_and_kill
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 ITERATIONS = 30
 
 
-def _drain(stream: IO[str], lines: list[str], ready: threading.Event) -> None:
-    for line in stream:
-        lines.append(line)
-        ready.set()
-    ready.set()
-
-
 def run_writer(journal: Path, stderr: Path, *, kill_after: float | None, wait_ready: bool = True) -> list[str]:
     """Run the writer; SIGKILL it ``kill_after`` seconds after it is ready (or after start); return its lines."""
-    args = [sys.executable, str(WRITER), str(journal)] + ([] if kill_after is not None else ["3000"])
-    lines: list[str] = []
-    ready = threading.Event()
-    with stderr.open("w") as err, subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True) as proc:
-        assert proc.stdout is not None
-        reader = threading.Thread(target=_drain, args=(proc.stdout, lines, ready))
-        reader.start()
-        try:
-            if kill_after is None:
-                assert proc.wait(60) == 0, stderr.read_text()
-            else:
-                if wait_ready:
-                    assert ready.wait(30), stderr.read_text()
-                time.sleep(kill_after)
-                proc.send_signal(signal.SIGKILL)
-                assert proc.wait(30) == -signal.SIGKILL, stderr.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            reader.join(30)
-    return [line for line in lines if line.endswith("\n")]  # a line cut by the kill was never whole
+    args = [str(journal)] + ([] if kill_after is not None else ["3000"])
+    return run_and_kill(WRITER, args, stderr, kill_after=kill_after, wait_ready=wait_ready)
 
 
 def check_journal(path: Path, acked: dict[int, str], verified: int = 0) -> tuple[int, int]:
