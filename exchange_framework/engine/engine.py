@@ -143,9 +143,6 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ queries
 
-    def account(self, account_id: int) -> Account | None:
-        return self.accounts.get(account_id)
-
     def balance(self, account_id: int, asset: str) -> tuple[int, int]:
         """(available, held) atomic units of ``asset`` for ``account_id``."""
         acct = self.accounts.get(account_id)
