@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from exchange_framework.cli import format_table, state
-from exchange_framework.engine.commands import SetAccountFees, decode_command, encode_command
-from exchange_framework.engine.engine import MatchingEngine
+from exchange_framework.cli.replaying import replay_into_engine
+from exchange_framework.engine.commands import SetAccountFees, encode_command
 from exchange_framework.fees import FeeSchedule, VolumeTracker, fee_commands
 from exchange_framework.money import format_atomic, ppm_to_rate
 from exchange_framework.sequencer import FileJournal, JournalError, Sequencer
@@ -41,19 +40,14 @@ def plan(ctx: click.Context, journal_path: Path | None, apply_: bool) -> None:
     path = journal_path or config.journal_path()
     schedule = FeeSchedule.from_config(config)
     tracker = VolumeTracker.for_config(config)
-    engine = MatchingEngine(config.engine_assets(), config.engine_markets())
     try:
         journal = FileJournal(path, read_only=not apply_)
     except JournalError as exc:
         raise click.ClickException(str(exc)) from None
     with journal:
-        with click.progressbar(length=max(journal.last_seq, 1), label="reading the journal", file=sys.stderr) as bar:
-            for record in journal.read():
-                engine.apply(record.seq, decode_command(record.payload))
-                tracker.observe(record.ts_ns, engine.events)
-                engine.events.clear()
-                if not record.seq % 4096:
-                    bar.update(4096)
+        engine = replay_into_engine(
+            config, journal, on_events=lambda record, events: tracker.observe(record.ts_ns, events)
+        )
         commands = fee_commands(engine, schedule, tracker, now_ns=time.time_ns())  # wall clock: at the edge only
         decimals = config.assets[schedule.volume_asset].decimals if schedule.volume_asset else 0
         rows = []

@@ -13,8 +13,8 @@ from typing import TypeVar
 import click
 
 from exchange_framework.cli import format_table, state
+from exchange_framework.cli.replaying import replay_into_engine
 from exchange_framework.config import ExchangeConfig
-from exchange_framework.engine.commands import decode_command
 from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.interfaces import LedgerStore
 from exchange_framework.ledger.postings import available, held, is_customer
@@ -192,16 +192,8 @@ def _engine_at(config: ExchangeConfig, path: Path, mark: int) -> MatchingEngine 
         journal = FileJournal(path, read_only=True)
     except JournalError:
         return None
-    engine = MatchingEngine(config.engine_assets(), config.engine_markets())
-    with journal, click.progressbar(length=max(mark, 1), label="replaying", file=sys.stderr) as bar:
-        for record in journal.read():
-            if record.seq > mark:
-                break
-            engine.apply(record.seq, decode_command(record.payload))
-            engine.events.clear()
-            if not record.seq % 4096:
-                bar.update(4096)
-    return engine
+    with journal:
+        return replay_into_engine(config, journal, until_seq=mark)
 
 
 @ledger.command()
