@@ -31,6 +31,7 @@ __all__ = [
     "CustodyBalance",
     "CustodySigner",
     "Decision",
+    "DecodedTransaction",
     "DepositRequest",
     "Entry",
     "EventSubscriber",
@@ -45,6 +46,7 @@ __all__ = [
     "SanctionsScreener",
     "SigningRequest",
     "TravelRuleProvider",
+    "UnsignedTransaction",
     "WithdrawalRequest",
 ]
 
@@ -260,6 +262,38 @@ class ChainAdapter(Protocol):
     def broadcast(self, signed_tx: bytes) -> str:
         """Send a signed transaction to the network and return its txid."""
         ...
+
+
+class DecodedTransaction(msgspec.Struct, frozen=True):
+    """What an unsigned transaction would do, decoded by its chain adapter for the custody policy engine.
+
+    The policy engine checks these fields (never the withdrawal request that asked for the transaction) against
+    the whitelist, chain id, asset and limits before any signer sees the transaction. Amounts are atomic units.
+    """
+
+    chain: str  # the adapter's name, such as "ethereum"
+    chain_id: str  # the network as the transaction encodes it (EIP-155 id, genesis hash, chain-id string)
+    asset: str  # exchange asset symbol moved, such as "ETH" or "USDC"
+    source: str  # the address paying
+    destination: str  # the address credited
+    amount: int  # how much of ``asset`` the destination receives
+    fee: int  # the most the transaction can pay in fees, in ``fee_asset`` atomic units
+    fee_asset: str
+    memo: str = ""
+
+
+class UnsignedTransaction(msgspec.Struct, frozen=True):
+    """A transaction built by a chain adapter, waiting for policy approval and signatures.
+
+    ``payload`` is the adapter's own serialisation (enough to decode and to assemble the signed transaction);
+    ``digests`` are the exact 32-byte messages the custody signer signs, one per input or signer; ``key_id``
+    names the custody key that must sign them.
+    """
+
+    chain: str
+    payload: bytes
+    digests: tuple[bytes, ...]
+    key_id: str
 
 
 class SigningRequest(msgspec.Struct, frozen=True):
