@@ -257,6 +257,13 @@ class JournalSettings(_Table):
     fsync: bool = True
 
 
+class AuditSettings(_Table):
+    """``[audit]``: the operator audit log (a relative path is relative to the config file)."""
+
+    path: str = Field(default="var/audit/audit.log", min_length=1)
+    fsync: bool = True
+
+
 class PluginSettings(_Table):
     """``[plugins]``: which plugins load, and each plugin's own settings."""
 
@@ -288,6 +295,7 @@ class ExchangeConfig(_Table):
     journal: JournalSettings = JournalSettings()
     ledger: LedgerSettings = LedgerSettings()
     plugins: PluginSettings = PluginSettings()
+    audit: AuditSettings = AuditSettings()
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -336,6 +344,10 @@ class ExchangeConfig(_Table):
     def journal_path(self) -> Path:
         """Return the command journal's file path."""
         return self.resolve_path(self.journal.path)
+
+    def audit_path(self) -> Path:
+        """Return the audit log's file path."""
+        return self.resolve_path(self.audit.path)
 
     def ledger_url(self) -> str:
         """Return the ledger database URL: ``DATABASE_URL`` if set, else ``[ledger] url`` with SQLite paths resolved."""

@@ -28,6 +28,7 @@ BUILTIN_COMMANDS: list[str] = [
     "exchange_framework.cli.bench:bench",
     "exchange_framework.cli.ledger:ledger",
     "exchange_framework.cli.fees:fees",
+    "exchange_framework.cli.audit:audit",
 ]
 
 EPILOG = """\b
