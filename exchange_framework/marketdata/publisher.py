@@ -1,0 +1,156 @@
+"""Stream publishing: market data changes to encoded Binance stream messages on a :class:`~.hub.Hub`.
+
+Trades and book tickers go out as soon as their events are applied. Diff depth is merged per market and sent
+every 100 ms (``@depth@100ms``) or 1000 ms (``@depth``): a message covers update ids ``U`` to ``u`` and holds the
+latest quantity of every level changed in between, so ``U`` is always the previous message's ``u + 1``.
+Partial depth, klines and 24-hour tickers are sent on the same ticks (every 100 ms / 1 s), only for streams
+that have subscribers. Nothing is encoded for a stream nobody listens to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from exchange_framework.engine.events import Event
+from exchange_framework.marketdata import binance
+from exchange_framework.marketdata.hub import Hub
+from exchange_framework.marketdata.records import BookUpdate, Changes
+from exchange_framework.marketdata.state import MarketData
+
+FAST_MS = 100
+SLOW_MS = 1_000
+
+
+class DepthBatcher:
+    """Merges one market's book updates until drained: first ``U``, last ``u``, newest quantity per level."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, BookUpdate] = {}
+
+    def add(self, update: BookUpdate) -> None:
+        """Merge ``update`` into what is pending for its market."""
+        pending = self._pending.get(update.market)
+        if pending is None:
+            self._pending[update.market] = BookUpdate(
+                update.market,
+                update.first_update_id,
+                update.last_update_id,
+                update.time_ms,
+                dict(update.bids),
+                dict(update.asks),
+            )
+            return
+        if update.first_update_id != pending.last_update_id + 1:
+            raise ValueError(
+                f"{update.market}: book update {update.first_update_id} does not follow {pending.last_update_id}"
+            )
+        pending.last_update_id = update.last_update_id
+        pending.time_ms = update.time_ms
+        pending.bids.update(update.bids)
+        pending.asks.update(update.asks)
+
+    def drain(self) -> list[BookUpdate]:
+        """Return the merged updates (one per market) and start over."""
+        updates = list(self._pending.values())
+        self._pending.clear()
+        return updates
+
+
+class StreamPublisher:
+    """Applies engine events to :class:`MarketData` and publishes the resulting stream messages on ``hub``."""
+
+    def __init__(self, data: MarketData, hub: Hub) -> None:
+        self.data = data
+        self.hub = hub
+        self._fast = DepthBatcher()
+        self._slow = DepthBatcher()
+        self._next_fast = 0
+        self._next_slow = 0
+        self._parsed: dict[str, binance.StreamName] = {}
+        self._names: dict[tuple[str, str], str] = {}
+
+    def name(self, market: str, suffix: str) -> str:
+        """Return the canonical stream name for ``market`` and ``suffix`` (cached)."""
+        key = (market, suffix)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = binance.stream_name(self.data, market, suffix)
+        return name
+
+    def parse(self, name: str) -> binance.StreamName:
+        """Parse a stream name (cached); raise :class:`~.binance.StreamNameError` for a bad one."""
+        parsed = self._parsed.get(name)
+        if parsed is None:
+            parsed = binance.parse_stream(self.data, name)
+            if len(self._parsed) < 100_000:
+                self._parsed[name] = parsed
+        return parsed
+
+    def on_events(self, ts_ns: int, events: Sequence[Event]) -> Changes:
+        """Apply a batch (see :meth:`MarketData.apply`), publish trades and book tickers, queue depth diffs."""
+        data = self.data
+        hub = self.hub
+        changes = data.apply(ts_ns, events)
+        for market, records in changes.trades.items():
+            stream = self.name(market, "trade")
+            if hub.has_subscribers(stream):
+                for record in records:
+                    hub.publish(stream, binance.encode(binance.trade_event(data, record)))
+        for market, update in changes.books.items():
+            self._fast.add(update)
+            self._slow.add(update)
+            stream = self.name(market, "bookTicker")
+            if hub.has_subscribers(stream):
+                hub.publish(stream, binance.encode(binance.book_ticker_event(data, data.book_ticker(market))))
+        return changes
+
+    def tick(self, now_ms: int) -> None:
+        """Send what is due at ``now_ms``: depth every 100 ms / 1 s; partial depth, klines and tickers likewise."""
+        if now_ms >= self._next_fast:
+            self._next_fast = now_ms - now_ms % FAST_MS + FAST_MS
+            self._flush_depth(self._fast, "depth@100ms", now_ms)
+            self._periodic(now_ms, FAST_MS)
+        if now_ms >= self._next_slow:
+            self._next_slow = now_ms - now_ms % SLOW_MS + SLOW_MS
+            self._flush_depth(self._slow, "depth", now_ms)
+            self._periodic(now_ms, SLOW_MS)
+
+    def _flush_depth(self, batcher: DepthBatcher, suffix: str, now_ms: int) -> None:
+        data = self.data
+        hub = self.hub
+        for update in batcher.drain():
+            stream = self.name(update.market, suffix)
+            if hub.has_subscribers(stream):
+                hub.publish(stream, binance.encode(binance.depth_update(data, update, now_ms)))
+
+    def _periodic(self, now_ms: int, speed_ms: int) -> None:
+        data = self.data
+        hub = self.hub
+        for name in hub.streams():
+            try:
+                stream = self.parse(name)
+            except binance.StreamNameError:
+                continue
+            kind = stream.kind
+            if kind == "partialDepth" and stream.speed_ms == speed_ms:
+                payload = binance.partial_depth(data, data.depth(stream.market, stream.levels))
+            elif speed_ms != SLOW_MS:
+                continue
+            elif kind == "kline":
+                kline = data.kline(stream.market, stream.interval, now_ms)
+                if kline is None:
+                    continue
+                payload = binance.kline_event(data, stream.market, stream.interval, kline, now_ms)
+            elif kind == "ticker":
+                payload = binance.ticker_event(data, data.ticker_24h(stream.market, now_ms), now_ms)
+            else:
+                continue
+            hub.publish(name, binance.encode(payload))
+
+    async def run(self, clock: Callable[[], int] = time.time_ns, period_ms: int = FAST_MS) -> None:
+        """Call :meth:`tick` every ``period_ms`` with ``clock()`` (ns) until cancelled."""
+        while True:
+            self.tick(clock() // 1_000_000)
+            await asyncio.sleep(period_ms / 1000)
