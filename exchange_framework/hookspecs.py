@@ -139,9 +139,14 @@ def register_market_data_publishers(config: ExchangeConfig) -> list[MarketDataPu
 
 @hookspec
 def register_chain_adapters(config: ExchangeConfig) -> list[ChainAdapter] | None:
-    """Return adapters for blockchain networks, one per chain id (the adapter's ``name``).
+    """Return adapters for blockchain networks, one per chain (the adapter's ``name``, such as "bitcoin").
 
-    Called at start-up; every plugin's items are collected. ``None`` means the plugin registers none.
+    Called at start-up; every plugin's items are collected, and two adapters with the same name are a start-up
+    error. Read the adapter's settings (node URL, xpub, confirmations) with ``config.plugin_settings(name)``;
+    an adapter holds no private key. The kernel's deposit tracker scans each adapter's chain and the withdrawal
+    path builds, decodes, assembles and broadcasts through it. Run
+    :class:`~exchange_framework.chains.conformance.ChainAdapterConformance` against your adapter in its tests;
+    ``docs/chains.md`` explains the contract. ``None`` means the plugin registers none.
     """
 
 

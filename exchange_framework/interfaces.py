@@ -10,7 +10,7 @@ screened at onboarding, deposit and withdrawal, and a custody balance report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdminPage",
+    "BlockHeader",
     "ChainAdapter",
     "CustodyBalance",
     "CustodySigner",
     "Decision",
     "DecodedTransaction",
+    "DepositAddress",
     "DepositRequest",
     "Entry",
     "EventSubscriber",
@@ -44,8 +46,12 @@ __all__ = [
     "Outcome",
     "Posting",
     "SanctionsScreener",
+    "ScannedBlock",
     "SigningRequest",
+    "TransactionStatus",
+    "Transfer",
     "TravelRuleProvider",
+    "TxState",
     "UnsignedTransaction",
     "WithdrawalRequest",
 ]
@@ -240,27 +246,156 @@ class MarketDataPublisher(Protocol):
 # -- chains and custody -------------------------------------------------------------------------------------------
 
 
+class DepositAddress(msgspec.Struct, frozen=True):
+    """Where an account deposits on one chain: an address and, on chains with shared addresses, a memo or tag.
+
+    ``memo`` is empty when the chain needs none; when it is set, a deposit without it cannot be attributed.
+    """
+
+    address: str
+    memo: str = ""
+
+
+class BlockHeader(msgspec.Struct, frozen=True):
+    """One block of a chain as the deposit tracker follows it: reorgs are found through ``parent_hash`` links."""
+
+    height: int
+    hash: str
+    parent_hash: str
+
+
+class Transfer(msgspec.Struct, frozen=True):
+    """A payment to a watched address, as found in a block. ``amount`` is in ``asset``'s atomic units.
+
+    ``(txid, index)`` identifies it on its chain: ``index`` is the output index (UTXO chains), the log index
+    (EVM token transfers) or the instruction/message index; a plain native transfer uses 0.
+    """
+
+    txid: str
+    index: int
+    asset: str
+    amount: int
+    address: str
+    memo: str = ""
+    source_addresses: tuple[str, ...] = ()
+
+
+class ScannedBlock(msgspec.Struct, frozen=True):
+    """A block's header and the transfers in it to the addresses the scan asked about, in chain order."""
+
+    header: BlockHeader
+    transfers: tuple[Transfer, ...] = ()
+
+
+class TxState(IntEnum):
+    """Where a broadcast transaction stands on the node's best chain."""
+
+    UNKNOWN = 0  # never seen by the node
+    PENDING = 1  # in the mempool, not in a block
+    CONFIRMED = 2  # in a block of the best chain (see ``confirmations``)
+    DROPPED = 3  # left the mempool or the chain for good (replaced, expired, reorged out and invalid)
+
+
+class TransactionStatus(msgspec.Struct, frozen=True):
+    """The state of a transaction; ``confirmations`` is 1 in the tip block, 0 unless CONFIRMED."""
+
+    txid: str
+    state: TxState
+    confirmations: int = 0
+    block_height: int | None = None
+    block_hash: str = ""
+
+
 @runtime_checkable
 class ChainAdapter(Protocol):
-    """Everything the kernel needs from one blockchain network; ``name`` is the chain id, such as "bitcoin"."""
+    """Everything the kernel needs from one blockchain network; ``name`` is the chain id, such as "bitcoin".
+
+    An adapter never holds a private key: deposit addresses come from an extended public key, and withdrawals are
+    built unsigned, decoded for the custody policy engine, signed by a custody signer and assembled here. Methods
+    that talk to the node raise on any node failure (down, timeout, an answer that does not parse); callers retry,
+    so every method is safe to call again. ``docs/chains.md`` walks through writing one, and
+    :mod:`exchange_framework.chains.conformance` is the kit it must pass.
+    """
 
     name: str
-    required_confirmations: int
+    chain_id: str  # the network as transactions encode it; DecodedTransaction.chain_id carries the same value
+    native_asset: str  # the exchange asset symbol of the chain's coin, in which fees are paid
+    required_confirmations: int  # depth at which a deposit is final enough to credit
 
-    def new_deposit_address(self, account: AccountId) -> str:
-        """Derive a fresh deposit address for ``account`` (deterministically, from public key material only)."""
+    def deposit_address(self, account: AccountId) -> DepositAddress:
+        """Return ``account``'s deposit address, derived from public key material only.
+
+        Deterministic (the same account always gets the same answer, on every restart and machine) and distinct
+        per account. UTXO and account chains derive a BIP32 non-hardened child of the configured xpub (see
+        :mod:`exchange_framework.chains.hd`); memo chains return a shared address with the account's memo.
+        """
         ...
 
     def validate_address(self, address: str) -> bool:
-        """Return whether ``address`` is well formed for this chain (checksum included)."""
+        """Return whether ``address`` is well formed for this chain and network (checksum included)."""
         ...
 
-    def confirmations(self, txid: str) -> int:
-        """Return how many confirmations ``txid`` has, 0 if unconfirmed or unknown."""
+    def tip_height(self) -> int:
+        """Return the height of the node's best block."""
+        ...
+
+    def block_header(self, height: int) -> BlockHeader | None:
+        """Return the header of the best chain's block at ``height``, or ``None`` above the tip."""
+        ...
+
+    def scan(self, from_height: int, addresses: Collection[str], *, max_blocks: int = 100) -> list[ScannedBlock]:
+        """Return consecutive best-chain blocks from ``from_height`` (at most ``max_blocks``, fewer at the tip).
+
+        Each block carries every transfer (native coin and the tokens the adapter knows) that pays one of
+        ``addresses``, with the amount in atomic units and the payer's addresses. Blocks with no such transfer
+        are still returned: the caller follows the chain through their parent hashes.
+        """
+        ...
+
+    def build_withdrawal(
+        self,
+        *,
+        key_id: str,
+        public_key: bytes,
+        destination: str,
+        asset: str,
+        amount: int,
+        memo: str = "",
+    ) -> UnsignedTransaction:
+        """Build an unsigned transaction paying ``amount`` atomic units of ``asset`` to ``destination``.
+
+        It is paid from the address of ``public_key`` (the custody key ``key_id``); the adapter estimates the fee
+        and picks the nonce or the inputs, and never hands out the same nonce or input twice. Raise ``ValueError``
+        for a bad destination, unknown asset or non-positive amount, and an error naming the shortfall when the
+        wallet cannot pay.
+        """
+        ...
+
+    def decode(self, unsigned: UnsignedTransaction) -> DecodedTransaction:
+        """Decode what ``unsigned`` would do from its payload bytes alone (never from what was asked for).
+
+        The custody policy engine checks this answer before any signer sees the transaction. Raise
+        ``ValueError`` if the payload does not parse or its digests do not match it.
+        """
+        ...
+
+    def assemble(self, unsigned: UnsignedTransaction, signatures: Sequence[bytes]) -> bytes:
+        """Combine ``unsigned`` with one signature per digest (in the chain's documented format) into a signed tx.
+
+        Raise ``ValueError`` if a signature does not verify against the digest and the paying key.
+        """
         ...
 
     def broadcast(self, signed_tx: bytes) -> str:
-        """Send a signed transaction to the network and return its txid."""
+        """Send a signed transaction to the network and return its txid.
+
+        Idempotent: broadcasting the same bytes again returns the same txid and sends nothing new. Raise
+        ``ValueError`` if the node refuses the transaction (bad signature, wrong chain id, spent nonce).
+        """
+        ...
+
+    def transaction_status(self, txid: str) -> TransactionStatus:
+        """Return where ``txid`` stands: unknown, pending, confirmed (with confirmations) or dropped."""
         ...
 
 

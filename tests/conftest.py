@@ -77,3 +77,43 @@ def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield install
     for module in modules:
         sys.modules.pop(module, None)
+
+
+# -- installed plugin distributions (tests/chains/, and any first-party distribution under chains/ or plugins/) -----
+
+
+def _installed_plugin_distributions() -> frozenset[str]:
+    import importlib.metadata
+
+    return frozenset(
+        dist.metadata["Name"]
+        for dist in importlib.metadata.distributions()
+        if any(ep.group == "exchange_framework" for ep in dist.entry_points)
+    )
+
+
+_INSTALLED_PLUGIN_DISTRIBUTIONS = _installed_plugin_distributions()  # before any test makes a fake one
+
+
+@pytest.fixture(autouse=True)
+def _bare_entry_points(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide the plugin distributions installed in the venv (``pip install -e chains/devchain``, ...) from plugin
+    managers made in-process, so every test starts from a bare exchange plus what it installs itself.
+
+    A test that wants the installed distributions requests the ``installed_entry_points`` fixture.
+    """
+    if "installed_entry_points" in request.fixturenames or not _INSTALLED_PLUGIN_DISTRIBUTIONS:
+        return
+    import exchange_framework.plugins as plugins
+
+    real = plugins._entry_points
+    monkeypatch.setattr(
+        plugins,
+        "_entry_points",
+        lambda: {n: ep for n, ep in real().items() if ep.distribution not in _INSTALLED_PLUGIN_DISTRIBUTIONS},
+    )
+
+
+@pytest.fixture
+def installed_entry_points() -> None:
+    """Let this test's plugin managers load the plugin distributions installed in the venv."""

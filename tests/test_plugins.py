@@ -57,10 +57,18 @@ from exchange_framework import hookimpl
 class Chain:
     name = "entrychain"
     required_confirmations = 6
-    def new_deposit_address(self, account): return "x"
+    chain_id = "entry-1"
+    native_asset = "ENT"
+    def deposit_address(self, account): return None
     def validate_address(self, address): return True
-    def confirmations(self, txid): return 0
+    def tip_height(self): return 0
+    def block_header(self, height): return None
+    def scan(self, from_height, addresses, *, max_blocks=100): return []
+    def build_withdrawal(self, **kwargs): raise ValueError("no")
+    def decode(self, unsigned): raise ValueError("no")
+    def assemble(self, unsigned, signatures): raise ValueError("no")
     def broadcast(self, signed_tx): return "txid"
+    def transaction_status(self, txid): return None
 
 @hookimpl
 def register_chain_adapters():
@@ -345,7 +353,7 @@ def test_hook_register_market_data_publishers(fake_pm: ExchangePluginManager) ->
 def test_hook_register_chain_adapters(fake_pm: ExchangePluginManager) -> None:
     chain = collect_registered(fake_pm, "register_chain_adapters", config=fake_pm.config)["fakechain"]
     assert isinstance(chain, ChainAdapter)
-    assert chain.validate_address(chain.new_deposit_address(1001))
+    assert chain.validate_address(chain.deposit_address(1001).address)
 
 
 def test_hook_register_custody_signers(fake_pm: ExchangePluginManager) -> None:

@@ -8,7 +8,16 @@ from typing import Any
 import click
 
 from exchange_framework import hookimpl
-from exchange_framework.interfaces import AdminPage, CustodyBalance, Decision, Entry, Outcome
+from exchange_framework.interfaces import (
+    AdminPage,
+    CustodyBalance,
+    Decision,
+    DepositAddress,
+    Entry,
+    Outcome,
+    TransactionStatus,
+    TxState,
+)
 from exchange_framework.ledger.postings import check_balanced
 
 __version__ = "0.0.1"
@@ -97,23 +106,50 @@ class FakePublisher:
 
 class FakeChain:
     name = "fakechain"
+    chain_id = "fake-1"
+    native_asset = "FAKE"
     required_confirmations = 2
 
-    def new_deposit_address(self, account: int) -> str:
-        return f"fake1{account:08d}"
+    def deposit_address(self, account: int) -> Any:
+        return DepositAddress(f"fake1{account:08d}")
 
     def validate_address(self, address: str) -> bool:
         return address.startswith("fake1")
 
-    def confirmations(self, txid: str) -> int:
-        return 3
+    def tip_height(self) -> int:
+        return 0
+
+    def block_header(self, height: int) -> Any:
+        return None
+
+    def scan(self, from_height: int, addresses: Any, *, max_blocks: int = 100) -> list[Any]:
+        return []
+
+    def build_withdrawal(self, **kwargs: Any) -> Any:
+        raise ValueError("fakechain cannot withdraw")
+
+    def decode(self, unsigned: Any) -> Any:
+        raise ValueError("fakechain cannot decode")
+
+    def assemble(self, unsigned: Any, signatures: Any) -> bytes:
+        raise ValueError("fakechain cannot assemble")
 
     def broadcast(self, signed_tx: bytes) -> str:
         return signed_tx.hex()
 
+    def transaction_status(self, txid: str) -> Any:
+        return TransactionStatus(txid, TxState.CONFIRMED, 3)
+
 
 class FakeSigner:
     name = "fake-signer"
+    schemes = frozenset({"secp256k1"})
+
+    def create_key(self, key_id: str, scheme: Any) -> bytes:
+        return key_id.encode()
+
+    def key_scheme(self, key_id: str) -> Any:
+        return "secp256k1"
 
     def public_key(self, key_id: str) -> bytes:
         return key_id.encode()
