@@ -166,13 +166,24 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[AnyCommand] = msgspec.msgpack.Decoder(AnyCommand)
+_json_encoder = msgspec.json.Encoder()
+_json_decoder: msgspec.json.Decoder[AnyCommand] = msgspec.json.Decoder(AnyCommand)
 
 
 def encode_command(command: Command) -> bytes:
-    """Serialise a command for the journal."""
-    return _encoder.encode(command)
+    """Serialise a command for the journal: msgpack, or JSON when an amount exceeds msgpack's 64-bit integers.
+
+    18-decimal assets pass 2**64 atomic units at about 18.4 whole coins, so large amounts are common; JSON keeps
+    them exact at any size. Both forms decode with :func:`decode_command`.
+    """
+    try:
+        return _encoder.encode(command)
+    except OverflowError:
+        return _json_encoder.encode(command)
 
 
 def decode_command(data: bytes) -> AnyCommand:
     """Parse a journalled command; raises ``msgspec.DecodeError`` on garbage."""
+    if data[:1] == b"[":  # msgpack commands start with an array header (0x90-0x9f, 0xdc), never with "["
+        return _json_decoder.decode(data)
     return _decoder.decode(data)

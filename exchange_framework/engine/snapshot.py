@@ -83,8 +83,12 @@ def engine_state(engine: MatchingEngine) -> dict[str, Any]:
 
 
 def snapshot(engine: MatchingEngine) -> bytes:
-    """Serialise the engine's state (msgpack)."""
-    return _encoder.encode(engine_state(engine))
+    """Serialise the engine's state: msgpack, or JSON when a balance exceeds msgpack's 64-bit integers."""
+    state = engine_state(engine)
+    try:
+        return _encoder.encode(state)
+    except OverflowError:
+        return msgspec.json.encode(state)
 
 
 def state_hash(engine: MatchingEngine) -> str:
@@ -119,7 +123,7 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
     """Load a snapshot into a freshly built engine (same assets and markets as the one that took it)."""
     if engine.last_seq or engine.orders or engine.accounts:
         raise ValueError("restore needs a fresh engine")
-    state = msgspec.msgpack.decode(data)
+    state = msgspec.json.decode(data) if data[:1] == b"{" else msgspec.msgpack.decode(data)
     if state.get("version") != SNAPSHOT_VERSION:
         raise ValueError(f"snapshot version {state.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})")
     engine.last_seq = state["last_seq"]
