@@ -31,6 +31,7 @@ from exchange_framework.sequencer import (
 )
 
 EventSink = Callable[[Sequence[Event]], None]
+AppliedSink = Callable[[Sequence[JournalRecord], Sequence[Command], Sequence[Event]], None]
 Progress = Callable[[int, int], None]
 
 
@@ -53,7 +54,9 @@ class Shard:
     """One engine shard with its journal and snapshots.
 
     Use :meth:`submit` (group commit, from any thread) after :meth:`start`, or :meth:`execute` for synchronous
-    batches. ``on_events`` receives each applied batch's events on the writer thread, in sequence order.
+    batches. ``on_events`` receives each applied batch's events on the writer thread, in sequence order;
+    ``on_applied`` receives the batch's journal records (sequence numbers and timestamps), its commands and its
+    events, for consumers that need to know which command caused what (the API's read models).
     Every ``snapshot_every`` commands (0: never) the running shard writes a snapshot, so start-up replays at
     most that many commands after the newest one.
     """
@@ -66,6 +69,7 @@ class Shard:
         snapshot_dir: Path | None = None,
         pm: pluggy.PluginManager | None = None,
         on_events: EventSink | None = None,
+        on_applied: AppliedSink | None = None,
         progress: Progress | None = None,
         snapshot_every: int = 100_000,
     ) -> None:
@@ -77,6 +81,7 @@ class Shard:
             self.snapshots = SnapshotStore(directory)
             self.engine = MatchingEngine(config.engine_assets(), config.engine_markets())
             self.on_events = on_events
+            self.on_applied = on_applied
             self.recovered_seq = recover(
                 self.journal,
                 self.snapshots,
@@ -110,6 +115,8 @@ class Shard:
         engine.events = []
         if self.on_events is not None:
             self.on_events(events)
+        if self.on_applied is not None:
+            self.on_applied(records, commands, events)
         self._maybe_snapshot()
         return events
 
@@ -145,13 +152,20 @@ class Shard:
         engine = self.engine
         apply = engine.apply
         pending = self._pending
-        for record in records:
-            apply(record.seq, pending.popleft())
+        if self.on_applied is None:
+            for record in records:
+                apply(record.seq, pending.popleft())
+        else:
+            commands = [pending.popleft() for _ in records]
+            for record, command in zip(records, commands, strict=True):
+                apply(record.seq, command)
         events = engine.events
         if events:
             engine.events = []  # the batch now belongs to the subscriber
             if self.on_events is not None:
                 self.on_events(events)
+        if self.on_applied is not None:
+            self.on_applied(records, commands, events if events else ())  # never the engine's own list
         self._maybe_snapshot()  # on the writer thread, between batches: a consistent state
 
     def _maybe_snapshot(self) -> None:

@@ -1,0 +1,136 @@
+"""The exchange's web application: the REST API (and, as they land, streams, portal and admin) on one ASGI app.
+
+:func:`create_app` builds it from a config. Its lifespan starts the :class:`~exchange_framework.node.ExchangeNode`
+and opens the identity store; plugins add routes (``register_routes``, matched first) and middleware
+(``asgi_wrapper``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from exchange_framework.api import market, trading
+from exchange_framework.api.context import ApiContext
+from exchange_framework.api.endpoints import Endpoint, routes_of
+from exchange_framework.api.openapi import openapi_document
+from exchange_framework.api.ratelimit import Limits, RateLimiter
+from exchange_framework.api.units import Units
+from exchange_framework.config import ExchangeConfig
+from exchange_framework.identity import IdentityStore
+from exchange_framework.node import ExchangeNode
+from exchange_framework.plugins import make_plugin_manager
+
+__all__ = ["SECURITY_HEADERS", "ExchangeApp", "api_endpoints", "create_app"]
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def api_endpoints() -> list[Endpoint]:
+    """Every REST endpoint of the kernel, in the order they are matched."""
+    return [*market.ENDPOINTS, *trading.ENDPOINTS]
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.encode() not in present:
+                        headers.append((name.encode(), value.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    config: ExchangeConfig,
+    *,
+    pm: pluggy.PluginManager | None = None,
+    identity_url: str | None = None,
+    limits: Limits | None = None,
+    settle_every: float = 1.0,
+    extra_routes: Sequence[BaseRoute] = (),
+    on_started: Callable[[ApiContext], Any] | None = None,
+) -> ExchangeApp:
+    """Build the exchange's ASGI app for ``config``.
+
+    The node's data (journal, snapshots, SQLite ledger) lives where ``config`` says; the identity store defaults to
+    ``identity.db`` beside the journal. ``on_started(ctx)`` runs once everything is up (the demo seeds users there).
+    """
+    pm = pm if pm is not None else make_plugin_manager(config)
+    node = ExchangeNode(config, pm=pm, settle_every=settle_every)
+    data_dir: Path = node.data_dir
+    identity = IdentityStore(identity_url or f"sqlite:///{data_dir / 'identity.db'}")
+    ctx = ApiContext(node=node, identity=identity, units=Units(config), limiter=RateLimiter(limits))
+    endpoints = api_endpoints()
+
+    async def openapi(_request: Any) -> JSONResponse:
+        return JSONResponse(openapi_document(config, endpoints))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        identity.create_schema()
+        await node.start()
+        try:
+            if on_started is not None:
+                result = on_started(ctx)
+                if hasattr(result, "__await__"):
+                    await result
+            yield
+        finally:
+            await node.close()
+            identity.close()
+
+    plugin_routes: list[BaseRoute] = [r for routes in pm.hook.register_routes(config=config) if routes for r in routes]
+    routes: list[BaseRoute] = [
+        *plugin_routes,
+        *extra_routes,
+        *routes_of(endpoints),
+        Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.api = ctx
+    wrapped: ASGIApp = SecurityHeaders(app)
+    for wrapper in pm.hook.asgi_wrapper(config=config):
+        if wrapper is not None:
+            wrapped = wrapper(wrapped)
+    return ExchangeApp(app, wrapped, ctx)
+
+
+class ExchangeApp:
+    """The exchange's ASGI app: the Starlette app (:attr:`app`) inside its middleware, and the API context."""
+
+    def __init__(self, app: Starlette, wrapped: ASGIApp, ctx: ApiContext) -> None:
+        self.app = app
+        self.ctx = ctx
+        self._wrapped = wrapped
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._wrapped(scope, receive, send)

@@ -1,0 +1,92 @@
+"""The real ccxt client (its ``binance`` class) against the local exchange, unchanged but for the URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt
+import pytest
+
+from tests.api.conftest import Exchange, User
+
+API_NAMES = ("public", "private", "v1", "v3", "sapi", "sapiV2", "sapiV3", "sapiV4")
+
+
+def client(exchange: Exchange, user: User | None = None) -> Any:
+    options: dict[str, Any] = {
+        "enableRateLimit": False,
+        "options": {
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchMargins": False,
+            "fetchCurrencies": False,
+            "defaultType": "spot",
+        },
+    }
+    if user is not None:
+        options.update(apiKey=user.key.key, secret=user.key.secret)
+    ex = ccxt.binance(options)
+    for name in API_NAMES:
+        if name in ex.urls["api"]:
+            path = ex.urls["api"][name].split("binance.com", 1)[1]
+            ex.urls["api"][name] = exchange.url + path
+    return ex
+
+
+def test_load_markets(exchange: Exchange) -> None:
+    ex = client(exchange)
+    markets = ex.load_markets()
+    assert set(markets) == {"BTC/USDT", "ETH/USDT"}
+    btc = markets["BTC/USDT"]
+    assert btc["id"] == "BTCUSDT"
+    assert btc["precision"]["price"] == pytest.approx(0.1)
+    assert btc["precision"]["amount"] == pytest.approx(0.00001)
+    assert btc["limits"]["amount"]["min"] == pytest.approx(0.00001)
+    assert btc["active"] is True
+
+
+def test_balance_orders_and_fills(exchange: Exchange) -> None:
+    alice, bob = client(exchange, exchange.alice), client(exchange, exchange.bob)
+    balance = alice.fetch_balance()
+    assert balance["USDT"]["free"] == 1_000_000
+    assert balance["BTC"]["total"] == 10
+
+    order = alice.create_order("BTC/USDT", "limit", "buy", 0.5, 60000)
+    assert order["status"] == "open"
+    fetched = alice.fetch_order(order["id"], "BTC/USDT")
+    assert fetched["amount"] == 0.5 and fetched["price"] == 60000
+    assert [o["id"] for o in alice.fetch_open_orders("BTC/USDT")] == [order["id"]]
+    balance = alice.fetch_balance()
+    assert balance["USDT"]["used"] == 30000  # 0.5 BTC at 60,000 is held
+
+    sell = bob.create_order("BTC/USDT", "market", "sell", 0.2)
+    assert sell["status"] == "closed"
+    assert sell["filled"] == 0.2
+    assert sell["average"] == 60000
+
+    trades = alice.fetch_my_trades("BTC/USDT")
+    assert len(trades) == 1
+    assert trades[0]["side"] == "buy" and trades[0]["amount"] == 0.2 and trades[0]["price"] == 60000
+    assert trades[0]["takerOrMaker"] == "maker"
+
+    cancelled = alice.cancel_order(order["id"], "BTC/USDT")
+    assert cancelled["status"] == "canceled"
+    assert alice.fetch_open_orders("BTC/USDT") == []
+    closed = alice.fetch_order(order["id"], "BTC/USDT")
+    assert closed["filled"] == 0.2 and closed["status"] == "canceled"
+    balance = alice.fetch_balance()
+    assert balance["USDT"]["used"] == 0
+    assert balance["BTC"]["total"] == pytest.approx(10.2 - 0.2 * 0.001)  # maker fee 0.1 % in the bought asset
+
+
+def test_errors_map_to_ccxt_exceptions(exchange: Exchange) -> None:
+    alice = client(exchange, exchange.alice)
+    with pytest.raises(ccxt.InsufficientFunds):
+        alice.create_order("BTC/USDT", "limit", "buy", 100, 60000)
+    with pytest.raises(ccxt.OrderNotFound):
+        alice.fetch_order("999999", "BTC/USDT")
+    with pytest.raises(ccxt.OrderNotFound):
+        alice.cancel_order("999999", "BTC/USDT")
+    wrong = client(exchange, exchange.alice)
+    wrong.secret = "0" * 64
+    with pytest.raises(ccxt.AuthenticationError):
+        wrong.fetch_balance()
