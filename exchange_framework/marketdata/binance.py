@@ -86,7 +86,8 @@ def kline_row(units: MarketUnits, interval: str, kline: Kline) -> list[Any]:
 def klines(data: MarketData, market: str, interval: str, rows: list[Kline]) -> list[list[Any]]:
     """``GET /api/v3/klines``: array rows, oldest first."""
     units = data.units(market)
-    return [kline_row(units, check_interval(interval), kline) for kline in rows]
+    interval = check_interval(interval)
+    return [kline_row(units, interval, kline) for kline in rows]
 
 
 def ticker_24h(data: MarketData, ticker: Ticker24h) -> Json:
