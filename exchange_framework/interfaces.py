@@ -11,7 +11,7 @@ screened at onboarding, deposit and withdrawal, and a custody balance report.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
@@ -38,6 +38,8 @@ __all__ = [
     "Entry",
     "EventSubscriber",
     "JournalBackend",
+    "KeyExistsError",
+    "KeyScheme",
     "KycProvider",
     "LedgerBackend",
     "LedgerStore",
@@ -47,11 +49,15 @@ __all__ = [
     "Posting",
     "SanctionsScreener",
     "ScannedBlock",
+    "SignatureInvalidError",
+    "SigningError",
+    "SigningRefusedError",
     "SigningRequest",
     "TransactionStatus",
     "Transfer",
     "TravelRuleProvider",
     "TxState",
+    "UnknownKeyError",
     "UnsignedTransaction",
     "WithdrawalRequest",
 ]
@@ -431,29 +437,87 @@ class UnsignedTransaction(msgspec.Struct, frozen=True):
     key_id: str
 
 
+class KeyScheme(StrEnum):
+    """A signature scheme a custody key signs with, and the byte formats that go with it.
+
+    - ``secp256k1``: ECDSA over secp256k1 (Bitcoin, EVM, Cosmos). The payload is a 32-byte digest, the public key is
+      33 bytes (SEC1 compressed) and a signature is 65 bytes ``r || s || v``: ``r`` and ``s`` big-endian, ``s`` in
+      the lower half of the group order (low-S), ``v`` the recovery id (0 or 1; a chain adapter adds its own offset,
+      27 or EIP-155, where its encoding needs one).
+    - ``ed25519``: PureEdDSA (RFC 8032; Solana, Stellar). The payload is the message itself (1 to 65,536 bytes), the
+      public key 32 bytes and a signature 64 bytes.
+    """
+
+    SECP256K1 = "secp256k1"
+    ED25519 = "ed25519"
+
+
 class SigningRequest(msgspec.Struct, frozen=True):
-    """What the kernel asks a signer to sign, after its policy engine approved the withdrawal."""
+    """What the kernel asks a signer to sign, after its policy engine approved the withdrawal.
+
+    ``scheme``, when given, is the scheme the caller expects ``key_id`` to have; a signer refuses a key of another
+    scheme. Leave it out only when the caller cannot know (the signer still checks the payload against its key).
+    """
 
     request_id: str
     key_id: str
     chain: str
     payload: bytes  # the exact bytes (or digest) the chain expects signed
+    scheme: KeyScheme | None = None
+
+
+class SigningError(Exception):
+    """A custody signer did not sign. The kernel holds the withdrawal (fail closed); nothing was signed."""
+
+
+class UnknownKeyError(SigningError):
+    """The signer holds no key of that id."""
+
+
+class KeyExistsError(SigningError):
+    """A key of that id exists already: keys are never replaced."""
+
+
+class SigningRefusedError(SigningError):
+    """The request failed a signer's own checks (payload size, key scheme, key attributes)."""
+
+
+class SignatureInvalidError(SigningError):
+    """The signer produced signatures that did not verify, as many times as it was allowed to try."""
 
 
 @runtime_checkable
 class CustodySigner(Protocol):
-    """Signs with keys that never leave it (HSM, threshold signers, offline cold storage)."""
+    """Signs with keys that never leave it (HSM, software keystore, threshold signers, offline cold storage).
+
+    Every method raises :class:`SigningError` (or a subclass) rather than return anything doubtful. Byte formats of
+    payloads, public keys and signatures are those of :class:`KeyScheme`. ``exchange_framework.custody.conformance``
+    checks an implementation against this contract.
+    """
 
     name: str
+    schemes: frozenset[KeyScheme]  # the schemes this signer can create keys for and sign with
+
+    def create_key(self, key_id: str, scheme: KeyScheme) -> bytes:
+        """Generate a new key inside the signer's boundary and return its public key.
+
+        Raise :class:`KeyExistsError` if ``key_id`` is taken, :class:`SigningRefusedError` for an unsupported scheme.
+        """
+        ...
+
+    def key_scheme(self, key_id: str) -> KeyScheme:
+        """Return the scheme of ``key_id``; raise :class:`UnknownKeyError` if there is no such key."""
+        ...
 
     def public_key(self, key_id: str) -> bytes:
-        """Return the public key of ``key_id``."""
+        """Return the public key of ``key_id``; raise :class:`UnknownKeyError` if there is no such key."""
         ...
 
     def sign(self, request: SigningRequest) -> bytes:
         """Check what it can of ``request`` again (defence in depth), sign it and return the signature.
 
-        Raise rather than return anything if in doubt: the kernel holds the withdrawal.
+        Every signature is verified against the key's public key before it is returned. Raise rather than return
+        anything if in doubt: the kernel holds the withdrawal.
         """
         ...
 

@@ -58,7 +58,11 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 TRACE_ENV_VAR = "EXCHANGE_TRACE_HOOKS"
 
 # The kernel's default behaviour, each a module of hookimpls registered under its module name.
-DEFAULT_PLUGINS: tuple[str, ...] = ("exchange_framework.default_journal", "exchange_framework.default_ledger")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "exchange_framework.default_journal",
+    "exchange_framework.default_ledger",
+    "exchange_framework.default_keystore",
+)
 
 # What each register_* hook's items must implement.
 REGISTRY_KINDS: Mapping[str, type] = {

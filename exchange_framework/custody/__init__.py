@@ -1,0 +1,1 @@
+"""Custody: signing helpers and signers (this package), the policy engine, cold-vault ceremonies."""
