@@ -37,7 +37,7 @@ __all__ = ["Applied", "ExchangeNode", "NodeClosed", "with_data_dir"]
 
 _log = logging.getLogger(__name__)
 
-BatchListener = Callable[[int, Sequence[Event]], None]
+BatchListener = Callable[[int, Sequence[Event]], object]
 """Called on the event loop with a journal timestamp (ns) and the events of the commands stamped with it."""
 
 

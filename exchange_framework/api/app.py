@@ -26,6 +26,7 @@ from exchange_framework.api.ratelimit import Limits, RateLimiter
 from exchange_framework.api.units import Units
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.identity import IdentityStore
+from exchange_framework.marketdata import MarketData
 from exchange_framework.node import ExchangeNode
 from exchange_framework.plugins import make_plugin_manager
 
@@ -88,7 +89,11 @@ def create_app(
     node = ExchangeNode(config, pm=pm, settle_every=settle_every)
     data_dir: Path = node.data_dir
     identity = IdentityStore(identity_url or f"sqlite:///{data_dir / 'identity.db'}")
-    ctx = ApiContext(node=node, identity=identity, units=Units(config), limiter=RateLimiter(limits))
+    market_data = MarketData(node.assets, node.markets)
+    node.add_listener(market_data.apply)
+    ctx = ApiContext(
+        node=node, identity=identity, units=Units(config), limiter=RateLimiter(limits), market_data=market_data
+    )
     endpoints = api_endpoints()
 
     async def openapi(_request: Any) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Binance-compatible public endpoints: connectivity, server time and exchange information (markets and filters)."""
+"""Binance-compatible public endpoints: time, exchange information, order book, trades, candles and tickers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Any
 
 from exchange_framework.api.context import ApiContext
 from exchange_framework.api.endpoints import Call, Endpoint, Param, endpoint
+from exchange_framework.api.errors import BAD_INTERVAL, INVALID_PARAMETER, ApiError
 from exchange_framework.api.trading import STP_MODES, SUPPORTED_TYPES
 from exchange_framework.api.units import MarketUnits
+from exchange_framework.marketdata import INTERVALS, MarketData, binance
 from exchange_framework.types import MarketStatus
 
 __all__ = ["ENDPOINTS", "symbol_info"]
@@ -117,3 +119,167 @@ async def exchange_info(ctx: ApiContext, call: Call) -> dict[str, Any]:
         "exchangeFilters": [],
         "symbols": [symbol_info(u, books[u.market].status) for u in wanted],
     }
+
+
+# -- market data (exchange_framework.marketdata) --------------------------------------------------------------------
+
+
+def _md(ctx: ApiContext) -> MarketData:
+    data: MarketData = ctx.market_data
+    return data
+
+
+def _markets_of(ctx: ApiContext, call: Call) -> tuple[list[str], bool]:
+    """The markets named by ``symbol`` or ``symbols`` (all when neither); and whether one was asked for."""
+    one = call.params.text("symbol")
+    many = call.params.text("symbols")
+    if one and many:
+        raise ApiError(INVALID_PARAMETER, "Send either symbol or symbols, not both.")
+    if one:
+        return [ctx.units.symbol(one).market], True
+    if many:
+        names = [n.strip().strip('"') for n in many.strip("[]").split(",") if n.strip()]
+        return [ctx.units.symbol(n).market for n in names], False
+    return list(ctx.units.by_market), False
+
+
+_DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
+
+
+@endpoint(
+    "GET", "/api/v3/depth", "The order book: price levels with their total quantity, and its update id.", weight=5,
+    params=(Param("symbol", required=True), Param("limit", "integer", description="Default 100, at most 5000.")),
+    registry=ENDPOINTS,
+)  # fmt: skip
+async def depth(ctx: ApiContext, call: Call) -> dict[str, Any]:
+    u = ctx.units.symbol(call.params.text("symbol", required=True))
+    limit = call.params.integer("limit", default=100, low=1, high=5000)
+    extra = next(w for top, w in _DEPTH_WEIGHTS if limit <= top) - 5
+    if extra:
+        ip = call.request.client.host if call.request.client else ""
+        call.headers.update(ctx.limiter.spend_weight(ip, extra, call.now_ms))
+    data = _md(ctx)
+    return binance.depth(data, data.depth(u.market, limit))
+
+
+@endpoint(
+    "GET", "/api/v3/trades", "Recent public trades, oldest first.", weight=25,
+    params=(Param("symbol", required=True), Param("limit", "integer", description="Default 500, at most 1000.")),
+    registry=ENDPOINTS,
+)  # fmt: skip
+async def recent_trades(ctx: ApiContext, call: Call) -> list[dict[str, Any]]:
+    u = ctx.units.symbol(call.params.text("symbol", required=True))
+    limit = call.params.integer("limit", default=500, low=1, high=1000)
+    data = _md(ctx)
+    return binance.trades(data, data.trades(u.market, limit))
+
+
+@endpoint(
+    "GET", "/api/v3/historicalTrades", "Older public trades, from a trade id on.", weight=25,
+    params=(Param("symbol", required=True), Param("limit", "integer"), Param("fromId", "integer")),
+    registry=ENDPOINTS,
+)  # fmt: skip
+async def historical_trades(ctx: ApiContext, call: Call) -> list[dict[str, Any]]:
+    u = ctx.units.symbol(call.params.text("symbol", required=True))
+    limit = call.params.integer("limit", default=500, low=1, high=1000)
+    from_id = call.params.integer("fromId", low=0) if "fromId" in call.params else None
+    data = _md(ctx)
+    return binance.trades(data, data.trades(u.market, limit, from_id))
+
+
+KLINE_PARAMS = (
+    Param("symbol", required=True),
+    Param("interval", required=True, description="1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M"),
+    Param("startTime", "integer"),
+    Param("endTime", "integer"),
+    Param("timeZone", description="Only 0 (UTC) is offered."),
+    Param("limit", "integer", description="Default 500, at most 1000."),
+)
+
+
+async def _klines(ctx: ApiContext, call: Call) -> list[list[Any]]:
+    p = call.params
+    u = ctx.units.symbol(p.text("symbol", required=True))
+    interval = p.text("interval", required=True)
+    if interval not in INTERVALS:
+        raise ApiError(BAD_INTERVAL, f"Invalid interval '{interval}': use one of {', '.join(INTERVALS)}.")
+    if p.text("timeZone", default="0") not in ("0", "+0", "0:00", "+00:00"):
+        raise ApiError(INVALID_PARAMETER, "Only timeZone 0 (UTC) is offered.")
+    start = p.integer("startTime", low=0) if "startTime" in p else None
+    end = p.integer("endTime", low=0) if "endTime" in p else None
+    limit = p.integer("limit", default=500, low=1, high=1000)
+    data = _md(ctx)
+    rows = data.klines(u.market, interval, start, end, limit, now_ms=call.now_ms)
+    return binance.klines(data, u.market, interval, rows)
+
+
+@endpoint("GET", "/api/v3/klines", "Candlesticks, oldest first.", weight=2, params=KLINE_PARAMS, registry=ENDPOINTS)
+async def klines(ctx: ApiContext, call: Call) -> list[list[Any]]:
+    return await _klines(ctx, call)
+
+
+@endpoint("GET", "/api/v3/uiKlines", "Candlesticks for charts.", weight=2, params=KLINE_PARAMS, registry=ENDPOINTS)
+async def ui_klines(ctx: ApiContext, call: Call) -> list[list[Any]]:
+    return await _klines(ctx, call)
+
+
+TICKER_PARAMS = (Param("symbol"), Param("symbols", description='A JSON list such as ["BTCUSDT","ETHUSDT"].'))
+
+
+@endpoint(
+    "GET", "/api/v3/ticker/24hr", "Rolling 24-hour statistics.", weight=2, params=TICKER_PARAMS, registry=ENDPOINTS
+)
+async def ticker_24hr(ctx: ApiContext, call: Call) -> Any:
+    markets, single = _markets_of(ctx, call)
+    data = _md(ctx)
+    rows = [binance.ticker_24h(data, data.ticker_24h(m, call.now_ms)) for m in markets]
+    return rows[0] if single else rows
+
+
+@endpoint("GET", "/api/v3/ticker/price", "Last price.", weight=2, params=TICKER_PARAMS, registry=ENDPOINTS)
+async def ticker_price(ctx: ApiContext, call: Call) -> Any:
+    markets, single = _markets_of(ctx, call)
+    rows = [binance.ticker_price(_md(ctx), m) for m in markets]
+    return rows[0] if single else rows
+
+
+@endpoint("GET", "/api/v3/ticker/bookTicker", "Best bid and ask.", weight=2, params=TICKER_PARAMS, registry=ENDPOINTS)
+async def book_ticker(ctx: ApiContext, call: Call) -> Any:
+    markets, single = _markets_of(ctx, call)
+    data = _md(ctx)
+    rows = [binance.book_ticker(data, data.book_ticker(m)) for m in markets]
+    return rows[0] if single else rows
+
+
+@endpoint(
+    "GET", "/api/v3/aggTrades", "Recent trades, those of one taker order at one price added up.", weight=2,
+    params=(Param("symbol", required=True), Param("fromId", "integer"), Param("startTime", "integer"),
+            Param("endTime", "integer"), Param("limit", "integer", description="Default 500, at most 1000.")),
+    registry=ENDPOINTS,
+)  # fmt: skip
+async def agg_trades(ctx: ApiContext, call: Call) -> list[dict[str, Any]]:
+    """Trades of one command (one taker order) at one price form one aggregate, identified by its first trade id."""
+    p = call.params
+    u = ctx.units.symbol(p.text("symbol", required=True))
+    limit = p.integer("limit", default=500, low=1, high=1000)
+    from_id = p.integer("fromId", low=0) if "fromId" in p else None
+    start = p.integer("startTime", low=0) if "startTime" in p else None
+    end = p.integer("endTime", low=0) if "endTime" in p else None
+    groups: list[list[Any]] = []
+    for t in _md(ctx).trades(u.market, 1000):
+        last = groups[-1] if groups else None
+        if last is not None and last[5] == t.seq and last[1] == t.price and last[6] == t.buyer_is_maker:
+            last[2] += t.qty
+            last[4] = t.trade_id
+        else:  # [agg id, price, qty, first id, last id, seq, buyer is maker, time]
+            groups.append([t.trade_id, t.price, t.qty, t.trade_id, t.trade_id, t.seq, t.buyer_is_maker, t.time_ms])
+    rows = [
+        g
+        for g in groups
+        if (from_id is None or g[0] >= from_id) and (start is None or g[7] >= start) and (end is None or g[7] <= end)
+    ]
+    rows = rows[:limit] if from_id is not None or start is not None else rows[-limit:]
+    return [
+        {"a": g[0], "p": u.price(g[1]), "q": u.qty(g[2]), "f": g[3], "l": g[4], "T": g[7], "m": g[6], "M": True}
+        for g in rows
+    ]

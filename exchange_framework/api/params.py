@@ -78,6 +78,12 @@ class Params:
                     MANDATORY_PARAM, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
                 )
             return None
+        if value.startswith("-"):
+            raise ApiError(
+                ILLEGAL_CHARS,
+                f"Illegal characters found in parameter '{name}'; "
+                "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.",
+            )
         try:
             number = parse_decimal(value, what=f"parameter '{name}'")
         except MoneyError as exc:

@@ -90,3 +90,28 @@ def test_errors_map_to_ccxt_exceptions(exchange: Exchange) -> None:
     wrong.secret = "0" * 64
     with pytest.raises(ccxt.AuthenticationError):
         wrong.fetch_balance()
+
+
+def test_public_market_data(exchange: Exchange) -> None:
+    alice, bob = client(exchange, exchange.alice), client(exchange, exchange.bob)
+    alice.create_order("BTC/USDT", "limit", "buy", 1, 59000)
+    alice.create_order("BTC/USDT", "limit", "buy", 0.5, 59500)
+    bob.create_order("BTC/USDT", "limit", "sell", 0.3, 61000)
+    bob.create_order("BTC/USDT", "market", "sell", 0.25)  # trades 0.25 at 59,500
+
+    public = client(exchange)
+    book = public.fetch_order_book("BTC/USDT")
+    assert book["bids"] == [[59500, 0.25], [59000, 1]]
+    assert book["asks"] == [[61000, 0.3]]
+    assert book["nonce"] > 0
+
+    trades = public.fetch_trades("BTC/USDT")
+    assert [(t["price"], t["amount"], t["side"]) for t in trades] == [(59500, 0.25, "sell")]
+
+    candles = public.fetch_ohlcv("BTC/USDT", "1m")
+    assert candles[-1][1:] == [59500, 59500, 59500, 59500, 0.25]
+
+    ticker = public.fetch_ticker("BTC/USDT")
+    assert ticker["last"] == 59500
+    assert ticker["bid"] == 59500 and ticker["ask"] == 61000
+    assert ticker["baseVolume"] == 0.25
