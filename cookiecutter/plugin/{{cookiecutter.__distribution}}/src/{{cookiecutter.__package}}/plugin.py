@@ -1,0 +1,1 @@
+{% include "kinds/" ~ cookiecutter.__kind ~ "/plugin.py" %}
