@@ -4,7 +4,8 @@ Trades and book tickers go out as soon as their events are applied. Diff depth i
 every 100 ms (``@depth@100ms``) or 1000 ms (``@depth``): a message covers update ids ``U`` to ``u`` and holds the
 latest quantity of every level changed in between, so ``U`` is always the previous message's ``u + 1``.
 Partial depth, klines and 24-hour tickers are sent on the same ticks (every 100 ms / 1 s), only for streams
-that have subscribers. Nothing is encoded for a stream nobody listens to.
+that have subscribers; when a kline closes, its final state (``x`` true) is sent before the next one.
+Nothing is encoded for a stream nobody listens to.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class StreamPublisher:
         self._next_slow = 0
         self._parsed: dict[str, binance.StreamName] = {}
         self._names: dict[tuple[str, str], str] = {}
+        self._kline_open: dict[str, int] = {}  # kline stream -> open time of the kline it last sent
 
     def name(self, market: str, suffix: str) -> str:
         """Return the canonical stream name for ``market`` and ``suffix`` (cached)."""
@@ -128,6 +130,9 @@ class StreamPublisher:
     def _periodic(self, now_ms: int, speed_ms: int) -> None:
         data = self.data
         hub = self.hub
+        kline_open = self._kline_open
+        if speed_ms == SLOW_MS:
+            self._kline_open = {}  # keep only the kline streams that still have subscribers
         for name in hub.streams():
             try:
                 stream = self.parse(name)
@@ -142,6 +147,13 @@ class StreamPublisher:
                 kline = data.kline(stream.market, stream.interval, now_ms)
                 if kline is None:
                     continue
+                previous = kline_open.get(name)
+                if previous is not None and previous != kline.open_time:  # the last one closed: its final state
+                    rows = data.klines(stream.market, stream.interval, start_ms=previous, limit=1)
+                    if rows and rows[0].open_time == previous:
+                        closed = binance.kline_event(data, stream.market, stream.interval, rows[0], now_ms)
+                        hub.publish(name, binance.encode(closed))
+                self._kline_open[name] = kline.open_time
                 payload = binance.kline_event(data, stream.market, stream.interval, kline, now_ms)
             elif kind == "ticker":
                 payload = binance.ticker_event(data, data.ticker_24h(stream.market, now_ms), now_ms)

@@ -216,3 +216,29 @@ def test_the_publisher_sends_each_stream_on_its_schedule() -> None:
         assert all(set(m) == {"stream", "data"} for m in combined)
 
     asyncio.run(body())
+
+
+def test_a_closing_kline_is_sent_once_more_with_x_true_before_the_next() -> None:
+    data = new_market_data()
+    driver = Driver()
+    driver.run(FUNDING)
+    feed(data, driver.batches)
+    hub = Hub()
+    publisher = StreamPublisher(data, hub)
+    subscriber = hub.subscriber()
+    hub.subscribe(subscriber, ["btcusdt@kline_1m"])
+    minute = (driver.ts_ns // 1_000_000 // 60_000 + 1) * 60_000
+    driver.ts_ns = minute * 1_000_000
+    for batch in driver.run([limit(1, "BTC-USDT", Side.BUY, 100, 5), limit(2, "BTC-USDT", Side.SELL, 100, 1)]):
+        publisher.on_events(*batch)
+    publisher.tick(minute + 1_000)
+    publisher.tick(minute + 2_000)
+    publisher.tick(minute + 61_000)  # the next minute: nothing traded in it yet
+    klines = [msgspec.json.decode(m)["k"] for m in drain(subscriber)]
+    assert [(k["t"] - minute, k["x"], k["n"]) for k in klines] == [
+        (0, False, 1),
+        (0, False, 1),
+        (0, True, 1),  # the closed kline's final state
+        (60_000, False, 0),  # the new, empty kline at the last close
+    ]
+    assert klines[-1]["o"] == klines[-1]["c"] == "1.00"
