@@ -16,6 +16,7 @@ from exchange_framework.marketdata.intervals import check_interval, close_time
 from exchange_framework.marketdata.records import BookTicker, BookUpdate, DepthSnapshot, Kline, Ticker24h, TradeRecord
 from exchange_framework.marketdata.state import MarketData
 from exchange_framework.marketdata.units import MarketUnits, percent_change
+from exchange_framework.types import MarketStatus
 
 Json = dict[str, Any]
 
@@ -134,6 +135,47 @@ def book_ticker(data: MarketData, ticker: BookTicker) -> Json:
         "askPrice": units.price(ticker.ask_price),
         "askQty": units.qty(ticker.ask_qty),
     }
+
+
+def symbol_status(data: MarketData, market: str) -> str:
+    """The market's status as ``/api/v3/exchangeInfo`` spells it: ``TRADING``, ``HALT`` (halted) or ``BREAK``."""
+    return _STATUS[data.status(market)]
+
+
+def symbol_filters(data: MarketData, market: str) -> list[Json]:
+    """The ``filters`` of the market's ``/api/v3/exchangeInfo`` entry, from its engine spec.
+
+    ``PRICE_FILTER`` (one tick to ``max_price``), ``LOT_SIZE`` (``min_qty``..``max_qty`` in steps of one lot) and
+    ``NOTIONAL`` (``min_notional``, checked on priced orders only, as the engine does; the maximum is the largest
+    notional the price and quantity limits allow).
+    """
+    spec = data.spec(market)
+    units = data.units(market)
+    return [
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": units.price(1),
+            "maxPrice": units.price(spec.max_price),
+            "tickSize": units.tick_size,
+        },
+        {
+            "filterType": "LOT_SIZE",
+            "minQty": units.qty(spec.min_qty),
+            "maxQty": units.qty(spec.max_qty),
+            "stepSize": units.lot_size,
+        },
+        {
+            "filterType": "NOTIONAL",
+            "minNotional": units.quote(spec.min_notional),
+            "applyMinToMarket": False,
+            "maxNotional": units.quote(spec.max_price * spec.max_qty * spec.quote_per_tick_lot),
+            "applyMaxToMarket": False,
+            "avgPriceMins": 0,
+        },
+    ]
+
+
+_STATUS = {MarketStatus.OPEN: "TRADING", MarketStatus.HALTED: "HALT", MarketStatus.CLOSED: "BREAK"}
 
 
 # -- streams ----------------------------------------------------------------------------------------------------

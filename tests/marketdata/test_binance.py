@@ -7,11 +7,12 @@ import ccxt.pro
 import msgspec
 import pytest
 
+from exchange_framework.engine.events import MarketStatusChanged
 from exchange_framework.engine.market import AssetSpec, MarketSpec
 from exchange_framework.marketdata import MarketData, SymbolMap, UnknownSymbolError, binance, symbol_of
 from exchange_framework.marketdata.intervals import INTERVALS, close_time, next_open, open_time, prev_open
 from exchange_framework.marketdata.units import MarketUnits, percent_change
-from exchange_framework.types import Side
+from exchange_framework.types import MarketStatus, Side
 from tests.marketdata.helpers import FUNDING, T0_NS, Driver, feed, limit, new_market_data
 
 # BNB-BTC as in Binance's documentation examples: 8-decimal prices (tick 0.00000001, lot 1 BNB)
@@ -297,3 +298,49 @@ def test_market_data_start_time_is_from_the_journal_not_the_clock() -> None:
     data, driver = scenario()
     assert data.trades("BTC-USDT")[0].time_ms == driver.ts_ns // 1_000_000
     assert driver.ts_ns > T0_NS
+
+
+def test_exchange_info_filters_come_from_the_market_spec_and_ccxt_reads_them() -> None:
+    data = MarketData(
+        {"BTC": AssetSpec("BTC", 8), "USDT": AssetSpec("USDT", 6)},
+        {
+            "BTC-USDT": MarketSpec(
+                "BTC-USDT", "BTC", "USDT", 10_000, 1, min_qty=5, max_qty=1_000_000, max_price=10**9, min_notional=10**7
+            )
+        },
+    )
+    filters = binance.symbol_filters(data, "BTC-USDT")
+    assert filters == [
+        {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "10000000.00", "tickSize": "0.01"},
+        {"filterType": "LOT_SIZE", "minQty": "0.0005", "maxQty": "100.0000", "stepSize": "0.0001"},
+        {
+            "filterType": "NOTIONAL",
+            "minNotional": "10.000000",
+            "applyMinToMarket": False,
+            "maxNotional": "1000000000.000000",
+            "applyMaxToMarket": False,
+            "avgPriceMins": 0,
+        },
+    ]
+    assert binance.symbol_status(data, "BTC-USDT") == "TRADING"
+    data.apply(T0_NS, [MarketStatusChanged(1, "BTC-USDT", MarketStatus.HALTED)])
+    assert binance.symbol_status(data, "BTC-USDT") == "HALT"
+    exchange = ccxt.binance()
+    exchange.options["crossMarginPairsData"] = exchange.options["isolatedMarginPairsData"] = []  # no margin here
+    market = exchange.parse_market(
+        {
+            "symbol": "BTCUSDT",
+            "status": "TRADING",
+            "baseAsset": "BTC",
+            "quoteAsset": "USDT",
+            "baseAssetPrecision": 8,
+            "quoteAssetPrecision": 6,
+            "isSpotTradingAllowed": True,
+            "permissionSets": [["SPOT"]],
+            "filters": filters,
+        }
+    )
+    assert (market["symbol"], market["active"], market["spot"]) == ("BTC/USDT", True, True)
+    assert (market["precision"]["price"], market["precision"]["amount"]) == (0.01, 0.0001)
+    assert market["limits"]["amount"] == {"min": 0.0005, "max": 100.0}
+    assert market["limits"]["cost"]["min"] == 10.0

@@ -34,6 +34,8 @@ class LocalBook:
         self.bids: dict[str, str] = {}
         self.asks: dict[str, str] = {}
         self.retries = 0
+        self.applied = 0  # events applied since the snapshot
+        self.straddling = 0  # applied events after the first that overlapped the book's update id
 
     @property
     def ready(self) -> bool:
@@ -75,6 +77,9 @@ class LocalBook:
             return
         if event["U"] > self.update_id + 1:
             raise GapError(f"missed updates {self.update_id + 1} to {event['U'] - 1}")
+        if self.applied and event["U"] != self.update_id + 1:
+            self.straddling += 1  # ccxt's binance client would resync here: it wants U == previous u + 1
+        self.applied += 1
         for side, levels in ((self.bids, event["b"]), (self.asks, event["a"])):
             for price, qty in levels:
                 if _is_zero(qty):
@@ -158,6 +163,7 @@ def test_the_documented_procedure_rebuilds_the_servers_book(
         assert client.on_snapshot(server.snapshot())
     assert (client.bids, client.asks) == server_book(server.data)
     assert client.update_id == server.data.update_id(MARKET)
+    assert client.straddling == 0  # only the first event after the snapshot may straddle it
 
 
 def test_a_lost_message_is_detected_as_a_gap_and_a_restart_recovers() -> None:
