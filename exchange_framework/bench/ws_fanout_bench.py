@@ -92,7 +92,7 @@ async def _run(subscribers: int, rate: int, seconds: float, queue_size: int, see
     members = []
     for _ in range(subscribers):
         member = hub.subscriber()
-        hub.subscribe(member, [STREAM], depth=[STREAM])
+        hub.subscribe(member, [STREAM])
         members.append(member)
     tasks = [asyncio.create_task(_consume(m, s, sent)) for m, s in zip(members, stats, strict=True)]
     gc.collect()

@@ -4,7 +4,7 @@ Each message is encoded once by the publisher and the same ``bytes`` object is q
 combined-stream wrapper is built at most once per message too). Every subscriber has a bounded queue and
 publishing never waits: when a subscriber's queue is full,
 
-- on a diff depth stream (``kind == "depth"``) the message is skipped for that subscriber and the stream is
+- on a diff depth stream (a name ending in ``@depth`` or ``@depth@100ms``) the message is skipped for that subscriber and the stream is
   flagged in :attr:`Subscriber.resync`; the next message it does get has a ``U`` above its previous ``u + 1``,
   which is exactly the gap Binance's local order book procedure detects, so the client fetches a new snapshot;
 - on any other stream the subscriber is dropped from that stream, and its next :meth:`Subscriber.get` raises
@@ -17,10 +17,12 @@ Not thread-safe: publish and subscribe from the loop's thread (hand events over 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Iterable
 
 SLOW_CONSUMER = "slow consumer: resync with a new snapshot"
+_DIFF_DEPTH = re.compile(r"@depth(@[0-9]+ms)?$")
 DEFAULT_QUEUE = 1_024
 
 
@@ -104,15 +106,20 @@ class Hub:
         """Return a new subscriber (not yet on any stream)."""
         return Subscriber(self, queue_size or self.queue_size, combined)
 
-    def subscribe(self, subscriber: Subscriber, streams: Iterable[str], *, depth: Iterable[str] = ()) -> None:
-        """Add ``subscriber`` to ``streams``; names in ``depth`` are diff depth streams (see the module doc)."""
+    def subscribe(self, subscriber: Subscriber, streams: Iterable[str], *, depth: Iterable[str] | None = None) -> None:
+        """Add ``subscriber`` to ``streams``.
+
+        ``depth`` names the diff depth streams among them (see the module doc); by default those are the names
+        ending in ``@depth`` or ``@depth@<n>ms``.
+        """
         if subscriber.closed:
             raise SubscriberClosedError("cannot subscribe a closed subscriber")
-        depth = set(depth)
+        streams = list(streams)
+        diff = set(depth) if depth is not None else {s for s in streams if _DIFF_DEPTH.search(s)}
         for stream in streams:
             self._streams.setdefault(stream, set()).add(subscriber)
             subscriber.streams.add(stream)
-            if stream in depth:
+            if stream in diff:
                 self._depth.add(stream)
 
     def unsubscribe(self, subscriber: Subscriber, streams: Iterable[str]) -> None:

@@ -91,7 +91,7 @@ def test_a_stalled_depth_subscriber_is_flagged_and_its_client_sees_the_gap_and_r
         stream = "btcusdt@depth@100ms"
         slow, steady = hub.subscriber(), hub.subscriber()
         for subscriber in (slow, steady):
-            hub.subscribe(subscriber, [stream], depth=[stream])
+            hub.subscribe(subscriber, [stream])  # recognised as a diff depth stream by its name
         slow_book, steady_book = LocalBook(), LocalBook()
         now = 1_000
 
@@ -178,7 +178,7 @@ def test_the_publisher_sends_each_stream_on_its_schedule() -> None:
         ]
         subscribers = {name: hub.subscriber() for name in names}
         for name, subscriber in subscribers.items():
-            hub.subscribe(subscriber, [name], depth=[name] if publisher.parse(name).kind == "depth" else [])
+            hub.subscribe(subscriber, [name])
         everything = hub.subscriber(combined=True)
         hub.subscribe(everything, names)
 
@@ -242,3 +242,23 @@ def test_a_closing_kline_is_sent_once_more_with_x_true_before_the_next() -> None
         (60_000, False, 0),  # the new, empty kline at the last close
     ]
     assert klines[-1]["o"] == klines[-1]["c"] == "1.00"
+
+
+def test_only_diff_depth_streams_skip_on_overflow_others_drop() -> None:
+    hub = Hub(queue_size=1)
+    names = ["btcusdt@depth", "btcusdt@depth@100ms", "btcusdt@depth5", "btcusdt@depth20@100ms", "x@trade", "y"]
+    subscribers = {}
+    for name in names:
+        subscribers[name] = hub.subscriber()
+        hub.subscribe(subscribers[name], [name])
+        hub.publish(name, b"1")
+        hub.publish(name, b"2")  # the queue of 1 is full
+    skipped = {name for name, s in subscribers.items() if s.resync}
+    dropped = {name for name, s in subscribers.items() if s.dropped}
+    assert skipped == {"btcusdt@depth", "btcusdt@depth@100ms"}
+    assert dropped == {"btcusdt@depth5", "btcusdt@depth20@100ms", "x@trade", "y"}
+    explicit = hub.subscriber()
+    hub.subscribe(explicit, ["z"], depth=["z"])  # the caller may say which streams are diff depth streams
+    hub.publish("z", b"1")
+    hub.publish("z", b"2")
+    assert explicit.resync == {"z"} and explicit.skipped == 1
