@@ -4,9 +4,10 @@ Each message is encoded once by the publisher and the same ``bytes`` object is q
 combined-stream wrapper is built at most once per message too). Every subscriber has a bounded queue and
 publishing never waits: when a subscriber's queue is full,
 
-- on a diff depth stream (a name ending in ``@depth`` or ``@depth@100ms``) the message is skipped for that subscriber and the stream is
-  flagged in :attr:`Subscriber.resync`; the next message it does get has a ``U`` above its previous ``u + 1``,
-  which is exactly the gap Binance's local order book procedure detects, so the client fetches a new snapshot;
+- on a diff depth stream (a name ending in ``@depth`` or ``@depth@100ms``) the message is skipped for that
+  subscriber and the stream is flagged in :attr:`Subscriber.resync`; the next message it does get has a ``U``
+  above its previous ``u + 1``, which is exactly the gap Binance's local order book procedure detects, so the
+  client fetches a new snapshot;
 - on any other stream the subscriber is dropped from that stream, and its next :meth:`Subscriber.get` raises
   :class:`SlowConsumerError` with the reason :data:`SLOW_CONSUMER`.
 
