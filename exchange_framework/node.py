@@ -33,12 +33,14 @@ from exchange_framework.sequencer import JournalRecord
 from exchange_framework.shard import Progress, Shard
 from exchange_framework.views import BalanceView, OrderView
 
-__all__ = ["Applied", "ExchangeNode", "NodeClosed", "with_data_dir"]
+__all__ = ["Applied", "BatchListener", "CommandListener", "ExchangeNode", "NodeClosed", "with_data_dir"]
 
 _log = logging.getLogger(__name__)
 
 BatchListener = Callable[[int, Sequence[Event]], object]
 """Called on the event loop with a journal timestamp (ns) and the events of the commands stamped with it."""
+CommandListener = Callable[[int, int, Command, Sequence[Event]], object]
+"""Called on the event loop after the read models applied one live command: (seq, ts_ns, command, events)."""
 
 
 class NodeClosed(RuntimeError):
@@ -90,6 +92,7 @@ class ExchangeNode:
         self.orders = OrderView({m: (s.base, s.quote) for m, s in self.markets.items()})
         self.balances = BalanceView(dict(self.markets))
         self._listeners: list[BatchListener] = []
+        self._command_listeners: list[CommandListener] = []
         self._waiters: deque[asyncio.Future[Applied]] = deque()
         self._shard: Shard | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,6 +106,11 @@ class ExchangeNode:
         """Also feed ``listener(ts_ns, events)`` every applied batch (market data, streams); before :meth:`start`
         it also sees the replayed history."""
         self._listeners.append(listener)
+
+    def add_command_listener(self, listener: CommandListener) -> None:
+        """Also call ``listener(seq, ts_ns, command, events)`` for every live command, once the read models show
+        it (user data streams); it does not see the history replayed at start."""
+        self._command_listeners.append(listener)
 
     @property
     def shard(self) -> Shard:
@@ -217,6 +225,11 @@ class ExchangeNode:
             mine = list(events[i:j])
             i = j
             self._feed(seq, record.ts_ns, command, mine)
+            for command_listener in self._command_listeners:
+                try:
+                    command_listener(seq, record.ts_ns, command, mine)
+                except Exception:  # a listener's bug must not stop the others or the node
+                    _log.exception("command listener %r failed", command_listener)
             waiter = self._waiters.popleft()
             if not waiter.done():  # the submitter may have been cancelled; the command still happened
                 waiter.set_result(Applied(seq, record.ts_ns, mine))

@@ -7,6 +7,7 @@ and opens the identity store; plugins add routes (``register_routes``, matched f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -18,15 +19,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange_framework.api import market, trading
+from exchange_framework.api import market, streams, trading, userstream
 from exchange_framework.api.context import ApiContext
 from exchange_framework.api.endpoints import Endpoint, routes_of
 from exchange_framework.api.openapi import openapi_document
 from exchange_framework.api.ratelimit import Limits, RateLimiter
 from exchange_framework.api.units import Units
+from exchange_framework.api.userstream import ListenKeys, UserStreamPublisher
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.identity import IdentityStore
-from exchange_framework.marketdata import MarketData
+from exchange_framework.marketdata import Hub, MarketData, StreamPublisher
 from exchange_framework.node import ExchangeNode
 from exchange_framework.plugins import make_plugin_manager
 
@@ -43,7 +45,7 @@ SECURITY_HEADERS = {
 
 def api_endpoints() -> list[Endpoint]:
     """Every REST endpoint of the kernel, in the order they are matched."""
-    return [*market.ENDPOINTS, *trading.ENDPOINTS]
+    return [*market.ENDPOINTS, *trading.ENDPOINTS, *userstream.ENDPOINTS]
 
 
 class SecurityHeaders:
@@ -90,10 +92,14 @@ def create_app(
     data_dir: Path = node.data_dir
     identity = IdentityStore(identity_url or f"sqlite:///{data_dir / 'identity.db'}")
     market_data = MarketData(node.assets, node.markets)
-    node.add_listener(market_data.apply)
+    hub = Hub()
+    publisher = StreamPublisher(market_data, hub)
+    node.add_listener(publisher.on_events)
     ctx = ApiContext(
         node=node, identity=identity, units=Units(config), limiter=RateLimiter(limits), market_data=market_data
     )
+    ctx.extras.update(hub=hub, publisher=publisher, listen_keys=ListenKeys())
+    node.add_command_listener(UserStreamPublisher(ctx, hub).on_command)
     endpoints = api_endpoints()
 
     async def openapi(_request: Any) -> JSONResponse:
@@ -103,6 +109,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         identity.create_schema()
         await node.start()
+        ticker = asyncio.create_task(publisher.run(), name="market-data streams")
         try:
             if on_started is not None:
                 result = on_started(ctx)
@@ -110,6 +117,9 @@ def create_app(
                     await result
             yield
         finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
             await node.close()
             identity.close()
 
@@ -118,6 +128,7 @@ def create_app(
         *plugin_routes,
         *extra_routes,
         *routes_of(endpoints),
+        *streams.routes(),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import ccxt
@@ -115,3 +116,63 @@ def test_public_market_data(exchange: Exchange) -> None:
     assert ticker["last"] == 59500
     assert ticker["bid"] == 59500 and ticker["ask"] == 61000
     assert ticker["baseVolume"] == 0.25
+
+
+def pro_client(exchange: Exchange, user: User) -> Any:
+    import ccxt.pro
+
+    ex = ccxt.pro.binance(
+        {
+            "apiKey": user.key.key,
+            "secret": user.key.secret,
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False},
+        }
+    )
+    for name, url in list(ex.urls["api"].items()):
+        if isinstance(url, str) and "binance.com" in url:
+            ex.urls["api"][name] = exchange.url + url.split("binance.com", 1)[1]
+    ws = exchange.url.replace("http://", "ws://")
+    ex.urls["api"]["ws"]["spot"] = ws + "/ws"
+    ex.urls["api"]["ws"]["ws-api"]["spot"] = ws + "/ws-api/v3"
+    return ex
+
+
+def test_ccxt_pro_streams(exchange: Exchange) -> None:
+    """ccxt's WebSocket client: public order book, trades and candles; private orders, fills and balance."""
+    bob = client(exchange, exchange.bob)
+
+    async def run() -> None:
+        ex = pro_client(exchange, exchange.alice)
+        try:
+            await ex.load_markets()
+            watches = {
+                "book": asyncio.create_task(ex.watch_order_book("BTC/USDT")),
+                "orders": asyncio.create_task(ex.watch_orders("BTC/USDT")),
+                "balance": asyncio.create_task(ex.watch_balance()),
+            }
+            await asyncio.sleep(0.5)
+            await ex.create_order("BTC/USDT", "limit", "buy", 0.5, 60000)
+            book = await asyncio.wait_for(watches["book"], 10)
+            while not book["bids"]:  # the first update may predate the order
+                book = await asyncio.wait_for(ex.watch_order_book("BTC/USDT"), 10)
+            assert book["bids"][0][:2] == [60000, 0.5]
+            orders = await asyncio.wait_for(watches["orders"], 10)
+            assert orders[-1]["status"] == "open" and orders[-1]["amount"] == 0.5
+            balance = await asyncio.wait_for(watches["balance"], 10)
+            assert balance["USDT"]["used"] == 30000
+
+            trades = asyncio.create_task(ex.watch_trades("BTC/USDT"))
+            mine = asyncio.create_task(ex.watch_my_trades("BTC/USDT"))
+            candles = asyncio.create_task(ex.watch_ohlcv("BTC/USDT", "1m"))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(bob.create_order, "BTC/USDT", "market", "sell", 0.2)
+            public = await asyncio.wait_for(trades, 10)
+            assert (public[-1]["price"], public[-1]["amount"]) == (60000, 0.2)
+            fills = await asyncio.wait_for(mine, 10)
+            assert fills[-1]["side"] == "buy" and fills[-1]["amount"] == 0.2
+            ohlcv = await asyncio.wait_for(candles, 10)
+            assert ohlcv[-1][4] == 60000
+        finally:
+            await ex.close()
+
+    asyncio.run(run())
