@@ -1,0 +1,31 @@
+"""Funding: deposits from chain to credit (and, later, withdrawals), each with a visible stage.
+
+:class:`~exchange_framework.funding.deposits.DepositTracker` follows one chain adapter; the
+:class:`~exchange_framework.funding.store.DepositStore` keeps every deposit's state and answers the API's queries.
+"""
+
+from __future__ import annotations
+
+from exchange_framework.funding.deposits import DepositTracker, PollResult, Screener, Submit, TrackerStatus
+from exchange_framework.funding.store import (
+    Deposit,
+    DepositAlert,
+    DepositStore,
+    Stage,
+    StageChange,
+    deposit_reference,
+)
+
+__all__ = [
+    "Deposit",
+    "DepositAlert",
+    "DepositStore",
+    "DepositTracker",
+    "PollResult",
+    "Screener",
+    "Stage",
+    "StageChange",
+    "Submit",
+    "TrackerStatus",
+    "deposit_reference",
+]
