@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from exchange_framework import admin, portal
 from exchange_framework.api import market, streams, trading, userstream
 from exchange_framework.api.context import ApiContext
 from exchange_framework.api.endpoints import Endpoint, routes_of
@@ -129,6 +130,8 @@ def create_app(
         *extra_routes,
         *routes_of(endpoints),
         *streams.routes(),
+        *admin.routes(ctx),
+        *portal.routes(ctx),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
