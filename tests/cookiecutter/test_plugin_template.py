@@ -3,6 +3,8 @@ discovered, lists in ``exchange plugins``, passes its own tests, ruff and mypy -
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,8 @@ from cookiecutter.exceptions import FailedHookException
 
 from tests.cookiecutter.throwaway import PLUGIN_TEMPLATE, PROJECT_BIN, ROOT, ThrowawayVenv, generate, run
 
-KINDS = ["generic", "KYC provider", "sanctions screener", "custody signer", "event subscriber"]
+KINDS = ["generic", "chain adapter", "KYC provider", "sanctions screener", "custody signer", "event subscriber"]
+GUIDE = ROOT / "docs" / "write-a-plugin.md"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,34 @@ def test_generated_lint_settings_are_the_projects(tmp_path: Path) -> None:
     assert theirs["mypy"]["strict"] is True
 
 
-@pytest.mark.parametrize("name", ["", "   ", "!!!", "bad/name", "émoji 🚀"])
+def test_every_kind_is_offered_and_tested() -> None:
+    offered = json.loads((PLUGIN_TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))["plugin_kind"]
+    assert offered == KINDS
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_guide_describes_every_kind_as_generated(tmp_path: Path, kind: str) -> None:
+    guide = GUIDE.read_text(encoding="utf-8")
+    row = next((line for line in guide.splitlines() if line.startswith(f"| {kind} |")), None)
+    assert row is not None, f"docs/write-a-plugin.md has no row for {kind!r} in its table of kinds"
+    project = generate(PLUGIN_TEMPLATE, tmp_path, answers(kind))
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    required = re.findall(r"^\| `(\w+)` \| yes \|", readme, flags=re.MULTILINE)
+    assert required or kind == "generic", f"the generated README of a {kind} marks no hook as required"
+    for hook in required:
+        assert f"`{hook}`" in row, f"the guide's {kind} row does not name its required hook {hook}"
+    for registered in re.findall(r"registers an? `(\w+)`", readme):
+        assert f"`{registered}`" in row, f"the guide's {kind} row does not name the template's {registered}"
+
+
+def test_only_the_chain_adapter_gets_a_development_node(tmp_path: Path) -> None:
+    for kind in KINDS:
+        project = generate(PLUGIN_TEMPLATE, tmp_path / kind.replace(" ", "-"), answers(kind))
+        nodes = list(project.glob("src/*/node.py"))
+        assert len(nodes) == (1 if kind == "chain adapter" else 0), kind
+
+
+@pytest.mark.parametrize("name", ["", "   ", "!!!", "bad/name", "émoji 🚀", "a" * 41])
 def test_a_bad_plugin_name_stops_generation_with_a_clear_error(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], name: str
 ) -> None:

@@ -6,7 +6,8 @@ import sys
 PLUGIN_NAME = {{ cookiecutter.plugin_name | jsonify }}
 SLUG = {{ cookiecutter.__slug | jsonify }}
 KIND = {{ cookiecutter.__kind | jsonify }}
-KINDS = ("generic", "kyc_provider", "sanctions_screener", "custody_signer", "event_subscriber")
+KINDS = ("generic", "chain_adapter", "kyc_provider", "sanctions_screener", "custody_signer", "event_subscriber")
+MAX_NAME = 40  # the name appears in first lines of docstrings and in package names
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]*")
 SLUG_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
@@ -17,6 +18,8 @@ def problems() -> list[str]:
     name = PLUGIN_NAME.strip()
     if not name:
         found.append("plugin_name is empty: give the plugin a name, such as 'my sanctions list'")
+    elif len(name) > MAX_NAME:
+        found.append(f"plugin_name {PLUGIN_NAME!r} is longer than {MAX_NAME} characters: choose a shorter name")
     elif not NAME_RE.fullmatch(name):
         found.append(
             f"plugin_name {PLUGIN_NAME!r} may contain only letters, digits, spaces, '-' and '_', "

@@ -1,0 +1,1 @@
+{% include "kinds/chain_adapter/node.py" %}
