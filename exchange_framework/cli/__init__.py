@@ -29,6 +29,7 @@ BUILTIN_COMMANDS: list[str] = [
     "exchange_framework.cli.ledger:ledger",
     "exchange_framework.cli.fees:fees",
     "exchange_framework.cli.audit:audit",
+    "exchange_framework.cli.custody:custody",
 ]
 
 EPILOG = """\b
