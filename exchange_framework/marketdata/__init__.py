@@ -14,6 +14,7 @@ from exchange_framework.marketdata.intervals import INTERVALS
 from exchange_framework.marketdata.publisher import DepthBatcher, StreamPublisher
 from exchange_framework.marketdata.rebuild import rebuild, rebuild_from_journal
 from exchange_framework.marketdata.records import (
+    AggTrade,
     BookTicker,
     BookUpdate,
     Changes,
@@ -28,6 +29,7 @@ from exchange_framework.marketdata.symbols import SymbolMap, UnknownSymbolError,
 __all__ = [
     "INTERVALS",
     "SLOW_CONSUMER",
+    "AggTrade",
     "BookTicker",
     "BookUpdate",
     "Changes",

@@ -13,7 +13,15 @@ from typing import Any
 import msgspec
 
 from exchange_framework.marketdata.intervals import check_interval, close_time
-from exchange_framework.marketdata.records import BookTicker, BookUpdate, DepthSnapshot, Kline, Ticker24h, TradeRecord
+from exchange_framework.marketdata.records import (
+    AggTrade,
+    BookTicker,
+    BookUpdate,
+    DepthSnapshot,
+    Kline,
+    Ticker24h,
+    TradeRecord,
+)
 from exchange_framework.marketdata.state import MarketData
 from exchange_framework.marketdata.units import MarketUnits, percent_change
 from exchange_framework.types import MarketStatus
@@ -63,6 +71,26 @@ def trade(data: MarketData, record: TradeRecord) -> Json:
 def trades(data: MarketData, records: list[TradeRecord]) -> list[Json]:
     """``GET /api/v3/trades``: oldest first."""
     return [trade(data, record) for record in records]
+
+
+def agg_trade(data: MarketData, agg: AggTrade) -> Json:
+    """One row of ``GET /api/v3/aggTrades``."""
+    units = data.units(agg.market)
+    return {
+        "a": agg.agg_id,
+        "p": units.price(agg.price),
+        "q": units.qty(agg.qty),
+        "f": agg.first_trade_id,
+        "l": agg.last_trade_id,
+        "T": agg.time_ms,
+        "m": agg.buyer_is_maker,
+        "M": True,
+    }
+
+
+def agg_trades(data: MarketData, aggs: list[AggTrade]) -> list[Json]:
+    """``GET /api/v3/aggTrades``: oldest first."""
+    return [agg_trade(data, agg) for agg in aggs]
 
 
 def kline_row(units: MarketUnits, interval: str, kline: Kline) -> list[Any]:
@@ -216,6 +244,16 @@ def trade_event(data: MarketData, record: TradeRecord, event_ms: int | None = No
     }
 
 
+def agg_trade_event(data: MarketData, agg: AggTrade, event_ms: int | None = None) -> Json:
+    """``<symbol>@aggTrade`` event (``E`` defaults to the trade time)."""
+    return {
+        "e": "aggTrade",
+        "E": agg.time_ms if event_ms is None else event_ms,
+        "s": data.symbols.symbol_of(agg.market),
+        **agg_trade(data, agg),
+    }
+
+
 def kline_event(data: MarketData, market: str, interval: str, kline: Kline, event_ms: int) -> Json:
     """``<symbol>@kline_<interval>`` event; ``x`` (closed) is true once ``event_ms`` is past the close time."""
     units = data.units(market)
@@ -303,7 +341,7 @@ class StreamName(msgspec.Struct, frozen=True, gc=False):
     """A parsed stream name.
 
     ``kind`` is one of ``depth`` (diffs; ``speed_ms`` 1000 or 100), ``partialDepth`` (top ``levels``),
-    ``trade``, ``kline`` (``interval``), ``ticker``, ``bookTicker``. ``name`` is the canonical spelling
+    ``trade``, ``aggTrade``, ``kline`` (``interval``), ``ticker``, ``bookTicker``. ``name`` is the canonical spelling
     (lower-case symbol) that the hub keys subscriptions by.
     """
 
@@ -319,6 +357,7 @@ _STREAM_RE = re.compile(
     r"(?P<symbol>[A-Za-z0-9]+)@(?:"
     r"(?P<depth>depth)(?P<levels>5|10|20)?(?:@(?P<speed>100ms|1000ms))?"
     r"|(?P<trade>trade)"
+    r"|(?P<agg>aggTrade)"
     r"|kline_(?P<interval>[0-9]+[smhdwM])"
     r"|(?P<ticker>ticker)"
     r"|(?P<book>bookTicker))",
@@ -339,7 +378,8 @@ def parse_stream(data: MarketData, name: str) -> StreamName:
     if match is None:
         raise StreamNameError(
             f"unsupported stream {name!r}: use <symbol>@depth, <symbol>@depth@100ms, <symbol>@depth<5|10|20>"
-            "[@100ms], <symbol>@trade, <symbol>@kline_<interval>, <symbol>@ticker or <symbol>@bookTicker"
+            "[@100ms], <symbol>@trade, <symbol>@aggTrade, <symbol>@kline_<interval>, <symbol>@ticker or "
+            "<symbol>@bookTicker"
         )
     try:
         market = data.symbols.market_of(match["symbol"])
@@ -357,6 +397,8 @@ def parse_stream(data: MarketData, name: str) -> StreamName:
         return StreamName(canonical, "depth", market, speed_ms=speed)
     if match["trade"]:
         return StreamName(canonical, "trade", market)
+    if match["agg"]:
+        return StreamName(canonical, "aggTrade", market)
     if match["interval"]:
         try:
             interval = check_interval(match["interval"])

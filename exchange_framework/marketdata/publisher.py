@@ -1,8 +1,9 @@
 """Stream publishing: market data changes to encoded Binance stream messages on a :class:`~.hub.Hub`.
 
-Trades and book tickers go out as soon as their events are applied. Diff depth is merged per market and sent
-every 100 ms (``@depth@100ms``) or 1000 ms (``@depth``): a message covers update ids ``U`` to ``u`` and holds the
-latest quantity of every level changed in between, so ``U`` is always the previous message's ``u + 1``.
+Trades, aggregate trades and book tickers go out as soon as their events are applied. Diff depth is merged per
+market and sent every 100 ms (``@depth@100ms``) or 1000 ms (``@depth``): a message covers update ids ``U`` to
+``u`` and holds the latest quantity of every level changed in between, so ``U`` is always the previous message's
+``u + 1``.
 Partial depth, klines and 24-hour tickers are sent on the same ticks (every 100 ms / 1 s), only for streams
 that have subscribers; when a kline closes, its final state (``x`` true) is sent before the next one.
 Nothing is encoded for a stream nobody listens to.
@@ -100,6 +101,11 @@ class StreamPublisher:
             if hub.has_subscribers(stream):
                 for record in records:
                     hub.publish(stream, binance.encode(binance.trade_event(data, record)))
+        for market, aggs in changes.agg_trades.items():
+            stream = self.name(market, "aggTrade")
+            if hub.has_subscribers(stream):
+                for agg in aggs:
+                    hub.publish(stream, binance.encode(binance.agg_trade_event(data, agg)))
         for market, update in changes.books.items():
             self._fast.add(update)
             self._slow.add(update)

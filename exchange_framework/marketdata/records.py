@@ -21,6 +21,24 @@ class TradeRecord(msgspec.Struct, frozen=True, gc=False):
     seq: int
 
 
+class AggTrade(msgspec.Struct, frozen=True, gc=False):
+    """An aggregate trade: the consecutive fills of one taker order at one price in one command.
+
+    ``agg_id`` counts aggregates per market from 1; ``first_trade_id``..``last_trade_id`` are the trades it holds,
+    ``qty`` their lots in total.
+    """
+
+    market: str
+    agg_id: int
+    price: int
+    qty: int
+    first_trade_id: int
+    last_trade_id: int
+    time_ms: int
+    buyer_is_maker: bool
+    seq: int
+
+
 class Kline(msgspec.Struct, gc=False):
     """One candle: prices in ticks, volumes in atomic units (base, quote), taker-buy volumes likewise.
 
@@ -111,13 +129,14 @@ class Changes(msgspec.Struct, gc=False):
     """What one :meth:`MarketData.apply` call changed, for the stream publishers.
 
     ``books``: one merged :class:`BookUpdate` per market whose book changed; ``trades``: new trades per market, in
-    order; ``statuses``: markets whose status changed. ``klines`` (and tickers) changed for every market in
-    ``trades``.
+    order; ``statuses``: markets whose status changed; ``agg_trades``: new aggregate trades per market, each in
+    its final form. Klines (and tickers) changed for every market in ``trades``.
     """
 
     books: dict[str, BookUpdate]
     trades: dict[str, list[TradeRecord]]
     statuses: dict[str, MarketStatus]
+    agg_trades: dict[str, list[AggTrade]]
 
     def __bool__(self) -> bool:
         return bool(self.books or self.trades or self.statuses)

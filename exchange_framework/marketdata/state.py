@@ -22,6 +22,7 @@ from exchange_framework.engine.events import BookDelta, Event, MarketStatusChang
 from exchange_framework.engine.market import AssetSpec, MarketSpec
 from exchange_framework.marketdata.intervals import DAY_MS, INTERVALS, check_interval, next_open, open_time
 from exchange_framework.marketdata.records import (
+    AggTrade,
     BookTicker,
     BookUpdate,
     Changes,
@@ -51,6 +52,8 @@ class _Market:
     """One market's state."""
 
     __slots__ = (
+        "agg_taker",
+        "agg_trades",
         "asks",
         "bids",
         "book_seq",
@@ -73,6 +76,8 @@ class _Market:
         self.book_seq = 0  # seq of the command that made update_id
         self.trades: deque[TradeRecord] = deque(maxlen=trade_history)
         self.last_trade: TradeRecord | None = None
+        self.agg_trades: deque[AggTrade] = deque(maxlen=trade_history)
+        self.agg_taker = 0  # taker order id of the newest aggregate
         self.klines: dict[str, deque[Kline]] = {
             interval: deque(maxlen=max(kline_history, _TICKER_KLINES) if interval == "1m" else kline_history)
             for interval in INTERVALS
@@ -124,7 +129,7 @@ class MarketData:
             top = seq
             if isinstance(event, Trade | BookDelta | MarketStatusChanged) and event.market not in markets:
                 raise ValueError(f"event for unknown market {event.market!r}: market data and engine configs differ")
-        changes = Changes({}, {}, {})
+        changes = Changes({}, {}, {}, {})
         if top == last:
             return changes
         ts_ms = ts_ns // 1_000_000
@@ -178,6 +183,7 @@ class MarketData:
         state.trades.append(record)
         state.last_trade = record
         changes.trades.setdefault(event.market, []).append(record)
+        self._aggregate(state, event, ts_ms, changes)
         taker_buy = event.taker_side is Side.BUY
         price = event.price
         for interval, series in state.klines.items():
@@ -199,6 +205,47 @@ class MarketData:
             if taker_buy:
                 kline.taker_buy_volume += event.base_amount
                 kline.taker_buy_quote_volume += event.quote_amount
+
+    @staticmethod
+    def _aggregate(state: _Market, event: Trade, ts_ms: int, changes: Changes) -> None:
+        aggs = state.agg_trades
+        last = aggs[-1] if aggs else None
+        new = changes.agg_trades.setdefault(event.market, [])
+        if (
+            last is not None
+            and last.seq == event.seq
+            and state.agg_taker == event.taker_order_id
+            and last.price == event.price
+        ):
+            merged = AggTrade(
+                last.market,
+                last.agg_id,
+                last.price,
+                last.qty + event.qty,
+                last.first_trade_id,
+                event.trade_id,
+                last.time_ms,
+                last.buyer_is_maker,
+                last.seq,
+            )
+            aggs[-1] = merged
+            new[-1] = merged  # the same command, so the same apply() call: it is the newest in ``new``
+            return
+        agg_id = last.agg_id + 1 if last is not None else 1
+        state.agg_taker = event.taker_order_id
+        record = AggTrade(
+            event.market,
+            agg_id,
+            event.price,
+            event.qty,
+            event.trade_id,
+            event.trade_id,
+            ts_ms,
+            event.taker_side is Side.SELL,
+            event.seq,
+        )
+        aggs.append(record)
+        new.append(record)
 
     # -- queries ------------------------------------------------------------------------------------------------
 
@@ -255,6 +302,34 @@ class MarketData:
         else:
             start = bisect_left(trades, from_id, key=_trade_id)
         return list(islice(trades, start, start + limit))
+
+    def agg_trades(
+        self,
+        market: str,
+        limit: int = 500,
+        from_id: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[AggTrade]:
+        """Return aggregate trades oldest first, as ``GET /api/v3/aggTrades`` does.
+
+        ``from_id``: ``limit`` (1..1000) aggregates from that aggregate id on; ``start_ms``/``end_ms`` (inclusive):
+        the first ``limit`` in that time range; none of them: the newest ``limit``. Only the last
+        ``trade_history`` aggregates are kept. ``from_id`` together with a time raises ``ValueError``.
+        """
+        state = self._market(market)
+        limit = _check_limit(limit, MAX_TRADES_LIMIT)
+        aggs = state.agg_trades
+        if from_id is not None:
+            if start_ms is not None or end_ms is not None:
+                raise ValueError("give either from_id or start_ms/end_ms, not both")
+            start = bisect_left(aggs, from_id, key=_agg_id)
+            return list(islice(aggs, start, start + limit))
+        if start_ms is None and end_ms is None:
+            return list(islice(aggs, max(len(aggs) - limit, 0), None))
+        start = 0 if start_ms is None else bisect_left(aggs, start_ms, key=_agg_time)
+        stop = len(aggs) if end_ms is None else bisect_right(aggs, end_ms, key=_agg_time)
+        return list(islice(aggs, start, min(stop, start + limit)))
 
     def klines(
         self,
@@ -371,6 +446,8 @@ class MarketData:
                         list(state.bids.items()),
                         list(state.asks.items()),
                         list(state.trades),
+                        list(state.agg_trades),
+                        state.agg_taker,
                         {interval: list(series) for interval, series in state.klines.items()},
                     ]
                 )
@@ -387,6 +464,14 @@ class MarketData:
 
 def _trade_id(trade: TradeRecord) -> int:
     return trade.trade_id
+
+
+def _agg_id(agg: AggTrade) -> int:
+    return agg.agg_id
+
+
+def _agg_time(agg: AggTrade) -> int:
+    return agg.time_ms
 
 
 def _kline_open(kline: Kline) -> int:

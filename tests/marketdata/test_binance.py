@@ -110,6 +110,9 @@ def test_rest_payloads_have_binance_shapes() -> None:
         "isBuyerMaker": True,
         "isBestMatch": True,
     }
+    assert binance.agg_trades(data, data.agg_trades("BTC-USDT")) == [
+        {"a": 1, "p": "50000.00", "q": "0.2500", "f": 1, "l": 1, "T": trade_ms, "m": True, "M": True}
+    ]
     start = open_time("1m", trade_ms)
     assert binance.klines(data, "BTC-USDT", "1m", data.klines("BTC-USDT", "1m")) == [
         [start, "50000.00", "50000.00", "50000.00", "50000.00", "0.2500", start + 59_999, "12500.000000", 1,
@@ -181,6 +184,20 @@ def test_stream_payloads_have_binance_shapes() -> None:
         "m": True,
         "M": True,
     }
+    (agg,) = changes.agg_trades["BTC-USDT"]
+    assert binance.agg_trade_event(data, agg) == {
+        "e": "aggTrade",
+        "E": ms,
+        "s": "BTCUSDT",
+        "a": 1,
+        "p": "50000.00",
+        "q": "0.2500",
+        "f": 1,
+        "l": 1,
+        "T": ms,
+        "m": True,
+        "M": True,
+    }
     kline = data.kline("BTC-USDT", "1m", ms)
     assert kline is not None
     event = binance.kline_event(data, "BTC-USDT", "1m", kline, ms)
@@ -241,6 +258,7 @@ def test_stream_names_parse_with_a_case_insensitive_symbol() -> None:
         "ethusdt@depth10@100ms", "partialDepth", "ETH-USDT", speed_ms=100, levels=10
     )
     assert parse(data, "ethusdt@trade").kind == "trade"
+    assert parse(data, "ethusdt@aggTrade").kind == "aggTrade"
     assert parse(data, "ethusdt@kline_1M").interval == "1M"
     assert parse(data, "ethusdt@kline_1m").interval == "1m"
     assert parse(data, "ethusdt@ticker").kind == "ticker"
@@ -249,7 +267,7 @@ def test_stream_names_parse_with_a_case_insensitive_symbol() -> None:
         parse(data, "xrpusdt@trade")
     with pytest.raises(binance.StreamNameError, match="unknown kline interval '2m'"):
         parse(data, "btcusdt@kline_2m")
-    for bad in ("btcusdt@depth7", "btcusdt@aggTrade", "btcusdt", "btcusdt@TRADE", "@trade"):
+    for bad in ("btcusdt@depth7", "btcusdt@avgPrice", "btcusdt", "btcusdt@TRADE", "@trade"):
         with pytest.raises(binance.StreamNameError, match="unsupported stream"):
             parse(data, bad)
     assert binance.stream_name(data, "ETH-USDT", "kline_1h") == "ethusdt@kline_1h"
@@ -271,6 +289,11 @@ def test_ccxt_binance_parsers_read_the_payloads() -> None:
         12500.0,
         "sell",
     )
+    (raw_agg,) = binance.agg_trades(data, data.agg_trades("BTC-USDT"))
+    agg = exchange.parse_trade(raw_agg)  # fetchTrades' default endpoint for spot is aggTrades
+    assert (agg["id"], agg["price"], agg["amount"], agg["side"], agg["timestamp"]) == (
+        "1", 50000.0, 0.25, "sell", raw_trade["time"]
+    )  # fmt: skip
     (row,) = binance.klines(data, "BTC-USDT", "1m", data.klines("BTC-USDT", "1m"))
     assert exchange.parse_ohlcv(row)[1:] == [50000.0, 50000.0, 50000.0, 50000.0, 0.25]
     now = driver.ts_ns // 1_000_000

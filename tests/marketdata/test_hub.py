@@ -168,6 +168,7 @@ def test_the_publisher_sends_each_stream_on_its_schedule() -> None:
         publisher = StreamPublisher(data, hub)
         names = [
             "btcusdt@trade",
+            "btcusdt@aggTrade",
             "btcusdt@depth",
             "btcusdt@depth@100ms",
             "btcusdt@depth5",
@@ -197,6 +198,8 @@ def test_the_publisher_sends_each_stream_on_its_schedule() -> None:
             publisher.on_events(*batch)
         (trade,) = got("btcusdt@trade")  # at once, before any tick
         assert (trade["e"], trade["p"], trade["q"], trade["m"]) == ("trade", "1.00", "0.0002", True)
+        (agg,) = got("btcusdt@aggTrade")
+        assert (agg["e"], agg["a"], agg["f"], agg["l"]) == ("aggTrade", 1, 1, 1)
         assert [m["u"] for m in got("btcusdt@bookTicker")] == [1, 2]
         publisher.tick(t0 + 150)  # 100 ms streams only
         (fast,) = got("btcusdt@depth@100ms")

@@ -276,3 +276,33 @@ def test_limit_orders_through_the_engine_give_one_update_id_per_command() -> Non
     ]
     assert ids == [(1, 1), (2, 2), (3, 3)]
     assert data.depth("BTC-USDT").bids == [(99, 3)]
+
+
+def test_aggregate_trades_join_one_taker_orders_fills_at_one_price() -> None:
+    driver = Driver()
+    driver.run(FUNDING)
+    data = new_market_data(trade_history=4)
+    feed(data, driver.batches)
+    makers = [limit(1, "BTC-USDT", Side.SELL, 100, 2), limit(2, "BTC-USDT", Side.SELL, 100, 3)]
+    makers.append(limit(1, "BTC-USDT", Side.SELL, 101, 4))
+    feed(data, driver.run(makers))
+    changes = [data.apply(*batch) for batch in driver.run([limit(3, "BTC-USDT", Side.BUY, 101, 6)])]
+    aggs = data.agg_trades("BTC-USDT")
+    assert [(a.agg_id, a.price, a.qty, a.first_trade_id, a.last_trade_id, a.buyer_is_maker) for a in aggs] == [
+        (1, 100, 5, 1, 2, False),  # two makers at 100, one taker: one aggregate
+        (2, 101, 1, 3, 3, False),
+    ]
+    assert changes[0].agg_trades["BTC-USDT"] == aggs  # each in its final form
+    feed(data, driver.run([limit(3, "BTC-USDT", Side.BUY, 101, 1), limit(2, "BTC-USDT", Side.BUY, 101, 1)]))
+    aggs = data.agg_trades("BTC-USDT")
+    assert [(a.agg_id, a.price, a.qty) for a in aggs] == [(1, 100, 5), (2, 101, 1), (3, 101, 1), (4, 101, 1)]
+    times = [a.time_ms for a in aggs]
+    assert [a.agg_id for a in data.agg_trades("BTC-USDT", limit=2)] == [3, 4]
+    assert [a.agg_id for a in data.agg_trades("BTC-USDT", from_id=2, limit=2)] == [2, 3]
+    assert [a.agg_id for a in data.agg_trades("BTC-USDT", start_ms=times[2])] == [3, 4]
+    assert [a.agg_id for a in data.agg_trades("BTC-USDT", start_ms=times[0], end_ms=times[2], limit=2)] == [1, 2]
+    assert [a.agg_id for a in data.agg_trades("BTC-USDT", end_ms=times[1])] == [1, 2]
+    with pytest.raises(ValueError, match="either from_id or start_ms/end_ms"):
+        data.agg_trades("BTC-USDT", from_id=1, start_ms=0)
+    feed(data, driver.run([limit(2, "BTC-USDT", Side.BUY, 101, 1)]))
+    assert [a.agg_id for a in data.agg_trades("BTC-USDT")] == [2, 3, 4, 5]  # a bounded ring, ids go on
