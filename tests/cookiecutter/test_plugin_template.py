@@ -82,6 +82,18 @@ def test_the_guide_describes_every_kind_as_generated(tmp_path: Path, kind: str) 
         assert f"`{registered}`" in row, f"the guide's {kind} row does not name the template's {registered}"
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_implemented_hook_has_a_test(tmp_path: Path, kind: str) -> None:
+    project = generate(PLUGIN_TEMPLATE, tmp_path, answers(kind))
+    [plugin] = project.glob("src/*/plugin.py")
+    hooks = re.findall(r"^@hookimpl\ndef (\w+)\(", plugin.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert hooks, f"the {kind} implements no hook"
+    tests = (project / "tests" / "test_hooks.py").read_text(encoding="utf-8")
+    assert [hook for hook in hooks if hook not in tests] == []
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert [hook for hook in hooks if f"| `{hook}` |" not in readme] == []
+
+
 def test_only_the_chain_adapter_gets_a_development_node(tmp_path: Path) -> None:
     for kind in KINDS:
         project = generate(PLUGIN_TEMPLATE, tmp_path / kind.replace(" ", "-"), answers(kind))

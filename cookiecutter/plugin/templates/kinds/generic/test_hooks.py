@@ -27,7 +27,7 @@ def test_startup_refuses_bad_settings(write_config: Callable[..., Path], setting
         pm.hook.startup.call_historic(kwargs={"config": config})
 
 
-def test_command_is_listed_and_prints_the_greeting(config_path: Path) -> None:
+def test_register_commands_adds_a_command_that_prints_the_greeting(config_path: Path) -> None:
     runner = CliRunner()
     listing = runner.invoke(main, ["--config", str(config_path), "--help"])
     assert listing.exit_code == 0, listing.output
