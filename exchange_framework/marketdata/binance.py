@@ -315,6 +315,22 @@ def ticker_event(data: MarketData, ticker: Ticker24h, event_ms: int) -> Json:
     }
 
 
+def mini_ticker_event(data: MarketData, ticker: Ticker24h, event_ms: int) -> Json:
+    """``<symbol>@miniTicker`` event (``24hrMiniTicker``); ``!miniTicker@arr`` sends a list of them."""
+    units = data.units(ticker.market)
+    return {
+        "e": "24hrMiniTicker",
+        "E": event_ms,
+        "s": data.symbols.symbol_of(ticker.market),
+        "c": units.price(ticker.last),
+        "o": units.price(ticker.open),
+        "h": units.price(ticker.high),
+        "l": units.price(ticker.low),
+        "v": units.base(ticker.volume),
+        "q": units.quote(ticker.quote_volume),
+    }
+
+
 def book_ticker_event(data: MarketData, ticker: BookTicker) -> Json:
     """``<symbol>@bookTicker`` event: ``u`` is the book update id."""
     units = data.units(ticker.market)
@@ -341,7 +357,8 @@ class StreamName(msgspec.Struct, frozen=True, gc=False):
     """A parsed stream name.
 
     ``kind`` is one of ``depth`` (diffs; ``speed_ms`` 1000 or 100), ``partialDepth`` (top ``levels``),
-    ``trade``, ``aggTrade``, ``kline`` (``interval``), ``ticker``, ``bookTicker``. ``name`` is the canonical spelling
+    ``trade``, ``aggTrade``, ``kline`` (``interval``), ``ticker``, ``miniTicker``, ``bookTicker``, or
+    ``allMiniTickers`` (``!miniTicker@arr``, with ``market`` empty). ``name`` is the canonical spelling
     (lower-case symbol) that the hub keys subscriptions by.
     """
 
@@ -360,8 +377,13 @@ _STREAM_RE = re.compile(
     r"|(?P<agg>aggTrade)"
     r"|kline_(?P<interval>[0-9]+[smhdwM])"
     r"|(?P<ticker>ticker)"
+    r"|(?P<mini>miniTicker)"
     r"|(?P<book>bookTicker))",
 )
+
+
+ALL_MINI_TICKERS = "!miniTicker@arr"
+"""The all-market mini ticker stream: every second, the mini tickers of the markets that traded in it."""
 
 
 class StreamNameError(ValueError):
@@ -374,12 +396,14 @@ def parse_stream(data: MarketData, name: str) -> StreamName:
     The symbol part is case-insensitive; the rest is case-sensitive as on Binance (``kline_1M`` is a month).
     Raise :class:`StreamNameError` saying what is wrong.
     """
+    if name == ALL_MINI_TICKERS:
+        return StreamName(name, "allMiniTickers", "")
     match = _STREAM_RE.fullmatch(name)
     if match is None:
         raise StreamNameError(
             f"unsupported stream {name!r}: use <symbol>@depth, <symbol>@depth@100ms, <symbol>@depth<5|10|20>"
-            "[@100ms], <symbol>@trade, <symbol>@aggTrade, <symbol>@kline_<interval>, <symbol>@ticker or "
-            "<symbol>@bookTicker"
+            "[@100ms], <symbol>@trade, <symbol>@aggTrade, <symbol>@kline_<interval>, <symbol>@ticker, "
+            f"<symbol>@miniTicker, <symbol>@bookTicker or {ALL_MINI_TICKERS}"
         )
     try:
         market = data.symbols.market_of(match["symbol"])
@@ -407,6 +431,8 @@ def parse_stream(data: MarketData, name: str) -> StreamName:
         return StreamName(canonical, "kline", market, interval=interval)
     if match["ticker"]:
         return StreamName(canonical, "ticker", market)
+    if match["mini"]:
+        return StreamName(canonical, "miniTicker", market)
     return StreamName(canonical, "bookTicker", market)
 
 

@@ -73,6 +73,7 @@ class StreamPublisher:
         self._parsed: dict[str, binance.StreamName] = {}
         self._names: dict[tuple[str, str], str] = {}
         self._kline_open: dict[str, int] = {}  # kline stream -> open time of the kline it last sent
+        self._traded: set[str] = set()  # markets that traded since the last 1 s tick (for !miniTicker@arr)
 
     def name(self, market: str, suffix: str) -> str:
         """Return the canonical stream name for ``market`` and ``suffix`` (cached)."""
@@ -96,6 +97,7 @@ class StreamPublisher:
         data = self.data
         hub = self.hub
         changes = data.apply(ts_ns, events)
+        self._traded.update(changes.trades)
         for market, records in changes.trades.items():
             stream = self.name(market, "trade")
             if hub.has_subscribers(stream):
@@ -137,14 +139,17 @@ class StreamPublisher:
         data = self.data
         hub = self.hub
         kline_open = self._kline_open
+        traded: set[str] = set()
         if speed_ms == SLOW_MS:
             self._kline_open = {}  # keep only the kline streams that still have subscribers
+            traded, self._traded = self._traded, set()
         for name in hub.streams():
             try:
                 stream = self.parse(name)
             except binance.StreamNameError:
                 continue
             kind = stream.kind
+            payload: binance.Json | list[binance.Json]
             if kind == "partialDepth" and stream.speed_ms == speed_ms:
                 payload = binance.partial_depth(data, data.depth(stream.market, stream.levels))
             elif speed_ms != SLOW_MS:
@@ -163,6 +168,16 @@ class StreamPublisher:
                 payload = binance.kline_event(data, stream.market, stream.interval, kline, now_ms)
             elif kind == "ticker":
                 payload = binance.ticker_event(data, data.ticker_24h(stream.market, now_ms), now_ms)
+            elif kind == "miniTicker":
+                payload = binance.mini_ticker_event(data, data.ticker_24h(stream.market, now_ms), now_ms)
+            elif kind == "allMiniTickers":
+                if not traded:
+                    continue
+                payload = [
+                    binance.mini_ticker_event(data, data.ticker_24h(market, now_ms), now_ms)
+                    for market in data.markets()
+                    if market in traded
+                ]
             else:
                 continue
             hub.publish(name, binance.encode(payload))

@@ -232,6 +232,17 @@ def test_stream_payloads_have_binance_shapes() -> None:
     assert (ticker["e"], ticker["c"], ticker["Q"], ticker["n"], ticker["F"], ticker["L"]) == (
         "24hrTicker", "50000.00", "0.2500", 1, 1, 1
     )  # fmt: skip
+    assert binance.mini_ticker_event(data, data.ticker_24h("BTC-USDT", ms), ms) == {
+        "e": "24hrMiniTicker",
+        "E": ms,
+        "s": "BTCUSDT",
+        "c": "50000.00",
+        "o": "50000.00",
+        "h": "50000.00",
+        "l": "50000.00",
+        "v": "0.2500",
+        "q": "12500.000000",
+    }
     assert binance.book_ticker_event(data, data.book_ticker("BTC-USDT")) == {
         "u": 2,
         "s": "BTCUSDT",
@@ -263,6 +274,8 @@ def test_stream_names_parse_with_a_case_insensitive_symbol() -> None:
     assert parse(data, "ethusdt@kline_1m").interval == "1m"
     assert parse(data, "ethusdt@ticker").kind == "ticker"
     assert parse(data, "ethusdt@bookTicker").kind == "bookTicker"
+    assert parse(data, "ETHUSDT@miniTicker") == binance.StreamName("ethusdt@miniTicker", "miniTicker", "ETH-USDT")
+    assert parse(data, "!miniTicker@arr") == binance.StreamName("!miniTicker@arr", "allMiniTickers", "")
     with pytest.raises(binance.StreamNameError, match="unknown symbol 'xrpusdt'"):
         parse(data, "xrpusdt@trade")
     with pytest.raises(binance.StreamNameError, match="unknown kline interval '2m'"):
@@ -309,6 +322,8 @@ def test_ccxt_binance_parsers_read_the_payloads() -> None:
     assert (stream_trade["price"], stream_trade["amount"], stream_trade["side"]) == (50000.0, 0.25, "sell")
     stream_ticker = streams.parse_ws_ticker(binance.ticker_event(data, data.ticker_24h("BTC-USDT", now), now), "spot")
     assert (stream_ticker["last"], stream_ticker["bid"], stream_ticker["baseVolume"]) == (50000.0, 50000.0, 0.25)
+    mini = streams.parse_ws_ticker(binance.mini_ticker_event(data, data.ticker_24h("BTC-USDT", now), now), "spot")
+    assert (mini["last"], mini["open"], mini["quoteVolume"]) == (50000.0, 50000.0, 12500.0)
 
 
 def test_encoders_refuse_unknown_intervals() -> None:

@@ -175,6 +175,8 @@ def test_the_publisher_sends_each_stream_on_its_schedule() -> None:
             "btcusdt@depth5@100ms",
             "btcusdt@kline_1m",
             "btcusdt@ticker",
+            "btcusdt@miniTicker",
+            "!miniTicker@arr",
             "btcusdt@bookTicker",
         ]
         subscribers = {name: hub.subscriber() for name in names}
@@ -192,6 +194,8 @@ def test_the_publisher_sends_each_stream_on_its_schedule() -> None:
         assert got("btcusdt@kline_1m") == []  # no kline before the first trade
         (ticker,) = got("btcusdt@ticker")
         assert (ticker["e"], ticker["n"]) == ("24hrTicker", 0)
+        assert [m["e"] for m in got("btcusdt@miniTicker")] == ["24hrMiniTicker"]
+        assert got("!miniTicker@arr") == []  # only markets that traded in the last second: none
         assert got("btcusdt@depth5") == got("btcusdt@depth5@100ms") == [{"lastUpdateId": 0, "bids": [], "asks": []}]
         driver.ts_ns = t0 * 1_000_000
         for batch in driver.run([limit(1, "BTC-USDT", Side.BUY, 100, 5), limit(2, "BTC-USDT", Side.SELL, 100, 2)]):
@@ -213,10 +217,17 @@ def test_the_publisher_sends_each_stream_on_its_schedule() -> None:
         assert (kline["k"]["n"], kline["k"]["c"], kline["k"]["x"]) == (1, "1.00", False)
         (ticker,) = got("btcusdt@ticker")
         assert (ticker["n"], ticker["c"], ticker["b"]) == (1, "1.00", "1.00")
+        (mini,) = got("btcusdt@miniTicker")
+        assert (mini["c"], mini["v"]) == ("1.00", "0.0002")
+        ((listed,),) = got("!miniTicker@arr")
+        assert listed == mini
         assert len(got("btcusdt@depth5")) == 1
         combined = [msgspec.json.decode(message) for message in drain(everything)]
         assert {m["stream"] for m in combined} == set(names)
         assert all(set(m) == {"stream", "data"} for m in combined)
+        publisher.tick(t0 + 2_000)
+        assert got("!miniTicker@arr") == []  # nothing traded since the last second
+        assert len(got("btcusdt@miniTicker")) == 1  # the per-symbol stream goes on every second
 
     asyncio.run(body())
 
