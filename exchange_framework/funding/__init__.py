@@ -6,7 +6,14 @@
 
 from __future__ import annotations
 
-from exchange_framework.funding.deposits import DepositTracker, PollResult, Screener, Submit, TrackerStatus
+from exchange_framework.funding.deposits import (
+    DepositTracker,
+    PollResult,
+    Screener,
+    Submit,
+    TrackerStatus,
+    hook_screener,
+)
 from exchange_framework.funding.store import (
     Deposit,
     DepositAlert,
@@ -28,4 +35,5 @@ __all__ = [
     "Submit",
     "TrackerStatus",
     "deposit_reference",
+    "hook_screener",
 ]

@@ -26,7 +26,9 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
+import pluggy
 
+from exchange_framework.config import ExchangeConfig
 from exchange_framework.engine.commands import Command, CreditFunds
 from exchange_framework.engine.events import Event, FundsCredited, FundsRejected
 from exchange_framework.funding.store import (
@@ -55,6 +57,7 @@ from exchange_framework.interfaces import (
     ScannedBlock,
     Transfer,
 )
+from exchange_framework.plugins import run_screening
 from exchange_framework.types import RejectReason
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "Screener",
     "Submit",
     "TrackerStatus",
+    "hook_screener",
 ]
 
 Submit = Callable[[Command], Sequence[Event]]
@@ -74,6 +78,16 @@ Submit = Callable[[Command], Sequence[Event]]
 
 Screener = Callable[[DepositRequest], Decision | None]
 """Screen a deposit before its credit (the kernel's ``screen_deposit`` pipeline)."""
+
+
+def hook_screener(pm: pluggy.PluginManager, config: ExchangeConfig) -> Screener:
+    """Return a screener that runs every plugin's ``screen_deposit`` hook (strictest wins, none or an error: hold)."""
+
+    def screen(request: DepositRequest) -> Decision:
+        return run_screening(pm, "screen_deposit", required=True, config=config, request=request)
+
+    return screen
+
 
 ALERT_CREDITED_REORGED = "credited-deposit-reorged-out"
 ALERT_CREDITING_REORGED = "deposit-reorged-out-while-crediting"
@@ -348,7 +362,8 @@ class DepositTracker:
             insert_header(db, self.chain, header)
             prune_headers_below(db, self.chain, header.height - self.keep_headers + 1)
             for transfer in block.transfers:
-                account = watched.get((transfer.address, transfer.memo))
+                # a memo picks the account on a shared address; a per-account address ignores any memo
+                account = watched.get((transfer.address, transfer.memo), watched.get((transfer.address, "")))
                 reasons: tuple[str, ...] = ()
                 if account is None:
                     if not any(address == transfer.address for address, _memo in watched):

@@ -349,3 +349,24 @@ def test_a_crash_after_the_credit_is_sent_credits_once_after_restart(
     dep = store.deposit("devchain", txid, 0)
     assert dep is not None and dep.stage is Stage.CREDITED
     assert sink.balance(ACCOUNT, "DEV") == 64 and len(sink.credits) == 1
+
+
+def test_the_screen_deposit_hooks_screen_deposits(make_tracker: Make, node: DevChain, sink: EngineSink) -> None:
+    from exchange_framework.config import parse_config
+    from exchange_framework.funding import hook_screener
+    from exchange_framework.plugins import make_plugin_manager
+
+    config = parse_config('[brand]\nname = "T"\n[plugins]\nmodules = ["tests.plugins.fake_everything"]\n')
+    fake = make_plugin_manager(config)
+    tracker = make_tracker(screen=hook_screener(fake, config))
+    small = deposit(tracker, node, 10)
+    large = deposit(tracker, node, 2_000_000)  # the fake plugin holds deposits of 1,000,000 and more
+    node.mine(3)
+    tracker.poll()
+    assert tracker.store.deposit("devchain", small, 0).stage is Stage.HELD  # type: ignore[union-attr]
+    held = tracker.store.deposit("devchain", large, 0)
+    assert held is not None and held.stage is Stage.HELD and "large deposit" in held.reasons
+    bare = parse_config('[brand]\nname = "T"\n')
+    assert hook_screener(make_plugin_manager(bare), bare)(
+        DepositRequest(1, "DEV", "devchain", 1, "a", "t")
+    ).outcome == (Decision.hold().outcome)

@@ -56,6 +56,7 @@ class DevChainAdapter:
         required_confirmations: int = 3,
         native_asset: str = "DEV",
         assets: Collection[str] = ("DEV", "DUSD"),
+        memo_deposits: bool = False,
     ) -> None:
         validate_xpub(xpub)
         if not isinstance(required_confirmations, int) or required_confirmations < 1:
@@ -67,6 +68,7 @@ class DevChainAdapter:
         self.native_asset = native_asset
         self.required_confirmations = required_confirmations
         self.assets = frozenset(assets)
+        self.memo_deposits = memo_deposits
         self._xpub = xpub
         self._node_or_factory = node
         self._node: DevChain | None = node if isinstance(node, DevChain) else None
@@ -89,8 +91,15 @@ class DevChainAdapter:
     # -- addresses -------------------------------------------------------------------------------------------------
 
     def deposit_address(self, account: int) -> DepositAddress:
-        """Return ``account``'s address: child ``0/<account>`` of the xpub (no memo on this chain)."""
-        return DepositAddress(address_of(derive_public_key(self._xpub, account_path(account))))
+        """Return ``account``'s address: child ``0/<account>`` of the xpub.
+
+        With ``memo_deposits`` (to exercise memo chains) every account shares child ``0/0`` and is told apart by
+        its memo, the account number in decimal.
+        """
+        path = account_path(account)
+        if self.memo_deposits:
+            return DepositAddress(address_of(derive_public_key(self._xpub, (0, 0))), memo=str(account))
+        return DepositAddress(address_of(derive_public_key(self._xpub, path)))
 
     def validate_address(self, address: str) -> bool:
         """Return whether ``address`` is a devchain address with a valid checksum."""

@@ -10,6 +10,7 @@ Settings (all optional)::
     native_asset = "DEV"
     assets = ["DEV", "DUSD"]
     min_fee = 1000                 # atomic units of the native asset
+    memo_deposits = false          # true: one shared address, accounts told apart by memo (like memo chains)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _DEFAULTS: dict[str, Any] = {
     "native_asset": "DEV",
     "assets": ["DEV", "DUSD"],
     "min_fee": 1_000,
+    "memo_deposits": False,
 }
 
 
@@ -70,6 +72,7 @@ def adapter_from_settings(settings: Mapping[str, Any], config: ExchangeConfig | 
         required_confirmations=merged["confirmations"],
         native_asset=merged["native_asset"],
         assets=tuple(merged["assets"]),
+        memo_deposits=bool(merged["memo_deposits"]),
     )
 
 
