@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +140,22 @@ def test_generated_plugin_installs_and_passes_its_own_tests(
     assert listed.returncode == 0, listed.stdout + listed.stderr
     row = next(line for line in listed.stdout.splitlines() if line.startswith(slug + " "))
     assert f"entrypoint: exchange-{slug} 0.1.0" in row
+
+
+@pytest.mark.slow
+def test_generated_plugin_builds_a_wheel_with_its_entry_point(venv: ThrowawayVenv, tmp_path: Path) -> None:
+    project = generate(PLUGIN_TEMPLATE, tmp_path, answers("custody signer"))
+    dist = tmp_path / "dist"
+    offline = ["--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+    built = venv.run_python("-m", "pip", "wheel", *offline, "-w", str(dist), str(project))
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = dist.glob("exchange_test_custody_signer-0.1.0-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert {"exchange_test_custody_signer/plugin.py", "exchange_test_custody_signer/py.typed"} <= names
+        assert "exchange_test_custody_signer/node.py" not in names
+        [entry_points] = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+        text = archive.read(entry_points).decode()
+        metadata = archive.read(entry_points.replace("entry_points.txt", "METADATA")).decode()
+    assert "[exchange_framework]\ntest-custody-signer = exchange_test_custody_signer.plugin" in text
+    assert "Requires-Dist: exchange-framework>=0.1" in metadata
