@@ -155,7 +155,9 @@ def register_custody_signers(config: ExchangeConfig) -> list[CustodySigner] | No
     """Return custody signers (HSM, threshold, cold storage), selected by name in the custody policy.
 
     Called at start-up; every plugin's items are collected. A signer only ever sees requests the kernel's policy
-    engine approved. ``None`` means the plugin registers none.
+    engine approved. The hot-wallet signer is the one named by ``[backends] keystore``: the built-in ``software``
+    keystore (``exchange_framework.default_keystore``) by default. Construct signers without touching keys or
+    devices; read secrets (passphrases, PINs) on first use. ``None`` means the plugin registers none.
     """
 
 

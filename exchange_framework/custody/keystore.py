@@ -214,6 +214,8 @@ class SoftwareKeystore:
 
     def sign(self, request: SigningRequest) -> bytes:
         """Sign ``request.payload`` with ``request.key_id`` after checking the request against the key."""
+        if not isinstance(request, SigningRequest):
+            raise SigningRefusedError(f"expected a SigningRequest, not {type(request).__name__}")
         scheme, public_key, secret = self._load(request.key_id)
         check_request(request, scheme)
         if scheme is KeyScheme.SECP256K1:

@@ -290,3 +290,9 @@ def test_bad_keystore_settings_name_the_key() -> None:
 
 def test_the_default_kdf_cost_is_rfc9106s_second_recommendation() -> None:
     assert KdfCost() == KdfCost(memory_kib=64 * 1024, iterations=3, lanes=4)
+
+
+def test_something_other_than_a_signing_request_is_refused(keystore: SoftwareKeystore) -> None:
+    keystore.create_key("hot-1", KeyScheme.SECP256K1)
+    with pytest.raises(SigningRefusedError, match="expected a SigningRequest"):
+        keystore.sign({"key_id": "hot-1", "payload": DIGEST})  # type: ignore[arg-type]
