@@ -15,11 +15,13 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
+from exchange_framework.engine.commands import Command
 from exchange_framework.engine.events import Event
 from exchange_framework.marketdata import binance
 from exchange_framework.marketdata.hub import Hub
 from exchange_framework.marketdata.records import BookUpdate, Changes
 from exchange_framework.marketdata.state import MarketData
+from exchange_framework.sequencer import JournalRecord
 
 FAST_MS = 100
 SLOW_MS = 1_000
@@ -115,6 +117,35 @@ class StreamPublisher:
             if hub.has_subscribers(stream):
                 hub.publish(stream, binance.encode(binance.book_ticker_event(data, data.book_ticker(market))))
         return changes
+
+    def applied_sink(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[Sequence[JournalRecord], Sequence[Command], Sequence[Event]], None]:
+        """Return a :class:`~exchange_framework.shard.Shard` ``on_applied`` sink feeding this publisher on ``loop``.
+
+        The shard calls it on its writer thread; each batch's events are handed to :meth:`on_events` on the loop
+        with their records' journal timestamp (split by timestamp if a batch had several).
+        """
+
+        def sink(records: Sequence[JournalRecord], commands: Sequence[Command], events: Sequence[Event]) -> None:
+            if not events:
+                return
+            first_ts = records[0].ts_ns
+            if all(record.ts_ns == first_ts for record in records):
+                loop.call_soon_threadsafe(self.on_events, first_ts, list(events))
+                return
+            ts_of = {record.seq: record.ts_ns for record in records}
+            run: list[Event] = []
+            run_ts = ts_of[events[0].seq]
+            for event in events:
+                ts = ts_of[event.seq]
+                if ts != run_ts:
+                    loop.call_soon_threadsafe(self.on_events, run_ts, run)
+                    run, run_ts = [], ts
+                run.append(event)
+            loop.call_soon_threadsafe(self.on_events, run_ts, run)
+
+        return sink
 
     def tick(self, now_ms: int) -> None:
         """Send what is due at ``now_ms``: depth every 100 ms / 1 s; partial depth, klines and tickers likewise."""
