@@ -9,10 +9,10 @@ from pathlib import Path
 from exchange_framework.config import load_config
 from exchange_framework.engine.commands import Command, CreditFunds
 from exchange_framework.marketdata import Hub, StreamPublisher, rebuild_from_journal
-from exchange_framework.sequencer import FileJournal
+from exchange_framework.sequencer import FileJournal, JournalRecord
 from exchange_framework.shard import AppliedSink, Shard
 from exchange_framework.types import Side
-from tests.marketdata.helpers import limit
+from tests.marketdata.helpers import FUNDING, T0_NS, Driver, feed, limit, new_market_data
 
 
 def orders(start: int, count: int) -> list[Command]:
@@ -58,3 +58,25 @@ def test_rebuild_then_follow_the_shard_gives_what_a_full_rebuild_gives(
 
     live = asyncio.run(body())
     assert live == rebuild_from_journal(config, path).digest()
+
+
+def test_a_batch_with_several_timestamps_is_applied_with_each_records_own() -> None:
+    driver = Driver()
+    driver.run(FUNDING)
+    data = new_market_data()
+    feed(data, driver.batches)
+    batches = driver.run([limit(1, "BTC-USDT", Side.BUY, 100, 5), limit(2, "BTC-USDT", Side.SELL, 100, 1)])
+    batches += driver.run([limit(2, "BTC-USDT", Side.SELL, 100, 1)], step_ns=60 * 10**9)
+    records = [JournalRecord(events[0].seq, ts, b"") for ts, events in batches]
+    events = [event for _, batch in batches for event in batch]
+
+    async def body() -> None:
+        publisher = StreamPublisher(data, Hub())
+        sink = publisher.applied_sink(asyncio.get_running_loop())
+        sink(records, [], events)
+        sink(records[:1], [], [])  # no events: nothing to do
+        await asyncio.sleep(0)
+
+    asyncio.run(body())
+    assert [t.time_ms for t in data.trades("BTC-USDT")] == [ts // 1_000_000 for ts, _ in batches[1:]]
+    assert batches[2][0] - batches[1][0] == 60 * 10**9 and batches[0][0] > T0_NS
