@@ -63,6 +63,7 @@ __all__ = [
     "JournalSettings",
     "Market",
     "PluginSettings",
+    "PortalSettings",
     "Problem",
     "default_config_path",
     "format_key_path",
@@ -273,6 +274,13 @@ class PluginSettings(_Table):
     settings: dict[str, dict[str, Any]] = {}
 
 
+class PortalSettings(_Table):
+    """``[portal]``: the customer portal. ``templates`` is a folder of operator templates (relative to the config
+    file) searched before plugins' and the default theme's; default: ``templates/`` beside the config, if present."""
+
+    templates: str | None = Field(default=None, min_length=1)
+
+
 # -- the whole file -----------------------------------------------------------------------------------------------
 
 
@@ -296,6 +304,7 @@ class ExchangeConfig(_Table):
     ledger: LedgerSettings = LedgerSettings()
     plugins: PluginSettings = PluginSettings()
     audit: AuditSettings = AuditSettings()
+    portal: PortalSettings = PortalSettings()
 
     _source: Path | None = PrivateAttr(default=None)
 
