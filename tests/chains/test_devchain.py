@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 from pathlib import Path
 
 import coincurve
@@ -16,6 +17,7 @@ from exchange_devchain.tx import SignedTransfer, TransferBody, digest_of, encode
 from exchange_framework.config import parse_config
 from exchange_framework.interfaces import ChainAdapter, TxState, UnsignedTransaction
 from exchange_framework.plugins import collect_registered, make_plugin_manager
+from tests.crash import run_and_kill
 
 HOT_KEY = hashlib.sha256(b"devchain test hot wallet").digest()
 HOT_PUB = coincurve.PrivateKey(HOT_KEY).public_key.format()
@@ -257,3 +259,28 @@ def test_malleated_signatures_are_refused(adapter: DevChainAdapter, node: DevCha
         with pytest.raises(ValueError, match="does not verify"):
             adapter.assemble(unsigned, [bad])
     assert adapter.assemble(unsigned, [good]) == adapter.assemble(unsigned, [good[:64]])
+
+
+@pytest.mark.parametrize("kill_after", [0.05, 0.3])
+def test_a_killed_node_reloads_every_block_it_reported(tmp_path: Path, kill_after: float) -> None:
+    worker = Path(__file__).with_name("devchain_crash_worker.py")
+    lines = run_and_kill(worker, [str(tmp_path / "chain")], tmp_path / "stderr", kill_after=kill_after)
+    reported = int(lines[-1])
+    node = DevChain(tmp_path / "chain")
+    blocks = node.blocks(0, 10**6)
+    assert node.height() >= reported
+    assert all(child.parent_hash == parent.hash for parent, child in itertools.pairwise(blocks))
+    crash_wallet = address_of(coincurve.PrivateKey(hashlib.sha256(b"crash").digest()).public_key.format())
+    assert node.balance(crash_wallet, "DEV") == node.height()  # one mint of 1 per block, none lost or doubled
+    node.mine()  # and it goes on
+
+
+def test_block_time_mines_in_the_background(tmp_path: Path) -> None:
+    adapter = adapter_from_settings({"data_dir": str(tmp_path / "timed"), "block_time": 0.02})
+    deadline = time.monotonic() + 30
+    while adapter.tip_height() < 3:
+        assert time.monotonic() < deadline, "no blocks were mined in the background"
+        time.sleep(0.01)
+    adapter.node._miner.set()  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="block_time"):
+        adapter_from_settings({"block_time": "fast"})

@@ -96,6 +96,7 @@ class DevChain:
         self.min_fee = min_fee
         self._lock = threading.RLock()
         self._reachable = True
+        self._miner: threading.Event | None = None
         self._path = Path(data_dir) / STATE_FILE if data_dir is not None else None
         if self._path is not None and self._path.exists():
             self._state = msgspec.msgpack.decode(self._path.read_bytes(), type=_State)
@@ -299,6 +300,23 @@ class DevChain:
             return txid
 
     # -- the network's side: faucet, mining, reorgs ----------------------------------------------------------------
+
+    def run_miner(self, stop: threading.Event, interval: float) -> None:
+        """Mine a block every ``interval`` seconds until ``stop`` is set (a demo's background block producer)."""
+        while not stop.wait(interval):
+            self.mine()
+
+    def start_miner(self, interval: float) -> threading.Event:
+        """Start :meth:`run_miner` on a daemon thread (once per node); return the event that stops it."""
+        with self._lock:
+            if self._miner is None:
+                if interval <= 0:
+                    raise ValueError(f"block time must be positive, got {interval!r}")
+                self._miner = threading.Event()
+                threading.Thread(
+                    target=self.run_miner, args=(self._miner, interval), name="devchain-miner", daemon=True
+                ).start()
+            return self._miner
 
     def faucet(self, address: str, amount: int, asset: str | None = None) -> str:
         """Queue a mint of ``amount`` atomic units of ``asset`` (default: the native coin) to ``address``."""

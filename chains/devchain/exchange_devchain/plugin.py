@@ -11,6 +11,7 @@ Settings (all optional)::
     assets = ["DEV", "DUSD"]
     min_fee = 1000                 # atomic units of the native asset
     memo_deposits = false          # true: one shared address, accounts told apart by memo (like memo chains)
+    block_time = 0                 # seconds between blocks mined in the background (0: mine on demand only)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _DEFAULTS: dict[str, Any] = {
     "assets": ["DEV", "DUSD"],
     "min_fee": 1_000,
     "memo_deposits": False,
+    "block_time": 0,
 }
 
 
@@ -53,6 +55,8 @@ def adapter_from_settings(settings: Mapping[str, Any], config: ExchangeConfig | 
             f"allowed: {', '.join(sorted(_DEFAULTS))}"
         )
     merged = {**_DEFAULTS, **settings}
+    if not isinstance(merged["block_time"], int | float) or isinstance(merged["block_time"], bool):
+        raise ValueError(f"[plugins.settings.{SETTINGS_NAME}] block_time must be a number of seconds")
     for key in ("confirmations", "min_fee"):
         if not isinstance(merged[key], int) or isinstance(merged[key], bool):
             raise ValueError(f"[plugins.settings.{SETTINGS_NAME}] {key} must be an integer, got {merged[key]!r}")
@@ -60,9 +64,12 @@ def adapter_from_settings(settings: Mapping[str, Any], config: ExchangeConfig | 
     chain_id = str(merged["chain_id"])
 
     def open_node() -> DevChain:
-        return DevChain.open(
+        node = DevChain.open(
             data_dir, chain_id=chain_id, native_asset=merged["native_asset"], min_fee=merged["min_fee"]
         )
+        if merged["block_time"] > 0:
+            node.start_miner(float(merged["block_time"]))
+        return node
 
     return DevChainAdapter(
         open_node,
