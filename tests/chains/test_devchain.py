@@ -284,3 +284,26 @@ def test_block_time_mines_in_the_background(tmp_path: Path) -> None:
     adapter.node._miner.set()  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="block_time"):
         adapter_from_settings({"block_time": "fast"})
+
+
+def test_exchange_devchain_commands(tmp_path: Path, installed_entry_points: None) -> None:
+    from click.testing import CliRunner
+
+    from exchange_framework.cli import main
+
+    config = tmp_path / "exchange.toml"
+    config.write_text('[brand]\nname = "T"\n[plugins.settings.devchain]\ndata_dir = "chain"\n', encoding="utf-8")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, ["--config", str(config), "devchain", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    txid = run("faucet", DEST, "500").strip()
+    assert run("mine", "2").splitlines()[0].endswith("(1 transactions)")
+    assert DevChain(tmp_path / "chain").status(txid).confirmations == 2
+    assert "height 2" in run("status")
+    assert len(run("reorg", "1").splitlines()) == 2
+    bad = runner.invoke(main, ["--config", str(config), "devchain", "faucet", "nope", "5"])
+    assert bad.exit_code == 2 and "not a devchain address" in bad.output

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from bip_utils import Bip32Slip10Secp256k1
 
 from exchange_devchain.adapter import DevChainAdapter
@@ -26,7 +27,14 @@ from exchange_devchain.node import DevChain
 from exchange_framework import hookimpl
 from exchange_framework.config import ExchangeConfig
 
-__all__ = ["DEV_SEED", "DEV_XPUB", "SETTINGS_NAME", "adapter_from_settings", "register_chain_adapters"]
+__all__ = [
+    "DEV_SEED",
+    "DEV_XPUB",
+    "SETTINGS_NAME",
+    "adapter_from_settings",
+    "register_chain_adapters",
+    "register_commands",
+]
 
 SETTINGS_NAME = "devchain"
 # A published, well-known seed: fine for a development chain, never for real money.
@@ -88,3 +96,11 @@ def register_chain_adapters(config: ExchangeConfig | None) -> list[DevChainAdapt
     """Register the development chain (its node opens on first use, so registering creates no file)."""
     settings = config.plugin_settings(SETTINGS_NAME) if config is not None else {}
     return [adapter_from_settings(settings, config)]
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``exchange devchain`` (status, faucet, mine, reorg)."""
+    from exchange_devchain.cli import devchain
+
+    cli.add_command(devchain)

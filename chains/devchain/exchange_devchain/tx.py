@@ -73,16 +73,30 @@ AnyTx = SignedTransfer | Mint
 _body_encoder = msgspec.msgpack.Encoder()
 _body_decoder = msgspec.msgpack.Decoder(TransferBody)
 _tx_decoder: msgspec.msgpack.Decoder[AnyTx] = msgspec.msgpack.Decoder(AnyTx)
+_json_encoder = msgspec.json.Encoder()
+_json_body_decoder = msgspec.json.Decoder(TransferBody)
+_json_tx_decoder: msgspec.json.Decoder[AnyTx] = msgspec.json.Decoder(AnyTx)
+
+
+def _encode(value: object) -> bytes:
+    # msgpack integers stop at 2**64 (18.4 coins of an 18-decimal asset): larger amounts are written as JSON,
+    # which keeps integers exact at any size. A msgpack array never starts with "[", so both forms decode.
+    try:
+        return _body_encoder.encode(value)
+    except OverflowError:
+        return _json_encoder.encode(value)
 
 
 def encode_body(body: TransferBody) -> bytes:
     """Serialise a transfer body (the unsigned payload)."""
-    return _body_encoder.encode(body)
+    return _encode(body)
 
 
 def decode_body(payload: bytes) -> TransferBody:
     """Parse a transfer body; raise ``ValueError`` on anything else."""
     try:
+        if payload[:1] == b"[":
+            return _json_body_decoder.decode(payload)
         return _body_decoder.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"not a devchain transfer body: {exc}") from None
@@ -90,12 +104,14 @@ def decode_body(payload: bytes) -> TransferBody:
 
 def encode_tx(tx: AnyTx) -> bytes:
     """Serialise a transaction as the node stores and broadcasts it."""
-    return _body_encoder.encode(tx)
+    return _encode(tx)
 
 
 def decode_tx(raw: bytes) -> AnyTx:
     """Parse a transaction; raise ``ValueError`` on garbage."""
     try:
+        if raw[:1] == b"[":
+            return _json_tx_decoder.decode(raw)
         return _tx_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"not a devchain transaction: {exc}") from None
