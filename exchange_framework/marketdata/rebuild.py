@@ -31,9 +31,7 @@ def rebuild(
     Each command's events are applied with the command's journal timestamp, exactly as a live feed would apply
     them, so books, trades, klines and book update ids equal those of the live process.
     """
-    data = MarketData(
-        config.engine_assets(), config.engine_markets(), trade_history=trade_history, kline_history=kline_history
-    )
+    data = MarketData.from_config(config, trade_history=trade_history, kline_history=kline_history)
     last = journal.last_seq if until_seq is None else min(until_seq, journal.last_seq)
     engine = MatchingEngine(config.engine_assets(), config.engine_markets())
     events = engine.events

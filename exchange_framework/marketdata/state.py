@@ -14,10 +14,12 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
+from typing import Self
 
 import msgspec
 from sortedcontainers import SortedDict
 
+from exchange_framework.config import ExchangeConfig
 from exchange_framework.engine.events import BookDelta, Event, MarketStatusChanged, Trade
 from exchange_framework.engine.market import AssetSpec, MarketSpec
 from exchange_framework.marketdata.intervals import DAY_MS, INTERVALS, check_interval, next_open, open_time
@@ -105,8 +107,21 @@ class MarketData:
         self.last_seq = 0
         self._markets: dict[str, _Market] = {}
         for name, spec in markets.items():
+            missing = [asset for asset in (spec.base, spec.quote) if asset not in assets]
+            if missing:
+                raise ValueError(f"market {name}: unknown asset {missing[0]!r}; pass the assets of every market")
             units = MarketUnits(spec, assets[spec.base], assets[spec.quote])
             self._markets[name] = _Market(spec, units, trade_history, kline_history)
+
+    @classmethod
+    def from_config(cls, config: ExchangeConfig, *, trade_history: int = 1_000, kline_history: int = 1_000) -> Self:
+        """Return empty market data for the markets of an exchange configuration."""
+        return cls(
+            config.engine_assets(),
+            config.engine_markets(),
+            trade_history=trade_history,
+            kline_history=kline_history,
+        )
 
     # -- feeding ------------------------------------------------------------------------------------------------
 

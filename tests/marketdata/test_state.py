@@ -254,8 +254,10 @@ def test_replaying_the_same_events_gives_identical_state_in_any_batching(
 
 
 def test_assets_must_cover_every_market() -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="market BTC-USDT: unknown asset 'USDT'; pass the assets of every market"):
         MarketData({"BTC": ASSETS["BTC"]}, MARKETS)
+    with pytest.raises(ValueError, match="trade_history and kline_history must be at least 1"):
+        MarketData(ASSETS, MARKETS, trade_history=0)
 
 
 def test_limit_orders_through_the_engine_give_one_update_id_per_command() -> None:
