@@ -1,7 +1,8 @@
-"""``exchange custody``: custody operations. ``ceremony split|recover`` runs the cold vault's SLIP-39 ceremonies.
+"""``exchange custody``: hot-wallet keys (``key create|show|list``) and cold-vault ceremonies (``ceremony ...``).
 
-Run ceremonies on an offline machine. The passphrase, if any, comes from an environment variable named with
-``--passphrase-env``, never from the command line (it would land in the shell history).
+Key creation is recorded in the audit log before and after it happens. Run ceremonies on an offline machine. The
+passphrase, if any, comes from an environment variable named with ``--passphrase-env``, never from the command
+line (it would land in the shell history).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from exchange_framework.cli import format_table, state
 from exchange_framework.custody.cold import (
     MAX_ITERATION_EXPONENT,
     ColdVaultError,
@@ -22,6 +24,7 @@ from exchange_framework.custody.cold import (
     split_secret,
     vault_xpub,
 )
+from exchange_framework.interfaces import CustodySigner, KeyScheme, SigningError
 
 _PASSPHRASE_ENV = click.option(
     "--passphrase-env",
@@ -41,7 +44,96 @@ def _passphrase(variable: str | None) -> bytes:
 
 @click.group()
 def custody() -> None:
-    """Custody operations: cold-vault ceremonies."""
+    """Custody operations: hot-wallet keys and cold-vault ceremonies."""
+
+
+# -- hot-wallet keys ----------------------------------------------------------------------------------------------
+
+
+@custody.group()
+def key() -> None:
+    """Keys of the hot-wallet signer selected by [backends] keystore (software keystore, HSM, ...)."""
+
+
+def _signer(ctx: click.Context) -> CustodySigner:
+    from exchange_framework.custody.signing import hot_wallet_signer
+
+    run = state(ctx)
+    config = run.config_or_exit()
+    try:
+        return hot_wallet_signer(run.plugin_manager(), config)
+    except SigningError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@key.command(name="create")
+@click.argument("key_id")
+@click.option("--scheme", type=click.Choice([s.value for s in KeyScheme]), required=True, help="Signature scheme.")
+@click.option("--actor", required=True, help="Who creates the key (recorded in the audit log).")
+@click.pass_context
+def key_create(ctx: click.Context, key_id: str, scheme: str, actor: str) -> None:
+    """Generate a new key inside the hot-wallet signer and print its public key (hex).
+
+    The request is written to the audit log first (no audit log, no key), the result after.
+    """
+    from exchange_framework.audit import AuditError, AuditFormatError, AuditLog
+
+    signer = _signer(ctx)
+    config = state(ctx).config_or_exit()
+    target = f"{signer.name}:{key_id}"
+    try:
+        log = AuditLog.from_config(config)
+    except (AuditError, OSError) as exc:
+        raise click.ClickException(f"the audit log cannot be written, so nothing was done: {exc}") from None
+
+    def audit(action: str, details: dict[str, str]) -> None:
+        try:
+            log.append(actor=actor, action=action, target=target, details=details)
+        except (AuditError, AuditFormatError, OSError) as exc:
+            raise click.ClickException(f"the audit log cannot be written ({action}): {exc}") from None
+
+    with log:
+        audit("custody.key.create", {"scheme": scheme})
+        try:
+            public_key = signer.create_key(key_id, KeyScheme(scheme))
+        except SigningError as exc:
+            audit("custody.key.create_failed", {"error": str(exc)})
+            raise click.ClickException(str(exc)) from None
+        audit("custody.key.created", {"scheme": scheme, "public_key": public_key.hex()})
+    click.echo(f"{key_id} {scheme} {public_key.hex()}")
+
+
+@key.command(name="show")
+@click.argument("key_id")
+@click.pass_context
+def key_show(ctx: click.Context, key_id: str) -> None:
+    """Print a key's scheme and public key (hex)."""
+    signer = _signer(ctx)
+    try:
+        click.echo(f"{key_id} {signer.key_scheme(key_id)} {signer.public_key(key_id).hex()}")
+    except SigningError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@key.command(name="list")
+@click.pass_context
+def key_list(ctx: click.Context) -> None:
+    """List the signer's keys with their schemes and public keys (signers that can enumerate keys)."""
+    signer = _signer(ctx)
+    key_ids = getattr(signer, "key_ids", None)
+    if key_ids is None:
+        raise click.ClickException(f"signer {signer.name!r} cannot list its keys; use exchange custody key show KEY_ID")
+    try:
+        rows = [(k, str(signer.key_scheme(k)), signer.public_key(k).hex()) for k in key_ids()]
+    except SigningError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not rows:
+        click.echo(f"no keys in signer {signer.name!r}")
+        return
+    click.echo("\n".join(format_table(["KEY", "SCHEME", "PUBLIC KEY"], rows)))
+
+
+# -- cold-vault ceremonies ----------------------------------------------------------------------------------------
 
 
 @custody.group()
