@@ -73,6 +73,7 @@ class StreamPublisher:
         self._next_fast = 0
         self._next_slow = 0
         self._parsed: dict[str, binance.StreamName] = {}
+        self._foreign: set[str] = set()  # hub streams that are not market data streams (user data, ...)
         self._names: dict[tuple[str, str], str] = {}
         self._kline_open: dict[str, int] = {}  # kline stream -> open time of the kline it last sent
         self._traded: set[str] = set()  # markets that traded since the last 1 s tick (for !miniTicker@arr)
@@ -174,10 +175,15 @@ class StreamPublisher:
         if speed_ms == SLOW_MS:
             self._kline_open = {}  # keep only the kline streams that still have subscribers
             traded, self._traded = self._traded, set()
+        foreign = self._foreign
         for name in hub.streams():
+            if name in foreign:
+                continue
             try:
                 stream = self.parse(name)
             except binance.StreamNameError:
+                if len(foreign) < 100_000:
+                    foreign.add(name)
                 continue
             kind = stream.kind
             payload: binance.Json | list[binance.Json]
