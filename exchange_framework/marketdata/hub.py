@@ -22,7 +22,10 @@ import re
 from collections import deque
 from collections.abc import Iterable
 
+import msgspec
+
 SLOW_CONSUMER = "slow consumer: resync with a new snapshot"
+_json = msgspec.json.Encoder()
 _DIFF_DEPTH = re.compile(r"@depth(@[0-9]+ms)?$")
 DEFAULT_QUEUE = 1_024
 
@@ -100,6 +103,7 @@ class Hub:
         self.queue_size = queue_size
         self._streams: dict[str, set[Subscriber]] = {}
         self._depth: set[str] = set()  # stream names whose overflow means "skip and resync", not "drop"
+        self._prefixes: dict[str, bytes] = {}  # stream -> the start of its combined-stream wrapper
         self.published = 0  # messages published (each counted once, whatever the number of subscribers)
         self.delivered = 0  # messages queued to subscribers
 
@@ -132,6 +136,7 @@ class Hub:
                 if not members:
                     del self._streams[stream]
                     self._depth.discard(stream)
+                    self._prefixes.pop(stream, None)
             subscriber.streams.discard(stream)
             subscriber.resync.discard(stream)
 
@@ -174,7 +179,10 @@ class Hub:
                 continue
             if subscriber.combined:
                 if wrapped is None:
-                    wrapped = b'{"stream":"' + stream.encode() + b'","data":' + payload + b"}"
+                    prefix = self._prefixes.get(stream)
+                    if prefix is None:
+                        prefix = self._prefixes[stream] = b'{"stream":' + _json.encode(stream) + b',"data":'
+                    wrapped = prefix + payload + b"}"
                 queue.append(wrapped)
             else:
                 queue.append(payload)

@@ -276,3 +276,11 @@ def test_only_diff_depth_streams_skip_on_overflow_others_drop() -> None:
     hub.publish("z", b"1")
     hub.publish("z", b"2")
     assert explicit.resync == {"z"} and explicit.skipped == 1
+
+
+def test_the_combined_wrapper_is_valid_json_for_any_stream_name() -> None:
+    hub = Hub()
+    subscriber = hub.subscriber(combined=True)
+    hub.subscribe(subscriber, ['odd"name\\'])
+    hub.publish('odd"name\\', b"[1]")
+    assert msgspec.json.decode(drain(subscriber)[0]) == {"stream": 'odd"name\\', "data": [1]}
