@@ -34,9 +34,13 @@ class DepthBatcher:
         self._pending: dict[str, BookUpdate] = {}
 
     def add(self, update: BookUpdate) -> None:
-        """Merge ``update`` into what is pending for its market."""
+        """Merge ``update`` into what is pending for its market.
+
+        An update that does not continue the pending one (its book changed without this batcher seeing it)
+        replaces it: the next message then starts above the previous ``u + 1``, and clients resync on that gap.
+        """
         pending = self._pending.get(update.market)
-        if pending is None:
+        if pending is None or update.first_update_id != pending.last_update_id + 1:
             self._pending[update.market] = BookUpdate(
                 update.market,
                 update.first_update_id,
@@ -46,10 +50,6 @@ class DepthBatcher:
                 dict(update.asks),
             )
             return
-        if update.first_update_id != pending.last_update_id + 1:
-            raise ValueError(
-                f"{update.market}: book update {update.first_update_id} does not follow {pending.last_update_id}"
-            )
         pending.last_update_id = update.last_update_id
         pending.time_ms = update.time_ms
         pending.bids.update(update.bids)

@@ -9,6 +9,8 @@ import pytest
 
 from exchange_framework.marketdata import (
     SLOW_CONSUMER,
+    BookUpdate,
+    DepthBatcher,
     Hub,
     SlowConsumerError,
     StreamPublisher,
@@ -284,3 +286,18 @@ def test_the_combined_wrapper_is_valid_json_for_any_stream_name() -> None:
     hub.subscribe(subscriber, ['odd"name\\'])
     hub.publish('odd"name\\', b"[1]")
     assert msgspec.json.decode(drain(subscriber)[0]) == {"stream": 'odd"name\\', "data": [1]}
+
+
+def test_the_depth_batcher_merges_and_restarts_on_a_discontinuity() -> None:
+    batcher = DepthBatcher()
+    batcher.add(BookUpdate("BTC-USDT", 1, 1, 10, {100: 5}, {}))
+    batcher.add(BookUpdate("BTC-USDT", 2, 3, 20, {100: 0, 99: 1}, {101: 2}))
+    batcher.add(BookUpdate("ETH-USDT", 7, 7, 20, {}, {5: 1}))
+    merged = {u.market: u for u in batcher.drain()}
+    assert merged["BTC-USDT"] == BookUpdate("BTC-USDT", 1, 3, 20, {100: 0, 99: 1}, {101: 2})
+    assert merged["ETH-USDT"] == BookUpdate("ETH-USDT", 7, 7, 20, {}, {5: 1})
+    assert batcher.drain() == []
+    batcher.add(BookUpdate("BTC-USDT", 4, 4, 30, {98: 1}, {}))
+    batcher.add(BookUpdate("BTC-USDT", 9, 9, 40, {97: 1}, {}))  # 5-8 never reached the batcher
+    (restarted,) = batcher.drain()
+    assert restarted == BookUpdate("BTC-USDT", 9, 9, 40, {97: 1}, {})  # clients see U=9 after u=3 and resync
