@@ -21,9 +21,11 @@ write is a short transaction, so nothing is lost or done twice.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import msgspec
 import pluggy
@@ -93,6 +95,16 @@ ALERT_CREDITED_REORGED = "credited-deposit-reorged-out"
 ALERT_CREDITING_REORGED = "deposit-reorged-out-while-crediting"
 ALERT_REINCLUDED = "credited-deposit-reincluded"
 ALERT_DEEP_REORG = "reorg-deeper-than-tracked-history"
+
+
+@dataclass
+class _Move:
+    row: DepositRow
+    stage: Stage
+    confirmations: int
+    note: str
+    reasons: tuple[str, ...] | None = None
+    newly_credited: bool = False
 
 
 class NodeFault(Exception):
@@ -325,13 +337,27 @@ class DepositTracker:
             blocks = self.adapter.scan(start, addresses, max_blocks=self.batch_blocks)
             if not isinstance(blocks, list) or not blocks:
                 raise NodeFault(f"scan({start}) returned no blocks although the tip is {tip}")
+            linked: list[ScannedBlock] = []
+            parent = self.store.header(self.chain, start - 1)
+            fault: NodeFault | None = None
             for expected, block in enumerate(blocks, start):
-                self._check_block(block, expected)
-                parent = self.store.header(self.chain, expected - 1)
+                try:
+                    self._check_block(block, expected)
+                except NodeFault as exc:
+                    fault = exc  # keep the good blocks before it, then pause
+                    break
                 if parent is not None and parent.hash != block.header.parent_hash:
-                    return False  # the chain changed under us
-                self._record_block(block, watched)
-                counts["new"] += 1
+                    break  # the chain changed under us
+                linked.append(block)
+                parent = block.header
+            with self.store.transaction() as db:  # the batch at once: one fsync, all or nothing
+                for block in linked:
+                    self._record_block(db, block, watched, addresses)
+            counts["new"] += len(linked)
+            if fault is not None:
+                raise fault
+            if len(linked) < len(blocks):
+                return False
             start = blocks[-1].header.height + 1
         return True
 
@@ -355,58 +381,59 @@ class DepositTracker:
             ):
                 raise NodeFault(f"block {height} has a malformed transfer {transfer!r}")
 
-    def _record_block(self, block: ScannedBlock, watched: dict[tuple[str, str], int]) -> None:
+    def _record_block(
+        self, db: sqlite3.Connection, block: ScannedBlock, watched: dict[tuple[str, str], int], addresses: set[str]
+    ) -> None:
         header = block.header
         now = self.clock()
-        with self.store.transaction() as db:
-            insert_header(db, self.chain, header)
-            prune_headers_below(db, self.chain, header.height - self.keep_headers + 1)
-            for transfer in block.transfers:
-                # a memo picks the account on a shared address; a per-account address ignores any memo
-                account = watched.get((transfer.address, transfer.memo), watched.get((transfer.address, "")))
-                reasons: tuple[str, ...] = ()
-                if account is None:
-                    if not any(address == transfer.address for address, _memo in watched):
-                        continue  # not ours
-                    account = 0
-                    reasons = (f"no account has memo {transfer.memo!r} on this shared address",)
-                existing = self.store.row(self.chain, transfer.txid, transfer.index)
-                if existing is not None and existing.stage is not Stage.ORPHANED and not existing.reorged_after_credit:
-                    continue  # already recorded from this block (a re-scan after a crash)
-                if existing is not None:  # back on the best chain after a reorg
-                    row = existing
-                    row.block_height, row.block_hash, row.updated_ns = header.height, header.hash, now
-                    if row.stage is Stage.CREDITED:
-                        row.reorged_after_credit = False
-                        save_row(db, row)
-                        add_alert(db, row, ALERT_REINCLUDED, f"the credited deposit is back in block {header.height}")
-                        continue
-                    row.stage, row.reasons = (Stage.HELD if row.account == 0 else Stage.SEEN), reasons
+        insert_header(db, self.chain, header)
+        prune_headers_below(db, self.chain, header.height - self.keep_headers + 1)
+        for transfer in block.transfers:
+            # a memo picks the account on a shared address; a per-account address ignores any memo
+            account = watched.get((transfer.address, transfer.memo), watched.get((transfer.address, "")))
+            reasons: tuple[str, ...] = ()
+            if account is None:
+                if transfer.address not in addresses:
+                    continue  # not ours
+                account = 0
+                reasons = (f"no account has memo {transfer.memo!r} on this shared address",)
+            existing = self.store.row(self.chain, transfer.txid, transfer.index)
+            if existing is not None and existing.stage is not Stage.ORPHANED and not existing.reorged_after_credit:
+                continue  # already recorded from this block (a re-scan after a crash)
+            if existing is not None:  # back on the best chain after a reorg
+                row = existing
+                row.block_height, row.block_hash, row.updated_ns = header.height, header.hash, now
+                if row.stage is Stage.CREDITED:
+                    row.reorged_after_credit = False
                     save_row(db, row)
-                    add_history(db, row, 1, f"back on the best chain in block {header.height}")
+                    add_alert(db, row, ALERT_REINCLUDED, f"the credited deposit is back in block {header.height}")
                     continue
-                row = DepositRow(
-                    chain=self.chain,
-                    txid=transfer.txid,
-                    index=transfer.index,
-                    account=account,
-                    asset=transfer.asset,
-                    amount=transfer.amount,
-                    address=transfer.address,
-                    memo=transfer.memo,
-                    source_addresses=tuple(transfer.source_addresses),
-                    block_height=header.height,
-                    block_hash=header.hash,
-                    required=self.required,
-                    stage=Stage.HELD if account == 0 else Stage.SEEN,
-                    reasons=reasons,
-                    credit_attempted=False,
-                    reorged_after_credit=False,
-                    first_seen_ns=now,
-                    updated_ns=now,
-                )
+                row.stage, row.reasons = (Stage.HELD if row.account == 0 else Stage.SEEN), reasons
                 save_row(db, row)
-                add_history(db, row, 1, f"in block {header.height}")
+                add_history(db, row, 1, f"back on the best chain in block {header.height}")
+                continue
+            row = DepositRow(
+                chain=self.chain,
+                txid=transfer.txid,
+                index=transfer.index,
+                account=account,
+                asset=transfer.asset,
+                amount=transfer.amount,
+                address=transfer.address,
+                memo=transfer.memo,
+                source_addresses=tuple(transfer.source_addresses),
+                block_height=header.height,
+                block_hash=header.hash,
+                required=self.required,
+                stage=Stage.HELD if account == 0 else Stage.SEEN,
+                reasons=reasons,
+                credit_attempted=False,
+                reorged_after_credit=False,
+                first_seen_ns=now,
+                updated_ns=now,
+            )
+            save_row(db, row)
+            add_history(db, row, 1, f"in block {header.height}")
 
     # -- confirming, screening, crediting ------------------------------------------------------------------------
 
@@ -414,25 +441,37 @@ class DepositTracker:
         ours = self.store.tip(self.chain)
         if ours is None:
             return
+        moves: list[_Move] = []
+        to_credit: list[tuple[DepositRow, int]] = []
         for row in self.store.rows(self.chain, sorted(OPEN_STAGES)):
             assert row.block_height is not None
             confirmations = ours.height - row.block_height + 1
             if confirmations < self.required:
                 if row.stage is not Stage.CONFIRMING:
-                    self._move(row, Stage.CONFIRMING, confirmations, f"{confirmations} of {self.required}")
+                    moves.append(_Move(row, Stage.CONFIRMING, confirmations, f"{confirmations} of {self.required}"))
                 continue
             if not row.credit_attempted:
                 decision = self._screen(row)
                 if decision.outcome is Outcome.HOLD:
-                    self._move(row, Stage.HELD, confirmations, "screening held it", decision.reasons or ("held",))
+                    reasons = decision.reasons or ("held",)
+                    moves.append(_Move(row, Stage.HELD, confirmations, "screening held it", reasons))
                     continue
                 if decision.outcome is Outcome.REJECT:
-                    self._move(row, Stage.REJECTED, confirmations, "screening rejected it", decision.reasons)
+                    moves.append(_Move(row, Stage.REJECTED, confirmations, "screening rejected it", decision.reasons))
                     continue
                 row.credit_attempted = True  # durable before the command is sent: a crash re-sends, never skips
-                self._move(row, Stage.SCREENING, confirmations, "screening allowed it; crediting", decision.reasons)
-            if self._credit(row, confirmations):
-                counts["credited"] += 1
+                note = "screening allowed it; crediting"
+                moves.append(_Move(row, Stage.SCREENING, confirmations, note, decision.reasons))
+            to_credit.append((row, confirmations))
+        self._apply(moves)
+        outcomes: list[_Move] = []
+        try:
+            for row, confirmations in to_credit:
+                outcome = self._credit(row, confirmations)
+                outcomes.append(outcome)
+                counts["credited"] += outcome.newly_credited
+        finally:  # record what the engine answered, even if a later credit failed
+            self._apply(outcomes)
 
     def _screen(self, row: DepositRow) -> Decision:
         if self.screen is None:
@@ -454,33 +493,39 @@ class DepositTracker:
             return Decision.hold(f"deposit screening gave no decision ({decision!r})")
         return decision
 
-    def _credit(self, row: DepositRow, confirmations: int) -> bool:
+    def _credit(self, row: DepositRow, confirmations: int) -> _Move:
+        """Send the credit and return the stage change the engine's answer calls for (not yet recorded)."""
         reference = deposit_reference(row.chain, row.txid, row.index)
         events = self.submit(CreditFunds(account=row.account, asset=row.asset, amount=row.amount, reference=reference))
         for event in events:
             if isinstance(event, FundsCredited) and event.reference == reference:
-                self._move(row, Stage.CREDITED, confirmations, f"credited at sequence {event.seq}")
-                return True
+                return _Move(row, Stage.CREDITED, confirmations, f"credited at sequence {event.seq}", None, True)
             if isinstance(event, FundsRejected) and event.reference == reference:
                 if event.reason == RejectReason.DUPLICATE_REFERENCE:
-                    self._move(row, Stage.CREDITED, confirmations, "already credited (the engine has the reference)")
-                    return False
+                    return _Move(row, Stage.CREDITED, confirmations, "already credited (the engine has the reference)")
                 row.credit_attempted = False
                 reason = f"the engine refused the credit: {RejectReason(event.reason).name}"
-                self._move(row, Stage.HELD, confirmations, reason, (reason,))
-                return False
+                return _Move(row, Stage.HELD, confirmations, reason, (reason,))
         raise NodeFault(f"the engine returned no outcome for credit {reference}")
+
+    def _apply(self, moves: Sequence[_Move]) -> None:
+        if not moves:
+            return
+        now = self.clock()
+        with self.store.transaction() as db:
+            for move in moves:
+                row = move.row
+                row.stage = move.stage
+                if move.reasons is not None:
+                    row.reasons = move.reasons
+                row.updated_ns = now
+                save_row(db, row)
+                add_history(db, row, move.confirmations, move.note)
 
     def _move(
         self, row: DepositRow, stage: Stage, confirmations: int, note: str, reasons: tuple[str, ...] | None = None
     ) -> None:
-        row.stage = stage
-        if reasons is not None:
-            row.reasons = reasons
-        row.updated_ns = self.clock()
-        with self.store.transaction() as db:
-            save_row(db, row)
-            add_history(db, row, confirmations, note)
+        self._apply([_Move(row, stage, confirmations, note, reasons)])
 
     # -- operator decisions --------------------------------------------------------------------------------------
 
@@ -508,7 +553,7 @@ class DepositTracker:
                     raise ValueError(f"the deposit has {confirmations} of {self.required} confirmations: wait")
                 row.credit_attempted = True
                 self._move(row, Stage.SCREENING, confirmations, f"approved by an operator: {note}", (note,))
-                self._credit(row, confirmations)
+                self._apply([self._credit(row, confirmations)])
             view = self.store.deposit(self.chain, txid, index)
             assert view is not None
             return view
