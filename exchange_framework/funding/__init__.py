@@ -14,6 +14,7 @@ from exchange_framework.funding.deposits import (
     TrackerStatus,
     hook_screener,
 )
+from exchange_framework.funding.service import DepositPoller, deposit_trackers, open_deposit_store
 from exchange_framework.funding.store import (
     Deposit,
     DepositAlert,
@@ -26,6 +27,7 @@ from exchange_framework.funding.store import (
 __all__ = [
     "Deposit",
     "DepositAlert",
+    "DepositPoller",
     "DepositStore",
     "DepositTracker",
     "PollResult",
@@ -35,5 +37,7 @@ __all__ = [
     "Submit",
     "TrackerStatus",
     "deposit_reference",
+    "deposit_trackers",
     "hook_screener",
+    "open_deposit_store",
 ]
