@@ -265,6 +265,15 @@ class AuditSettings(_Table):
     fsync: bool = True
 
 
+class WalletSettings(_Table):
+    """``[wallet]``: deposits and withdrawals of customer funds."""
+
+    hot_key_id: str = Field(default="hot-1", min_length=1, max_length=80)  # the custody signer's hot wallet key
+    whitelist_cooling_off_hours: int = Field(default=24, ge=0, le=24 * 90)  # before a new address can be used
+    fallback_approvals: int = Field(default=1, ge=1, le=10)  # operator approvals when no [custody] policy is set
+    poll_seconds: PositiveAmount = Decimal(2)  # how often chains and withdrawals are checked (a decimal string)
+
+
 class PluginSettings(_Table):
     """``[plugins]``: which plugins load, and each plugin's own settings."""
 
@@ -304,6 +313,7 @@ class ExchangeConfig(_Table):
     ledger: LedgerSettings = LedgerSettings()
     plugins: PluginSettings = PluginSettings()
     audit: AuditSettings = AuditSettings()
+    wallet: WalletSettings = WalletSettings()
     portal: PortalSettings = PortalSettings()
 
     _source: Path | None = PrivateAttr(default=None)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange_framework import admin, portal
 from exchange_framework.api import market, streams, trading, userstream
+from exchange_framework.api import wallet as wallet_api
 from exchange_framework.api.context import ApiContext
 from exchange_framework.api.endpoints import Endpoint, routes_of
 from exchange_framework.api.openapi import openapi_document
@@ -32,6 +33,7 @@ from exchange_framework.identity import IdentityStore
 from exchange_framework.marketdata import Hub, MarketData, StreamPublisher
 from exchange_framework.node import ExchangeNode
 from exchange_framework.plugins import make_plugin_manager
+from exchange_framework.wallet.setup import make_wallet
 
 __all__ = ["SECURITY_HEADERS", "ExchangeApp", "api_endpoints", "create_app"]
 
@@ -46,7 +48,7 @@ SECURITY_HEADERS = {
 
 def api_endpoints() -> list[Endpoint]:
     """Every REST endpoint of the kernel, in the order they are matched."""
-    return [*market.ENDPOINTS, *trading.ENDPOINTS, *userstream.ENDPOINTS]
+    return [*market.ENDPOINTS, *trading.ENDPOINTS, *userstream.ENDPOINTS, *wallet_api.ENDPOINTS]
 
 
 class SecurityHeaders:
@@ -82,11 +84,13 @@ def create_app(
     settle_every: float = 1.0,
     extra_routes: Sequence[BaseRoute] = (),
     on_started: Callable[[ApiContext], Any] | None = None,
+    with_wallet: bool = True,
 ) -> ExchangeApp:
     """Build the exchange's ASGI app for ``config``.
 
     The node's data (journal, snapshots, SQLite ledger) lives where ``config`` says; the identity store defaults to
     ``identity.db`` beside the journal. ``on_started(ctx)`` runs once everything is up (the demo seeds users there).
+    The wallet (deposits and withdrawals) runs when a plugin registers a chain adapter and ``with_wallet`` is set.
     """
     pm = pm if pm is not None else make_plugin_manager(config)
     node = ExchangeNode(config, pm=pm, settle_every=settle_every)
@@ -101,6 +105,9 @@ def create_app(
     )
     ctx.extras.update(hub=hub, publisher=publisher, listen_keys=ListenKeys())
     node.add_command_listener(UserStreamPublisher(ctx, hub).on_command)
+    wallet = make_wallet(config, pm, node, identity) if with_wallet else None
+    if wallet is not None:
+        ctx.extras["wallet"] = wallet
     endpoints = api_endpoints()
 
     async def openapi(_request: Any) -> JSONResponse:
@@ -111,6 +118,8 @@ def create_app(
         identity.create_schema()
         await node.start()
         ticker = asyncio.create_task(publisher.run(), name="market-data streams")
+        if wallet is not None:
+            await wallet.start()
         try:
             if on_started is not None:
                 result = on_started(ctx)
@@ -118,6 +127,8 @@ def create_app(
                     await result
             yield
         finally:
+            if wallet is not None:
+                await wallet.close()
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker

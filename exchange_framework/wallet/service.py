@@ -119,6 +119,7 @@ class Wallet:
         self._kick = asyncio.Event()
         self._round_lock = asyncio.Lock()
         self.hot_public_key = b""
+        self.signer_error = "" if signer is not None else "no custody signer is configured"
 
     # -- lifecycle
     async def start(self) -> None:
@@ -126,7 +127,11 @@ class Wallet:
         self._loop = asyncio.get_running_loop()
         self._kick = asyncio.Event()
         if self.signer is not None:
-            self.hot_public_key = await asyncio.to_thread(self._hot_key)
+            try:
+                self.hot_public_key = await asyncio.to_thread(self._hot_key)
+            except Exception as exc:  # a locked or broken keystore: deposits still work, withdrawals wait
+                self.signer_error = f"the custody signer is not usable: {exc}"
+                _log.error("%s", self.signer_error)
         screener = hook_screener(self.pm, self.config)
         for name, adapter in self.adapters.items():
             tracker = DepositTracker(adapter, self.deposit_store, submit=self._submit_from_thread, screen=screener)
@@ -154,6 +159,8 @@ class Wallet:
                 await self._processor
         for thread in self._threads:
             await asyncio.to_thread(thread.join, 10)
+        self.store.close()
+        self.deposit_store.close()
 
     def _submit_from_thread(self, command: Command) -> Sequence[Event]:
         """Sequence a command from a tracker thread through the node on the event loop."""
@@ -487,8 +494,8 @@ class Wallet:
             await self._track(row, adapter)
 
     async def _build_and_submit(self, row: WithdrawalRow, adapter: ChainAdapter) -> None:
-        if self.signer is None:
-            raise RuntimeError("no custody signer is configured: withdrawals wait until one is")
+        if self.signer is None or not self.hot_public_key:
+            raise RuntimeError(f"{self.signer_error}: withdrawals wait until the signer works")
         if row.unsigned is None:
             unsigned = await asyncio.to_thread(
                 adapter.build_withdrawal,

@@ -1,0 +1,45 @@
+"""Building the running exchange's wallet from its config and plugins."""
+
+from __future__ import annotations
+
+import pluggy
+
+from exchange_framework.config import ExchangeConfig
+from exchange_framework.funding.store import DepositStore
+from exchange_framework.identity import IdentityStore
+from exchange_framework.interfaces import ChainAdapter, CustodySigner
+from exchange_framework.node import ExchangeNode
+from exchange_framework.plugins import collect_registered
+from exchange_framework.wallet.service import Wallet
+from exchange_framework.wallet.store import WalletStore
+
+__all__ = ["make_wallet"]
+
+
+def make_wallet(
+    config: ExchangeConfig, pm: pluggy.PluginManager, node: ExchangeNode, identity: IdentityStore
+) -> Wallet | None:
+    """The wallet over every registered chain adapter, or ``None`` when no plugin registers a chain.
+
+    Its stores live beside the journal (``deposits.db``, ``wallet.db``); the hot wallet signs with the custody
+    signer named by ``[backends] keystore``.
+    """
+    adapters: dict[str, ChainAdapter] = collect_registered(pm, "register_chain_adapters", config=config)
+    if not adapters:
+        return None
+    signers: dict[str, CustodySigner] = collect_registered(pm, "register_custody_signers", config=config)
+    settings = config.wallet
+    return Wallet(
+        config=config,
+        pm=pm,
+        node=node,
+        identity=identity,
+        adapters=adapters,
+        deposit_store=DepositStore(node.data_dir / "deposits.db"),
+        store=WalletStore(node.data_dir / "wallet.db"),
+        signer=signers.get(config.backends.keystore),
+        hot_key_id=settings.hot_key_id,
+        fallback_approvals=settings.fallback_approvals,
+        cooling_off_ns=settings.whitelist_cooling_off_hours * 3600 * 10**9,
+        poll_interval=float(settings.poll_seconds),
+    )
