@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -256,16 +257,28 @@ def test_unknown_and_malformed_key_ids(hsm: Pkcs11Signer) -> None:
 
 
 # -- the plugin ---------------------------------------------------------------------------------------------------
+# Loaded by module name, so that these tests do not depend on every other distribution installed in the venv.
+
+PLUGIN_MODULE = "exchange_hsm_pkcs11.plugin"
+
+
+def test_the_distribution_declares_its_entry_point() -> None:
+    found = [ep for ep in importlib.metadata.entry_points(group="exchange_framework") if ep.name == "hsm_pkcs11"]
+    # A set: an editable install can put the same distribution on sys.path twice.
+    assert {(ep.value, ep.dist.name if ep.dist else None) for ep in found} == {(PLUGIN_MODULE, "exchange-hsm-pkcs11")}
 
 
 def test_the_plugin_registers_the_signer_selected_by_backends_keystore(
-    softhsm_token: SoftHsmToken, write_config: Callable[..., Path], installed_entry_points: None
+    softhsm_token: SoftHsmToken, write_config: Callable[..., Path]
 ) -> None:
     config = load_config(
         write_config(
             f"""
             [backends]
             keystore = "hsm_pkcs11"
+
+            [plugins]
+            modules = ["{PLUGIN_MODULE}"]
 
             [plugins.settings.hsm_pkcs11]
             module = "{softhsm_token.module}"
@@ -288,9 +301,11 @@ def test_the_plugin_registers_the_signer_selected_by_backends_keystore(
 
 
 def test_startup_fails_fast_when_the_hsm_is_selected_but_not_configured(
-    write_config: Callable[..., Path], installed_entry_points: None
+    write_config: Callable[..., Path],
 ) -> None:
-    config = load_config(write_config('[backends]\nkeystore = "hsm_pkcs11"\n'))
+    config = load_config(
+        write_config(f'[backends]\nkeystore = "hsm_pkcs11"\n[plugins]\nmodules = ["{PLUGIN_MODULE}"]\n')
+    )
     pm = make_plugin_manager(config)
     with pytest.raises(ValueError, match=r"needs \[plugins\.settings\.hsm_pkcs11\] with module and token_label"):
         pm.hook.startup.call_historic(kwargs={"config": config})
@@ -304,9 +319,9 @@ def test_bad_hsm_settings_name_the_key() -> None:
 
 
 def test_the_software_signer_is_still_the_default_with_the_plugin_installed(
-    write_config: Callable[..., Path], installed_entry_points: None
+    write_config: Callable[..., Path],
 ) -> None:
-    config = load_config(write_config())
+    config = load_config(write_config(f'[plugins]\nmodules = ["{PLUGIN_MODULE}"]\n'))
     pm = make_plugin_manager(config)
     assert hot_wallet_signer(pm, config).name == "software"
 
