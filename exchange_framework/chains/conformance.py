@@ -17,7 +17,8 @@ valid, distinct per account); build -> decode round trips (decoded fields equal 
 payload); refusals (tampered payloads, bad signatures, bad addresses); scanning (headers linked by parent hash,
 transfers with atomic amounts); deposit seen -> credited at depth through the kernel's deposit tracker and engine;
 a reorg before depth orphaning the deposit; withdrawal build -> sign -> assemble -> broadcast (twice: one txid)
--> confirmed. A chain that cannot reorganise on demand raises ``pytest.skip`` from ``reorg``.
+-> confirmed; two withdrawals built together both confirming (no nonce or input handed out twice). A chain that
+cannot reorganise on demand raises ``pytest.skip`` from ``reorg``.
 """
 
 from __future__ import annotations
@@ -277,3 +278,17 @@ class ChainAdapterConformance:
             assert status.confirmations >= h.adapter.required_confirmations
             assert h.adapter.broadcast(signed) == txid
         assert h.adapter.transaction_status("00" * 32).state is TxState.UNKNOWN
+
+    def test_withdrawals_built_together_both_confirm(self, chain_harness: ChainHarness) -> None:
+        """Two withdrawals built before either is broadcast get different nonces or inputs, and both confirm."""
+        h = chain_harness
+        asset, amount = next(iter(h.amounts.items()))
+        built = [self._build(h, asset, amount), self._build(h, asset, amount + 1)]
+        txids = []
+        for unsigned in built:
+            signed = h.adapter.assemble(unsigned, [h.sign(unsigned.key_id, digest) for digest in unsigned.digests])
+            txids.append(h.adapter.broadcast(signed))
+        assert txids[0] != txids[1]
+        h.mine(h.adapter.required_confirmations)
+        for txid in txids:
+            assert h.adapter.transaction_status(txid).state is TxState.CONFIRMED
