@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 
-class UserRow(SQLModel, table=True):
+class IdentityModel(SQLModel, registry=registry()):
+    """Base of the identity tables: their own metadata, apart from the ledger's (they live in another database)."""
+
+
+class UserRow(IdentityModel, table=True):
     """A person or company with an exchange account; ``id`` is the engine's account number."""
 
     __tablename__ = "users"
@@ -23,7 +28,7 @@ class UserRow(SQLModel, table=True):
     disabled: bool = False
 
 
-class ApiKeyRow(SQLModel, table=True):
+class ApiKeyRow(IdentityModel, table=True):
     """An API key: the public ``key`` sent in ``X-MBX-APIKEY`` and the secret the client signs requests with."""
 
     __tablename__ = "api_keys"
@@ -38,7 +43,7 @@ class ApiKeyRow(SQLModel, table=True):
     revoked: bool = False
 
 
-class SessionRow(SQLModel, table=True):
+class SessionRow(IdentityModel, table=True):
     """A portal login; the browser holds the token, the database only its SHA-256."""
 
     __tablename__ = "sessions"

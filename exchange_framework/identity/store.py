@@ -22,9 +22,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
-from exchange_framework.identity.models import ApiKeyRow, SessionRow, UserRow
+from exchange_framework.identity.models import ApiKeyRow, IdentityModel, SessionRow, UserRow
 
 __all__ = ["ApiKeyInfo", "IdentityError", "IdentityStore", "Scope", "SessionInfo", "UserInfo"]
 
@@ -144,8 +144,7 @@ class IdentityStore:
 
     def create_schema(self) -> None:
         """Create the tables if they do not exist yet."""
-        tables = [SQLModel.metadata.tables[name] for name in ("users", "api_keys", "sessions")]
-        SQLModel.metadata.create_all(self._engine, tables=tables)
+        IdentityModel.metadata.create_all(self._engine)
 
     def close(self) -> None:
         """Release the database connections."""
