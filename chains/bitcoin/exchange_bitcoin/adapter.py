@@ -1,0 +1,549 @@
+"""The Bitcoin-family :class:`~exchange_framework.interfaces.ChainAdapter`: one class, one instance per network.
+
+- Deposit addresses: BIP84 P2WPKH, child ``0/<account>`` of the configured account key (m/84'/coin'/0').
+- Deposits: blocks read with ``getblock <hash> 2`` in JSON-RPC batches, outputs matched by output script.
+- Hot wallet UTXOs: a watch-only wallet in the node (created on first use, the hot address imported), read with
+  ``listunspent``; the node keeps it right across reorgs and the mempool, where tracking outputs from scanned
+  blocks ourselves would repeat that work (and ``scantxoutset`` reads the whole UTXO set and ignores the mempool).
+  Inputs handed out by :meth:`build_withdrawal` are reserved in this process for :data:`INPUT_HOLD_SECONDS`.
+- Withdrawals: PSBTs (see :mod:`exchange_bitcoin.psbt`), fee rate from ``estimatesmartfee`` (``fallback_fee``
+  when the node has no estimate, as on regtest), RBF signalled on every input, :meth:`bump_fee` to replace.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Collection, Sequence
+from decimal import Decimal
+from typing import Any
+
+import coincurve
+
+from exchange_bitcoin.address import (
+    address_of_script,
+    deposit_public_key,
+    normalize_xpub,
+    p2wpkh_address,
+    p2wpkh_script,
+    script_of_address,
+)
+from exchange_bitcoin.network import NetworkParams
+from exchange_bitcoin.psbt import Spend, WithdrawalPsbt, build_psbt, estimate_vsize, finalize, read_psbt, txid_of
+from exchange_bitcoin.rpc import NodeUnavailable, RpcClient, RpcError
+from exchange_framework.chains.hd import account_path
+from exchange_framework.interfaces import (
+    BlockHeader,
+    DecodedTransaction,
+    DepositAddress,
+    ScannedBlock,
+    TransactionStatus,
+    Transfer,
+    TxState,
+    UnsignedTransaction,
+)
+
+__all__ = ["INPUT_HOLD_SECONDS", "FeeTooHigh", "InsufficientFunds", "NodeMismatch", "UtxoChainAdapter"]
+
+INPUT_HOLD_SECONDS = 600.0
+_COIN = Decimal(10**8)
+_MAX_CONF = 9_999_999
+_ALREADY_BROADCAST = ("txn-already-in-mempool", "txn-already-known", "already in block chain")
+_INPUTS_GONE = ("bad-txns-inputs-missingorspent", "missing-inputs", "missingorspent")
+_RPC_BATCH = 25  # blocks per getblock batch: bounds the memory of one answer
+
+
+class InsufficientFunds(ValueError):
+    """The hot wallet's spendable outputs cannot pay the withdrawal and its fee; the message names the shortfall."""
+
+
+class FeeTooHigh(ValueError):
+    """The fee rate the node estimates is above the network's ``max_fee_rate``: nothing is built."""
+
+
+class NodeMismatch(RuntimeError):
+    """The node serves another network than the adapter is configured for (or cannot serve a wallet)."""
+
+
+def to_atomic(value: Any) -> int:
+    """Return a node amount (a JSON number parsed as Decimal, in coins) as an integer of atomic units."""
+    amount = Decimal(str(value)) * _COIN
+    if amount != amount.to_integral_value():
+        raise ValueError(f"amount {value} has more than 8 decimals")
+    return int(amount)
+
+
+class UtxoChainAdapter:
+    """A chain adapter for one Bitcoin-family network served by a Bitcoin Core-compatible node."""
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        params: NetworkParams,
+        *,
+        name: str,
+        deposit_xpub: str,
+        required_confirmations: int = 6,
+        wallet: str = "exchange-watch",
+        hot_key_id: str | None = None,
+        conf_target: int = 6,
+        fallback_fee: int = 20_000,
+        max_fee_rate: int = 1_000_000,
+        min_input_confirmations: int = 1,
+    ) -> None:
+        normalize_xpub(deposit_xpub)  # fail at start-up, not on the first deposit address
+        for label, value, low in (
+            ("required_confirmations", required_confirmations, 1),
+            ("conf_target", conf_target, 1),
+            ("fallback_fee", fallback_fee, 1),
+            ("max_fee_rate", max_fee_rate, 1),
+            ("min_input_confirmations", min_input_confirmations, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{label} must be an integer of at least {low}, got {value!r}")
+        self.name = name
+        self.chain_id = params.chain_id
+        self.native_asset = params.asset
+        self.required_confirmations = required_confirmations
+        self.params = params
+        self.rpc = rpc
+        self.wallet = wallet
+        self.hot_key_id = hot_key_id
+        self.conf_target = conf_target
+        self.fallback_fee = fallback_fee  # atomic units per 1,000 virtual bytes
+        self.max_fee_rate = max_fee_rate
+        self.min_input_confirmations = min_input_confirmations
+        self._xpub = deposit_xpub
+        self._checked = False
+        self._wallet_ready = False
+        self._watched: set[str] = set()
+        self._scripts: dict[str, bytes | None] = {}
+        self._lock = threading.Lock()
+        self._reserved: dict[tuple[str, int], float] = {}  # outpoint -> when build_withdrawal handed it out
+
+    # -- node --------------------------------------------------------------------------------------------------------
+
+    def _call(self, method: str, *params: Any) -> Any:
+        if not self._checked:
+            info = self.rpc.call("getblockchaininfo")
+            if info.get("chain") != self.params.node_chain:
+                raise NodeMismatch(
+                    f"{self.name}: the node at {self.rpc.url} serves chain {info.get('chain')!r}, but the adapter is "
+                    f"configured for {self.params.chain_id} (node chain {self.params.node_chain!r}): fix the url"
+                )
+            self._checked = True
+        return self.rpc.call(method, *params)
+
+    def _wallet(self, method: str, *params: Any) -> Any:
+        self._ensure_wallet()
+        return self.rpc.call(method, *params, wallet=self.wallet)
+
+    def _ensure_wallet(self) -> None:
+        if self._wallet_ready:
+            return
+        loaded = self._call("listwallets")
+        if self.wallet not in loaded:
+            try:
+                self.rpc.call("loadwallet", self.wallet)
+            except RpcError as exc:
+                if exc.code == -32601:
+                    raise NodeMismatch(
+                        f"{self.name}: the node's wallet is disabled; the adapter keeps the hot wallet's outputs in "
+                        "a watch-only wallet: start the node without disablewallet"
+                    ) from None
+                if exc.code != -18:  # -18: no such wallet yet
+                    raise
+                self.rpc.call("createwallet", self.wallet, True, True)  # watch-only, blank
+        self._wallet_ready = True
+
+    def _watch(self, address: str) -> None:
+        if address in self._watched:
+            return
+        info = self._wallet("getaddressinfo", address)
+        if not (info.get("iswatchonly") or info.get("ismine")):
+            # rescan: outputs paid to the hot address before it was imported become spendable too
+            self._wallet("importaddress", address, "hot", True)
+        self._watched.add(address)
+
+    # -- addresses ---------------------------------------------------------------------------------------------------
+
+    def deposit_address(self, account: int) -> DepositAddress:
+        """Return ``account``'s BIP84 P2WPKH address: child ``0/<account>`` of the account key (no memo)."""
+        chain, index = account_path(account)
+        return DepositAddress(p2wpkh_address(deposit_public_key(self._xpub, chain, index), self.params))
+
+    def validate_address(self, address: str) -> bool:
+        """Return whether ``address`` is a segwit (bech32/bech32m) or base58check address of this network."""
+        return self._script(address) is not None
+
+    def _script(self, address: str) -> bytes | None:
+        if not isinstance(address, str):
+            return None
+        if address not in self._scripts:
+            try:
+                script: bytes | None = script_of_address(address, self.params)
+            except ValueError:
+                script = None
+            if len(self._scripts) > 200_000:
+                self._scripts.clear()
+            self._scripts[address] = script
+        return self._scripts[address]
+
+    # -- watching ----------------------------------------------------------------------------------------------------
+
+    def tip_height(self) -> int:
+        """Return the node's best block height."""
+        return int(self._call("getblockcount"))
+
+    def block_header(self, height: int) -> BlockHeader | None:
+        """Return the best chain's header at ``height`` (``None`` above the tip)."""
+        if height < 0:
+            raise ValueError(f"height must be non-negative, got {height}")
+        try:
+            block_hash = self._call("getblockhash", height)
+        except RpcError as exc:
+            if exc.code == -8:  # height out of range
+                return None
+            raise
+        header = self._call("getblockheader", block_hash)
+        return BlockHeader(int(header["height"]), str(header["hash"]), str(header.get("previousblockhash", "0" * 64)))
+
+    def scan(self, from_height: int, addresses: Collection[str], *, max_blocks: int = 100) -> list[ScannedBlock]:
+        """Return best-chain blocks from ``from_height`` with every output paying one of ``addresses``.
+
+        Outputs are matched by output script (so any spelling of an address the node prints works); coinbase
+        outputs are left out (they cannot be spent for 100 blocks). ``source_addresses`` are filled for P2WPKH
+        inputs, whose key is in the witness. If the best chain changes during the scan, the blocks up to the change
+        are returned.
+        """
+        if from_height < 0 or max_blocks < 1:
+            raise ValueError("from_height must be non-negative and max_blocks positive")
+        watched: dict[bytes, str] = {}
+        for address in addresses:
+            script = self._script(address)
+            if script is not None:
+                watched[script] = address
+        tip = self.tip_height()
+        last = min(tip, from_height + max_blocks - 1)
+        if last < from_height:
+            return []
+        heights = list(range(from_height, last + 1))
+        hashes: list[str] = []
+        for answer in self.rpc.batch([("getblockhash", [h]) for h in heights]):
+            if isinstance(answer, RpcError):
+                break  # the chain got shorter meanwhile
+            hashes.append(str(answer))
+        scanned: list[ScannedBlock] = []
+        previous_hash: str | None = None
+        for start in range(0, len(hashes), _RPC_BATCH):
+            chunk = hashes[start : start + _RPC_BATCH]
+            for block in self.rpc.batch([("getblock", [h, 2]) for h in chunk]):
+                if isinstance(block, RpcError):
+                    return scanned
+                parent = str(block.get("previousblockhash", "0" * 64))
+                if previous_hash is not None and parent != previous_hash:
+                    return scanned  # a reorg between our calls: stop at the last consistent block
+                header = BlockHeader(int(block["height"]), str(block["hash"]), parent)
+                scanned.append(ScannedBlock(header, tuple(self._transfers(block, watched))))
+                previous_hash = header.hash
+        return scanned
+
+    def _transfers(self, block: dict[str, Any], watched: dict[bytes, str]) -> list[Transfer]:
+        transfers: list[Transfer] = []
+        if not watched:
+            return transfers
+        for tx in block["tx"]:
+            vin = tx.get("vin", [])
+            if vin and "coinbase" in vin[0]:
+                continue
+            sources: tuple[str, ...] | None = None
+            for out in tx["vout"]:
+                address = watched.get(bytes.fromhex(out["scriptPubKey"]["hex"]))
+                if address is None:
+                    continue
+                if sources is None:
+                    sources = self._sources(vin)
+                transfers.append(
+                    Transfer(
+                        str(tx["txid"]), int(out["n"]), self.native_asset, to_atomic(out["value"]), address, "", sources
+                    )
+                )
+        return transfers
+
+    def _sources(self, vin: list[dict[str, Any]]) -> tuple[str, ...]:
+        found: list[str] = []
+        for txin in vin:
+            witness = txin.get("txinwitness") or []
+            if len(witness) == 2 and len(witness[1]) == 66 and witness[1][:2] in ("02", "03"):
+                address = p2wpkh_address(bytes.fromhex(witness[1]), self.params)
+                if address not in found:
+                    found.append(address)
+        return tuple(found)
+
+    # -- fees --------------------------------------------------------------------------------------------------------
+
+    def fee_rate(self) -> int:
+        """Return the fee rate to build with, in atomic units per 1,000 virtual bytes.
+
+        ``estimatesmartfee <conf_target>``, or ``fallback_fee`` when the node has no estimate; never below the
+        node's relay fee. Raise :class:`FeeTooHigh` above ``max_fee_rate`` rather than overpay.
+        """
+        estimate = self._call("estimatesmartfee", self.conf_target)
+        rate = to_atomic(estimate["feerate"]) if estimate.get("feerate") is not None else self.fallback_fee
+        rate = max(rate, self._relay_fees()[0])
+        if rate > self.max_fee_rate:
+            raise FeeTooHigh(
+                f"{self.name}: the fee rate estimate {rate} per kvB is above max_fee_rate {self.max_fee_rate}; "
+                "nothing was built: raise max_fee_rate or wait for fees to fall"
+            )
+        return rate
+
+    def _relay_fees(self) -> tuple[int, int]:
+        info = self._call("getnetworkinfo")
+        return to_atomic(info["relayfee"]), to_atomic(info.get("incrementalfee", info["relayfee"]))
+
+    # -- withdrawals -------------------------------------------------------------------------------------------------
+
+    def _check_request(self, key_id: str, public_key: bytes, destination: str, asset: str, amount: int) -> bytes:
+        if self.hot_key_id is not None and key_id != self.hot_key_id:
+            raise ValueError(f"{self.name} pays withdrawals from hot key {self.hot_key_id!r}, not {key_id!r}")
+        if asset != self.native_asset:
+            raise ValueError(f"unknown asset {asset!r} on {self.name}: only {self.native_asset}")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise ValueError(f"amount must be a positive integer of atomic units, got {amount!r}")
+        if amount < self.params.dust_limit:
+            raise ValueError(f"amount {amount} is below the dust limit {self.params.dust_limit}: nodes would not relay")
+        try:
+            coincurve.PublicKey(bytes(public_key))
+            hot_script = p2wpkh_script(bytes(public_key))
+        except Exception:
+            raise ValueError("public_key must be a valid 33-byte compressed secp256k1 key") from None
+        try:
+            destination_script = script_of_address(destination, self.params)
+        except ValueError as exc:
+            raise ValueError(f"bad destination for {self.name}: {exc}") from None
+        if destination_script == hot_script:
+            raise ValueError("the destination is the hot wallet itself")
+        return destination_script
+
+    def build_withdrawal(
+        self,
+        *,
+        key_id: str,
+        public_key: bytes,
+        destination: str,
+        asset: str,
+        amount: int,
+        memo: str = "",
+    ) -> UnsignedTransaction:
+        """Build an unsigned PSBT paying ``amount`` to ``destination`` from the hot key's P2WPKH outputs.
+
+        Inputs are chosen largest first among confirmed (``min_input_confirmations``) outputs not reserved by an
+        earlier build; change goes back to the hot address unless it would be dust (then it is left to the fee).
+        ``memo`` is not supported on this chain (a non-empty memo is refused).
+        """
+        if memo:
+            raise ValueError(f"{self.name} transactions carry no memo")
+        destination_script = self._check_request(key_id, public_key, destination, asset, amount)
+        public_key = bytes(public_key)
+        hot_script = p2wpkh_script(public_key)
+        hot_address = p2wpkh_address(public_key, self.params)
+        self._watch(hot_address)
+        rate = self.fee_rate()
+        dust = self.params.dust_limit
+        with self._lock:
+            now = time.monotonic()
+            self._reserved = {k: t for k, t in self._reserved.items() if now - t < INPUT_HOLD_SECONDS}
+            unspent = self._wallet("listunspent", self.min_input_confirmations, _MAX_CONF, [hot_address])
+            candidates = sorted(
+                (
+                    (to_atomic(u["amount"]), str(u["txid"]), int(u["vout"]))
+                    for u in unspent
+                    if bytes.fromhex(u["scriptPubKey"]) == hot_script
+                    and (str(u["txid"]), int(u["vout"])) not in self._reserved
+                ),
+                key=lambda c: (-c[0], c[1], c[2]),
+            )
+            chosen: list[tuple[int, str, int]] = []
+            total = 0
+            change = fee = 0
+            for candidate in candidates:
+                chosen.append(candidate)
+                total += candidate[0]
+                fee = math.ceil(rate * estimate_vsize(len(chosen), [destination_script, hot_script]) / 1000)
+                if total >= amount + fee + dust:
+                    change = total - amount - fee
+                    break
+                fee_alone = math.ceil(rate * estimate_vsize(len(chosen), [destination_script]) / 1000)
+                if total >= amount + fee_alone:
+                    change, fee = 0, total - amount  # the remainder is below dust: it goes to the fee
+                    break
+            else:
+                needed = amount + math.ceil(rate * estimate_vsize(max(1, len(chosen)), [destination_script]) / 1000)
+                held = sum(1 for u in unspent if (str(u["txid"]), int(u["vout"])) in self._reserved)
+                raise InsufficientFunds(
+                    f"{hot_address} has {total} spendable in {len(candidates)} outputs ({held} more reserved by "
+                    f"unbroadcast withdrawals), needs about {needed} with the fee: short by {needed - total}"
+                )
+            for _, txid, vout in chosen:
+                self._reserved[(txid, vout)] = now
+        try:
+            spends = [Spend(txid, vout, value, self._raw_transaction(txid)) for value, txid, vout in chosen]
+            psbt = build_psbt(
+                chain_id=self.chain_id,
+                public_key=public_key,
+                spends=spends,
+                destination_script=destination_script,
+                amount=amount,
+                change=change,
+            )
+            withdrawal = read_psbt(psbt.serialize())
+        except BaseException:
+            with self._lock:
+                for _, txid, vout in chosen:
+                    self._reserved.pop((txid, vout), None)
+            raise
+        return UnsignedTransaction(self.name, bytes(psbt.serialize()), withdrawal.digests, key_id)
+
+    def _raw_transaction(self, txid: str) -> bytes:
+        return bytes.fromhex(self._wallet("gettransaction", txid, True)["hex"])
+
+    def bump_fee(self, unsigned: UnsignedTransaction, *, fee_rate: int | None = None) -> UnsignedTransaction:
+        """Return a replacement of ``unsigned`` (BIP125): the same inputs and payment, a higher fee from the change.
+
+        The new fee is at least ``fee_rate`` (default: the current estimate, or the old rate plus the node's
+        incremental relay fee if that is higher) and always pays the old fee plus the incremental relay fee for the
+        new size, as BIP125 requires. The replacement goes through policy and signing like any withdrawal. Raise
+        ``ValueError`` if there is no change output able to pay the increase.
+        """
+        old = self._read(unsigned)
+        change_script = p2wpkh_script(old.public_key)
+        scripts = [old.destination_script, change_script]
+        vsize = estimate_vsize(len(old.inputs), scripts)
+        _, incremental = self._relay_fees()
+        old_rate = math.floor(old.fee * 1000 / vsize)
+        rate = fee_rate if fee_rate is not None else max(self.fee_rate(), old_rate + incremental)
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0 or rate > self.max_fee_rate:
+            raise FeeTooHigh(
+                f"fee_rate must be a positive integer up to max_fee_rate {self.max_fee_rate}, got {rate!r}"
+            )
+        new_fee = max(math.ceil(rate * vsize / 1000), old.fee + math.ceil(incremental * vsize / 1000))
+        new_change = old.change - (new_fee - old.fee)
+        if old.change == 0 or new_change < self.params.dust_limit:
+            raise ValueError(
+                f"cannot bump: the change output ({old.change}) cannot pay the fee increase to {new_fee}; "
+                "build a new withdrawal spending other outputs instead"
+            )
+        psbt = build_psbt(
+            chain_id=old.chain_id,
+            public_key=old.public_key,
+            spends=old.inputs,
+            destination_script=old.destination_script,
+            amount=old.amount,
+            change=new_change,
+        )
+        replacement = read_psbt(psbt.serialize())
+        return UnsignedTransaction(self.name, bytes(psbt.serialize()), replacement.digests, unsigned.key_id)
+
+    def _read(self, unsigned: UnsignedTransaction) -> WithdrawalPsbt:
+        if unsigned.chain != self.name:
+            raise ValueError(f"transaction was built for chain {unsigned.chain!r}, not {self.name!r}")
+        withdrawal = read_psbt(unsigned.payload)
+        if tuple(unsigned.digests) != withdrawal.digests:
+            raise ValueError("the digests do not match the payload: refusing to describe or assemble it")
+        return withdrawal
+
+    def decode(self, unsigned: UnsignedTransaction) -> DecodedTransaction:
+        """Decode the PSBT alone: destination, amount, fee (inputs minus outputs), network; change is recognised."""
+        withdrawal = self._read(unsigned)
+        destination = address_of_script(withdrawal.destination_script, self.params)
+        if destination is None:
+            raise ValueError("the destination output pays a script with no standard address")
+        return DecodedTransaction(
+            chain=self.name,
+            chain_id=withdrawal.chain_id,
+            asset=self.native_asset,
+            source=p2wpkh_address(withdrawal.public_key, self.params),
+            destination=destination,
+            amount=withdrawal.amount,
+            fee=withdrawal.fee,
+            fee_asset=self.native_asset,
+        )
+
+    def assemble(self, unsigned: UnsignedTransaction, signatures: Sequence[bytes]) -> bytes:
+        """Return the signed transaction: each 65-byte ``r || s || v`` checked, DER-encoded with SIGHASH_ALL."""
+        withdrawal = self._read(unsigned)
+        if withdrawal.chain_id != self.chain_id:
+            raise ValueError(f"the PSBT was built for {withdrawal.chain_id!r}, not {self.chain_id!r}")
+        return finalize(withdrawal, signatures)
+
+    def broadcast(self, signed_tx: bytes) -> str:
+        """Send the transaction; the same bytes again (in the mempool or mined) return the same txid."""
+        txid = txid_of(signed_tx)
+        try:
+            answer = self._call("sendrawtransaction", bytes(signed_tx).hex())
+        except RpcError as exc:
+            message = exc.message.lower()
+            if any(marker in message for marker in _ALREADY_BROADCAST):
+                return txid
+            if any(marker in message for marker in _INPUTS_GONE) and self._confirmed(txid):
+                return txid  # mined already and its outputs spent since: still the same transaction
+            raise ValueError(f"{self.name} node refused transaction {txid}: {exc.message} (code {exc.code})") from None
+        if str(answer) != txid:
+            raise NodeUnavailable(f"{self.name} node answered txid {answer} for transaction {txid}")
+        return txid
+
+    def _confirmed(self, txid: str) -> bool:
+        return self.transaction_status(txid).state is TxState.CONFIRMED
+
+    def transaction_status(self, txid: str) -> TransactionStatus:
+        """Return where ``txid`` stands on the node's best chain.
+
+        PENDING while in the mempool; CONFIRMED in a best-chain block; DROPPED when the wallet knows it but it is in
+        neither (replaced by a fee bump, double-spent, conflicted by a block, or evicted); UNKNOWN otherwise.
+        Withdrawals are always known (the hot address is in the node's watch-only wallet); other transactions are
+        found in the mempool, or in blocks when the node keeps a transaction index.
+        """
+        try:
+            self._call("getmempoolentry", txid)
+            return TransactionStatus(txid, TxState.PENDING)
+        except RpcError as exc:
+            if exc.code != -5:
+                raise
+        try:
+            tx = self._wallet("gettransaction", txid, True)
+        except RpcError as exc:
+            if exc.code not in (-5, -8):
+                raise
+            return self._status_from_index(txid)
+        confirmations = int(tx.get("confirmations", 0))
+        if confirmations > 0:
+            return TransactionStatus(
+                txid, TxState.CONFIRMED, confirmations, int(tx["blockheight"]), str(tx["blockhash"])
+            )
+        return TransactionStatus(txid, TxState.DROPPED)
+
+    def _status_from_index(self, txid: str) -> TransactionStatus:
+        try:
+            tx = self._call("getrawtransaction", txid, True)
+        except RpcError as exc:
+            if exc.code in (-5, -8):
+                return TransactionStatus(txid, TxState.UNKNOWN)
+            raise
+        confirmations = int(tx.get("confirmations", 0))
+        if confirmations <= 0 or "blockhash" not in tx:
+            return TransactionStatus(txid, TxState.PENDING)
+        header = self._call("getblockheader", tx["blockhash"])
+        return TransactionStatus(txid, TxState.CONFIRMED, confirmations, int(header["height"]), str(tx["blockhash"]))
+
+    def close(self) -> None:
+        """Close the connection to the node (the next call opens another)."""
+        self.rpc.close()
+
+    def release(self, unsigned: UnsignedTransaction) -> None:
+        """Return the inputs of a withdrawal that will never be broadcast (refused by policy) to the spendable pool."""
+        withdrawal = self._read(unsigned)
+        with self._lock:
+            for spend in withdrawal.inputs:
+                self._reserved.pop((spend.txid, spend.vout), None)
