@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -334,3 +335,32 @@ def test_mechanisms_the_token_offers(token_session: pkcs11.Session) -> None:
         Mechanism.EDDSA,
         Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
     } <= mechanisms
+
+
+def test_concurrent_signing_from_many_threads_and_signers(softhsm_token: SoftHsmToken, hsm: Pkcs11Signer) -> None:
+    key_id = _key_id("threads")
+    public_key = hsm.create_key(key_id, KeyScheme.SECP256K1)
+    second = Pkcs11Signer(softhsm_token.module, softhsm_token.label, pin_env=softhsm_token.pin_env)
+    results: list[tuple[bytes, bytes]] = []
+    errors: list[BaseException] = []
+
+    def work(signer: Pkcs11Signer, n: int) -> None:
+        try:
+            for i in range(10):
+                digest = hashlib.sha256(b"%d-%d" % (n, i)).digest()
+                results.append((digest, signer.sign(SigningRequest(f"t{n}", key_id, "c", digest, KeyScheme.SECP256K1))))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(hsm if n % 2 else second, n)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    second.close()
+    assert errors == []
+    assert len(results) == 40
+    assert all(verify_signature(KeyScheme.SECP256K1, public_key, d, s) for d, s in results)
+    # The shared login outlives the other signer's close(): hsm still signs on it.
+    signature = hsm.sign(SigningRequest("after", key_id, "c", DIGEST, KeyScheme.SECP256K1))
+    assert verify_signature(KeyScheme.SECP256K1, public_key, DIGEST, signature)

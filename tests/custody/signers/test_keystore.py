@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exchange_framework.custody.conformance import CHECKS, Check, run_check, run_conformance
 from exchange_framework.custody.keystore import (
@@ -296,3 +298,31 @@ def test_something_other_than_a_signing_request_is_refused(keystore: SoftwareKey
     keystore.create_key("hot-1", KeyScheme.SECP256K1)
     with pytest.raises(SigningRefusedError, match="expected a SigningRequest"):
         keystore.sign({"key_id": "hot-1", "payload": DIGEST})  # type: ignore[arg-type]
+
+
+# -- property: tampering never yields a wrong key or a bad signature ----------------------------------------------
+
+
+@given(data=st.data())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_bit_flipped_in_a_key_file_is_refused_or_harmless(
+    tmp_path_factory: pytest.TempPathFactory, passphrase: str, data: st.DataObject
+) -> None:
+    directory = tmp_path_factory.mktemp("tamper")
+    scheme = data.draw(st.sampled_from(sorted(KeyScheme)), label="scheme")
+    keystore = SoftwareKeystore(directory, passphrase_env=PASSPHRASE_ENV, kdf=CHEAP)
+    public_key = keystore.create_key("hot-1", scheme)
+    path = directory / "keys" / "hot-1.json"
+    raw = bytearray(path.read_bytes())
+    position = data.draw(st.integers(0, len(raw) - 1), label="byte")
+    raw[position] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    path.write_bytes(bytes(raw))
+    fresh = SoftwareKeystore(directory, passphrase_env=PASSPHRASE_ENV, kdf=CHEAP)
+    payload = DIGEST if scheme is KeyScheme.SECP256K1 else b"message"
+    try:
+        assert fresh.public_key("hot-1") == public_key
+        signature = fresh.sign(SigningRequest("w1", "hot-1", "chain", payload, scheme))
+    except KeystoreCorruptError:
+        return  # refused: the expected outcome for nearly every flip
+    # A harmless flip (JSON whitespace, the case of a hex digit) must still sign with the original key.
+    assert verify_signature(scheme, public_key, payload, signature)
