@@ -332,9 +332,14 @@ class DepositTracker:
         else:
             start = ours.height + 1
         watched = self.store.watched(self.chain)
-        addresses = {address for address, _memo in watched}
         while start <= tip:
-            blocks = self.adapter.scan(start, addresses, max_blocks=self.batch_blocks)
+            while True:  # an address handed out during the scan call is in the next try: no deposit slips past
+                addresses = {address for address, _memo in watched}
+                blocks = self.adapter.scan(start, addresses, max_blocks=self.batch_blocks)
+                latest = self.store.watched(self.chain)
+                if latest == watched:
+                    break
+                watched = latest
             if not isinstance(blocks, list) or not blocks:
                 raise NodeFault(f"scan({start}) returned no blocks although the tip is {tip}")
             linked: list[ScannedBlock] = []

@@ -370,3 +370,28 @@ def test_the_screen_deposit_hooks_screen_deposits(make_tracker: Make, node: DevC
     assert hook_screener(make_plugin_manager(bare), bare)(
         DepositRequest(1, "DEV", "devchain", 1, "a", "t")
     ).outcome == (Decision.hold().outcome)
+
+
+class AddressDuringScan(DevChainAdapter):
+    """A node where, while a scan call is in flight, a customer is handed an address and pays to it at once."""
+
+    on_scan: Callable[[], None] | None = None
+
+    def scan(self, from_height: int, addresses: object, *, max_blocks: int = 100) -> list[ScannedBlock]:
+        blocks = super().scan(from_height, addresses, max_blocks=max_blocks)  # type: ignore[arg-type]
+        if self.on_scan is not None:
+            hook, self.on_scan = self.on_scan, None
+            hook()
+        return blocks
+
+
+def test_an_address_handed_out_during_a_scan_is_not_missed(
+    node: DevChain, store: DepositStore, sink: EngineSink
+) -> None:
+    adapter = AddressDuringScan(node, xpub=DEV_XPUB, required_confirmations=1)
+    tracker = DepositTracker(adapter, store, submit=sink, screen=lambda r: Decision.allow(), start_height=0)
+    node.faucet(adapter.deposit_address(ACCOUNT).address, 5)  # paid before the exchange watches it
+    node.mine()
+    adapter.on_scan = lambda: tracker.deposit_address(ACCOUNT)
+    tracker.poll()
+    assert sink.balance(ACCOUNT, "DEV") == 5
