@@ -72,13 +72,13 @@ def assert_clean_failure(result: click.testing.Result, exit_code: int, *messages
         assert message in result.output
 
 
-# -- exchange demo -------------------------------------------------------------------------------------------------
+# -- exchange simulate -------------------------------------------------------------------------------------------------
 
 
 def test_demo_trades_then_resumes_and_replays_to_its_state(run: Run) -> None:
-    first = ok(run("demo", "--orders", "500"))
+    first = ok(run("simulate", "--orders", "500"))
     out = first.output
-    assert "Demo Exchange — BTC-USDT demo" in out
+    assert "Demo Exchange — BTC-USDT simulation" in out
     assert "resumed at sequence" not in out
     trades = re.findall(r"^\s+#\d+\s+(?:BUY|SELL)\s+[\d.]+ BTC @\s+[\d.]+ USDT", out, re.MULTILINE)
     assert trades and f"Last {len(trades)} trades" in out
@@ -88,7 +88,7 @@ def test_demo_trades_then_resumes_and_replays_to_its_state(run: Run) -> None:
     assert (Path(SNAPSHOTS) / "snapshot-00000000000000000540.snap").is_file()
     first_hash = state_hash_of(first)
 
-    second = ok(run("demo", "--orders", "500"))
+    second = ok(run("simulate", "--orders", "500"))
     assert "resumed at sequence 540:" in second.output
     assert "commands journalled  1040 (this run: 500," in second.output
     second_hash = state_hash_of(second)
@@ -100,9 +100,9 @@ def test_demo_trades_then_resumes_and_replays_to_its_state(run: Run) -> None:
 
 
 def test_demo_fresh_starts_over(run: Run) -> None:
-    first_hash = state_hash_of(ok(run("demo", "--orders", "500")))
-    ok(run("demo", "--orders", "200"))
-    fresh = ok(run("demo", "--orders", "500", "--fresh"))
+    first_hash = state_hash_of(ok(run("simulate", "--orders", "500")))
+    ok(run("simulate", "--orders", "200"))
+    fresh = ok(run("simulate", "--orders", "500", "--fresh"))
     assert "resumed at sequence" not in fresh.output
     assert "commands journalled  540 (this run: 500," in fresh.output
     assert state_hash_of(fresh) == first_hash, "same seed, same start: same exchange"
@@ -110,23 +110,23 @@ def test_demo_fresh_starts_over(run: Run) -> None:
 
 
 def test_demo_is_deterministic_across_data_dirs(run: Run) -> None:
-    one = ok(run("demo", "--orders", "500", "--data-dir", "one"))
-    two = ok(run("demo", "--orders", "500", "--data-dir", "two"))
+    one = ok(run("simulate", "--orders", "500", "--data-dir", "one"))
+    two = ok(run("simulate", "--orders", "500", "--data-dir", "two"))
     assert state_hash_of(one) == state_hash_of(two)
     replays = [ok(run("replay", f"{d}/commands.journal")).output for d in ("one", "two")]
     assert field(replays[0], "events hash") == field(replays[1], "events hash")
 
 
 def test_demo_rejects_an_unknown_market(run: Run) -> None:
-    result = run("demo", "--market", "NOPE")
+    result = run("simulate", "--market", "NOPE")
     assert_clean_failure(result, 2, "'NOPE' is not an open market; choose one of: BTC-USDT, ETH-USDT")
     assert not Path("var").exists(), "nothing is created for a bad command line"
-    assert_clean_failure(run("demo", "--orders", "-1"), 2, "--orders")
+    assert_clean_failure(run("simulate", "--orders", "-1"), 2, "--orders")
 
 
 def test_demo_on_another_market(run: Run) -> None:
-    result = ok(run("demo", "--orders", "300", "--market", "ETH-USDT", "--mid-price", "3000"))
-    assert "Demo Exchange — ETH-USDT demo" in result.output
+    result = ok(run("simulate", "--orders", "300", "--market", "ETH-USDT", "--mid-price", "3000"))
+    assert "Demo Exchange — ETH-USDT simulation" in result.output
     assert "Order book ETH-USDT" in result.output
     assert state_hash_of(ok(run("replay", JOURNAL))) == state_hash_of(result)
 
@@ -135,7 +135,7 @@ def test_demo_on_another_market(run: Run) -> None:
 
 
 def test_replay_is_byte_for_byte_deterministic(run: Run) -> None:
-    demo_hash = state_hash_of(ok(run("demo", "--orders", "500")))
+    demo_hash = state_hash_of(ok(run("simulate", "--orders", "500")))
     first = ok(run("replay", JOURNAL))
     second = ok(run("replay", JOURNAL))
     assert field(first.output, "state hash") == field(second.output, "state hash") == demo_hash
@@ -152,8 +152,8 @@ def test_replay_is_byte_for_byte_deterministic(run: Run) -> None:
 
 
 def test_replay_from_snapshots_gives_the_same_state(run: Run) -> None:
-    ok(run("demo", "--orders", "500"))
-    demo_hash = state_hash_of(ok(run("demo", "--orders", "300")))  # snapshots at 540 and 840
+    ok(run("simulate", "--orders", "500"))
+    demo_hash = state_hash_of(ok(run("simulate", "--orders", "300")))  # snapshots at 540 and 840
     full = replay_json(run, JOURNAL)
     assert full["state_sha256"] == demo_hash
 
@@ -179,7 +179,7 @@ def test_replay_of_a_file_that_is_not_a_journal(run: Run) -> None:
 
 
 def test_replay_of_a_corrupt_journal(run: Run) -> None:
-    ok(run("demo", "--orders", "500"))
+    ok(run("simulate", "--orders", "500"))
     data = bytearray(Path(JOURNAL).read_bytes())
     data[len(FILE_MAGIC) + HEADER.size + 2] ^= 0xFF  # the first record's payload: valid records follow it
     Path(JOURNAL).write_bytes(bytes(data))
@@ -187,8 +187,8 @@ def test_replay_of_a_corrupt_journal(run: Run) -> None:
 
 
 def test_replay_with_snapshots_of_another_journal(run: Run) -> None:
-    ok(run("demo", "--orders", "200", "--data-dir", "short"))
-    ok(run("demo", "--orders", "500", "--data-dir", "long"))
+    ok(run("simulate", "--orders", "200", "--data-dir", "short"))
+    ok(run("simulate", "--orders", "500", "--data-dir", "long"))
     result = run("replay", "--snapshots", "long/snapshots", "short/commands.journal")
     assert_clean_failure(result, 1, "the newest snapshot is at seq 540 but the journal ends at seq 240")
 
@@ -196,7 +196,7 @@ def test_replay_with_snapshots_of_another_journal(run: Run) -> None:
 @pytest.mark.parametrize("damage", ["torn tail", "empty file"])
 def test_replay_does_not_modify_the_file_it_checks(run: Run, damage: str) -> None:
     if damage == "torn tail":
-        ok(run("demo", "--orders", "100"))
+        ok(run("simulate", "--orders", "100"))
         path = Path(JOURNAL)
         path.write_bytes(path.read_bytes() + b"\x00" * 10)  # what a crash in mid-write may leave
     else:
