@@ -340,6 +340,23 @@ class DepositStore:
         tips: dict[str, int | None] = {}
         return [self._view(_row(r), tips) for r in rows]
 
+    def stage_counts(self, *, chain: str | None = None, updated_before_ns: int | None = None) -> dict[Stage, int]:
+        """Count deposits per stage (only those last changed before ``updated_before_ns``: the stuck ones)."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if chain is not None:
+            clauses.append("chain = ?")
+            params.append(chain)
+        if updated_before_ns is not None:
+            clauses.append("updated_ns < ?")
+            params.append(updated_before_ns)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(f"SELECT stage, COUNT(*) FROM deposits{where} GROUP BY stage", params)
+        counts = dict.fromkeys(Stage, 0)
+        for stage, count in rows:
+            counts[Stage(str(stage))] = int(count)  # type: ignore[call-overload]
+        return counts
+
     def history(self, chain: str, txid: str, index: int) -> list[StageChange]:
         """Return every stage change of one deposit, oldest first."""
         rows = self._query(

@@ -395,3 +395,19 @@ def test_an_address_handed_out_during_a_scan_is_not_missed(
     adapter.on_scan = lambda: tracker.deposit_address(ACCOUNT)
     tracker.poll()
     assert sink.balance(ACCOUNT, "DEV") == 5
+
+
+def test_stage_counts_show_what_is_stuck(make_tracker: Make, node: DevChain) -> None:
+    clock = iter(range(1, 10**6)).__next__
+    tracker = make_tracker(screen=lambda r: Decision.hold("review"), clock=clock)
+    deposit(tracker, node, 1, account=1)
+    node.mine(3)
+    tracker.poll()
+    deposit(tracker, node, 2, account=2)
+    node.mine()
+    tracker.poll()
+    counts = tracker.store.stage_counts(chain="devchain")
+    assert (counts[Stage.HELD], counts[Stage.CONFIRMING], counts[Stage.CREDITED]) == (1, 1, 0)
+    held = tracker.store.deposits(stage=Stage.HELD)[0]
+    assert tracker.store.stage_counts(updated_before_ns=held.updated_ns + 1)[Stage.HELD] == 1
+    assert tracker.store.stage_counts(updated_before_ns=held.updated_ns)[Stage.HELD] == 0
