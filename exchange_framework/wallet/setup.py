@@ -5,6 +5,7 @@ from __future__ import annotations
 import pluggy
 
 from exchange_framework.config import ExchangeConfig
+from exchange_framework.custody.signing import hot_wallet_signer
 from exchange_framework.funding.store import DepositStore
 from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import ChainAdapter, CustodySigner
@@ -27,9 +28,14 @@ def make_wallet(
     adapters: dict[str, ChainAdapter] = collect_registered(pm, "register_chain_adapters", config=config)
     if not adapters:
         return None
-    signers: dict[str, CustodySigner] = collect_registered(pm, "register_custody_signers", config=config)
+    signer: CustodySigner | None = None
+    problem = ""
+    try:
+        signer = hot_wallet_signer(pm, config)
+    except Exception as exc:  # deposits still work; withdrawals show why they wait
+        problem = f"no usable custody signer: {exc}"
     settings = config.wallet
-    return Wallet(
+    wallet = Wallet(
         config=config,
         pm=pm,
         node=node,
@@ -37,9 +43,12 @@ def make_wallet(
         adapters=adapters,
         deposit_store=DepositStore(node.data_dir / "deposits.db"),
         store=WalletStore(node.data_dir / "wallet.db"),
-        signer=signers.get(config.backends.keystore),
+        signer=signer,
         hot_key_id=settings.hot_key_id,
         fallback_approvals=settings.fallback_approvals,
         cooling_off_ns=settings.whitelist_cooling_off_hours * 3600 * 10**9,
         poll_interval=float(settings.poll_seconds),
     )
+    if problem:
+        wallet.signer_error = problem
+    return wallet

@@ -36,25 +36,14 @@ def chain_exchange(tmp_path: Path, installed_entry_points: None, monkeypatch: py
     monkeypatch.setenv("EXCHANGE_KEYSTORE_PASSPHRASE", "a test passphrase")
     data = tmp_path / "data"
     text = DEMO_CONFIG.read_text(encoding="utf-8").replace("var/demo", str(data))
-    text += f"""
-[wallet]
-whitelist_cooling_off_hours = 0
-poll_seconds = "0.05"
-
-[plugins]
-enabled = ["devchain"]  # of the installed plugin distributions, only the dev chain
-
-[plugins.settings.devchain]
-data_dir = "{tmp_path / "chain"}"
-native_asset = "ETH"
-assets = ["ETH", "USDT"]
-
-[plugins.settings.software_keystore]
-path = "{tmp_path / "keys"}"
-kdf_memory_kib = 64
-kdf_iterations = 1
-kdf_lanes = 1
-"""
+    # The demo's dev chain mines on its own and polls slowly; here the test mines and the wallet polls fast.
+    text = text.replace("block_time = 2", "block_time = 0").replace('poll_seconds = "1"', 'poll_seconds = "0.05"')
+    text = text.replace('assets = ["BTC", "ETH", "USDT"]', 'assets = ["ETH", "USDT"]')
+    text = text.replace(
+        "[plugins.settings.software_keystore]\n",
+        "[plugins.settings.software_keystore]\nkdf_memory_kib = 64\nkdf_iterations = 1\nkdf_lanes = 1\n",
+    )
+    text += '\n[plugins]\nenabled = ["devchain"]  # of the installed plugin distributions, only the dev chain\n'
     config = parse_config(text, root=tmp_path)
     from exchange_framework.interfaces import Decision
     from exchange_framework.plugins import make_plugin_manager
