@@ -35,8 +35,11 @@ class RegtestNode:
 
     miner = "miner"
 
-    def __init__(self, datadir: Path, *, binary: str = "litecoind", fallback_fee: str = "0.0002") -> None:
+    def __init__(
+        self, datadir: Path, *, binary: str = "litecoind", fallback_fee: str = "0.0002", extra_config: str = ""
+    ) -> None:
         self.datadir = Path(datadir)
+        self.extra_config = extra_config  # more litecoin.conf lines, such as "mempoolreplacement=1\n"
         self.binary = binary
         self.fallback_fee = fallback_fee
         self.rpc_port = free_port()
@@ -60,7 +63,7 @@ class RegtestNode:
         self.datadir.mkdir(parents=True, exist_ok=True)
         (self.datadir / "litecoin.conf").write_text(
             "regtest=1\nserver=1\nlisten=0\ndnsseed=0\nupnp=0\ntxindex=1\nprinttoconsole=0\n"
-            f"fallbackfee={self.fallback_fee}\nrpcuser={self.user}\nrpcpassword={self.password}\n"
+            f"fallbackfee={self.fallback_fee}\nrpcuser={self.user}\nrpcpassword={self.password}\n{self.extra_config}"
             f"[regtest]\nrpcbind=127.0.0.1\nrpcallowip=127.0.0.1\nrpcport={self.rpc_port}\nport={self.p2p_port}\n",
             encoding="utf-8",
         )

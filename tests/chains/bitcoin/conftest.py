@@ -37,7 +37,8 @@ def coins(amount: int) -> str:
 
 @pytest.fixture(scope="session")
 def ltc_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    node = RegtestNode(tmp_path_factory.mktemp("litecoind")).start()
+    # Litecoin Core relays BIP125 replacements only with mempoolreplacement=1 (its default is off, unlike Bitcoin's).
+    node = RegtestNode(tmp_path_factory.mktemp("litecoind"), extra_config="mempoolreplacement=1\n").start()
     try:
         node.mine(150)  # 50 mature coinbase outputs for the miner wallet
         yield node

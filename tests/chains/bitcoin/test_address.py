@@ -19,9 +19,12 @@ from exchange_bitcoin.network import PRESETS, params_from_settings
 from exchange_framework.chains.hd import HdError
 
 MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
-# BIP84's published account key for the mnemonic above (m/84'/0'/0') and its first addresses.
+# BIP84's published account keys for the mnemonic above (m/84'/0'/0') and its first addresses.
 BIP84_ZPUB = (
     "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs"
+)
+BIP84_ZPRV = (
+    "zprvAdG4iTXWBoARxkkzNpNh8r6Qag3irQB8PzEMkAFeTRXxHpbF9z4QgEvBRmfvqWvGp42t42nvgGpNgYSJA9iefm1yYNZKEm7z6qUWCroSQnE"
 )
 BIP84_ADDRESSES = {
     (0, 0): "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu",
@@ -51,11 +54,8 @@ def test_slip132_prefixes_read_as_the_same_key_and_private_keys_are_refused() ->
     xpub = normalize_xpub(BIP84_ZPUB)
     assert xpub.startswith("xpub") and normalize_xpub(xpub) == xpub
     assert deposit_public_key(xpub, 0, 0) == deposit_public_key(BIP84_ZPUB, 0, 0)
-    zprv = (  # BIP84's account private key for the same mnemonic
-        "zprvAdG4iTXWBoARxkkzNpNh8r6Qag3irQB8PzEMkAFeTRXxHpbF9z4QgEvBRmfvqWvGp42t42nvgGpNgYSJA9iefm1yYNZKEm7z6qUWCroSQnE"
-    )
     with pytest.raises(HdError, match="PRIVATE"):
-        normalize_xpub(zprv)
+        normalize_xpub(BIP84_ZPRV)
     with pytest.raises(HdError):
         normalize_xpub(BIP84_ZPUB[:-1] + "t")
     with pytest.raises(HdError, match="hardened"):
