@@ -223,6 +223,10 @@ class EvmAdapter:
         if not blocks:
             return []
         headers = [self._header(b, from_height + i) for i, b in enumerate(blocks)]
+        for i in range(1, len(headers)):
+            if headers[i].parent_hash != headers[i - 1].hash:  # the chain changed while the batch was read
+                del headers[i:], blocks[i:]
+                break
         found: dict[int, list[tuple[tuple[int, int], Transfer]]] = {h.height: [] for h in headers}
         if watched:
             self._native_transfers(blocks, headers, watched, found)
