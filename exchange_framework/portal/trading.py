@@ -157,7 +157,8 @@ class TradingPages:
         applied = await self.ctx.node.submit(cmd)
         for ev in applied.events:
             if isinstance(ev, OrderRejected):
-                return self.web.redirect(request, here, f"Order not placed: {reject_error(ev.reason).msg}", "error")
+                message = _message(reject_error(ev.reason))
+                return self.web.redirect(request, here, f"Order not placed: {message}", "error")
         order = self.ctx.node.orders.order(user.id, client_order_id=cmd.client_order_id)
         status = order.status.value.lower().replace("_", " ") if order is not None else "accepted"
         order_id = order.order_id if order is not None else 0
@@ -181,5 +182,14 @@ class TradingPages:
         return self.web.redirect(request, here, f"Order {order_id} cancelled.", "success")
 
 
+_FORM_NAMES = {"'quoteOrderQty'": "'total to spend'", "'stopPrice'": "'stop price'", "'icebergQty'": "'iceberg'",
+               "'timeInForce'": "'time in force'", "quoteOrderQty": "a total to spend", "stopPrice": "stop price",
+               "icebergQty": "an iceberg amount"}  # fmt: skip
+
+
 def _message(exc: Exception) -> str:
-    return exc.msg if isinstance(exc, ApiError) else str(exc)
+    """The REST layer's message with its parameter names as the form labels them."""
+    text = exc.msg if isinstance(exc, ApiError) else str(exc)
+    for name, label in _FORM_NAMES.items():
+        text = text.replace(name, label)
+    return text
