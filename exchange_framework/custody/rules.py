@@ -1,0 +1,218 @@
+"""What the custody policy engine is configured with: networks, wallets, ordered rules, velocity limits, groups.
+
+All amounts are integers in the asset's atomic units and all durations integer nanoseconds; the ``[custody]``
+config table is converted into these values at the edge (:mod:`exchange_framework.custody.policy_config`).
+:meth:`PolicyConfig.problems` lists every mistake in one pass, each naming the item and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+
+import msgspec
+
+__all__ = [
+    "Network",
+    "PolicyConfig",
+    "Rule",
+    "RuleAction",
+    "Tier",
+    "VelocityLimit",
+    "VelocityScope",
+    "Wallet",
+]
+
+SECOND_NS = 10**9
+
+
+class Tier(StrEnum):
+    """How exposed a source wallet's keys are."""
+
+    HOT = "hot"  # HSM or software keystore, signs automatically
+    WARM = "warm"  # threshold signers
+    COLD = "cold"  # offline Shamir shares
+
+
+class RuleAction(StrEnum):
+    """What a matching rule decides."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+    APPROVE = "approve"  # require ``approvals`` distinct approvals from ``group``
+
+
+class Rule(msgspec.Struct, frozen=True):
+    """One policy rule. A field left ``None`` matches anything; amount bounds are inclusive atomic units.
+
+    Rules are tried in order and the first that matches decides; a withdrawal no rule matches is blocked.
+    """
+
+    name: str
+    action: RuleAction
+    chain: str | None = None
+    asset: str | None = None
+    tier: Tier | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    approvals: int = 0
+    group: str | None = None
+
+    def matches(self, *, chain: str, asset: str, tier: Tier, amount: int) -> bool:
+        """Whether this rule applies to a withdrawal of ``amount`` ``asset`` on ``chain`` from a ``tier`` wallet."""
+        return (
+            (self.chain is None or self.chain == chain)
+            and (self.asset is None or self.asset == asset)
+            and (self.tier is None or self.tier == tier)
+            and (self.min_amount is None or amount >= self.min_amount)
+            and (self.max_amount is None or amount <= self.max_amount)
+        )
+
+
+class VelocityScope(StrEnum):
+    """What a velocity limit sums over."""
+
+    ASSET = "asset"  # every withdrawal of the asset
+    ACCOUNT = "account"  # each customer account's withdrawals of the asset
+
+
+class VelocityLimit(msgspec.Struct, frozen=True):
+    """At most ``max_amount`` of ``asset`` approved in any sliding window of ``window_ns`` (per ``per``).
+
+    ``tier`` and ``chain``, when set, restrict which withdrawals count (and are limited).
+    """
+
+    name: str
+    asset: str
+    window_ns: int
+    max_amount: int
+    per: VelocityScope = VelocityScope.ASSET
+    tier: Tier | None = None
+    chain: str | None = None
+
+    def applies(self, *, chain: str, asset: str, tier: Tier) -> bool:
+        """Whether withdrawals of ``asset`` on ``chain`` from a ``tier`` wallet count against this limit."""
+        return (
+            self.asset == asset
+            and (self.tier is None or self.tier == tier)
+            and (self.chain is None or self.chain == chain)
+        )
+
+
+class Network(msgspec.Struct, frozen=True):
+    """A chain the exchange withdraws on: the chain id its transactions must carry, and an optional fee cap."""
+
+    chain: str
+    chain_id: str
+    max_fee: int | None = None  # in the chain's fee asset atomic units
+
+
+class Wallet(msgspec.Struct, frozen=True):
+    """A custody wallet withdrawals may pay from: its address on ``chain``, its tier and, if set, its key."""
+
+    chain: str
+    address: str
+    tier: Tier
+    key_id: str | None = None
+
+
+class PolicyConfig(msgspec.Struct, frozen=True):
+    """Everything the policy engine decides with (see ``docs/custody-policy.md``)."""
+
+    networks: Sequence[Network]
+    wallets: Sequence[Wallet]
+    rules: Sequence[Rule]
+    groups: Mapping[str, frozenset[str]] = {}
+    limits: Sequence[VelocityLimit] = ()
+    approval_ttl_ns: int = 24 * 3600 * SECOND_NS  # how long an approval counts
+    release_ttl_ns: int = 3600 * SECOND_NS  # how long an approved withdrawal may wait for the signer
+
+    def network(self, chain: str) -> Network | None:
+        """Return the configured network of ``chain``, if any."""
+        for network in self.networks:
+            if network.chain == chain:
+                return network
+        return None
+
+    def wallet(self, chain: str, address: str) -> Wallet | None:
+        """Return the custody wallet at ``address`` on ``chain``, if any."""
+        for wallet in self.wallets:
+            if wallet.chain == chain and wallet.address == address:
+                return wallet
+        return None
+
+    def first_match(self, *, chain: str, asset: str, tier: Tier, amount: int) -> Rule | None:
+        """Return the first rule matching the withdrawal, or None (then it is blocked)."""
+        for rule in self.rules:
+            if rule.matches(chain=chain, asset=asset, tier=tier, amount=amount):
+                return rule
+        return None
+
+    def problems(self) -> list[str]:
+        """Return one line per mistake in the configuration (empty if it is usable)."""
+        problems: list[str] = []
+        chains = [n.chain for n in self.networks]
+        for chain in sorted({c for c in chains if chains.count(c) > 1}):
+            problems.append(f"network {chain!r} is configured more than once")
+        for n in self.networks:
+            if not n.chain_id:
+                problems.append(f"network {n.chain!r}: chain_id must not be empty")
+            if n.max_fee is not None and n.max_fee < 0:
+                problems.append(f"network {n.chain!r}: max_fee must not be negative")
+        seen_wallets: set[tuple[str, str]] = set()
+        for w in self.wallets:
+            if (w.chain, w.address) in seen_wallets:
+                problems.append(f"wallet {w.chain}:{w.address} is listed more than once")
+            seen_wallets.add((w.chain, w.address))
+            if w.chain not in chains:
+                problems.append(f"wallet {w.chain}:{w.address}: no network {w.chain!r} is configured")
+        for name, members in self.groups.items():
+            if not members:
+                problems.append(f"approver group {name!r} has no members")
+        names = [r.name for r in self.rules]
+        for i, rule in enumerate(self.rules, start=1):
+            where = f"rule {i} ({rule.name!r})"
+            if not rule.name:
+                problems.append(f"rule {i}: needs a name (it is recorded with every decision)")
+            elif names.count(rule.name) > 1:
+                problems.append(f"{where}: another rule has the same name")
+            if rule.chain is not None and rule.chain not in chains:
+                problems.append(f"{where}: no network {rule.chain!r} is configured")
+            if (rule.min_amount is not None or rule.max_amount is not None) and rule.asset is None:
+                problems.append(f"{where}: amount bounds need an asset (amounts are in that asset's atomic units)")
+            for key, value in (("min_amount", rule.min_amount), ("max_amount", rule.max_amount)):
+                if value is not None and value < 0:
+                    problems.append(f"{where}: {key} must not be negative")
+            if rule.min_amount is not None and rule.max_amount is not None and rule.min_amount > rule.max_amount:
+                problems.append(f"{where}: min_amount is above max_amount, so the rule can never match")
+            if rule.action is RuleAction.APPROVE:
+                if rule.group is None:
+                    problems.append(f"{where}: action 'approve' needs a group of approvers")
+                elif rule.group not in self.groups:
+                    known = ", ".join(sorted(self.groups)) or "none defined"
+                    problems.append(f"{where}: unknown approver group {rule.group!r} (groups: {known})")
+                elif not 1 <= rule.approvals <= len(self.groups[rule.group]):
+                    problems.append(
+                        f"{where}: approvals must be between 1 and the size of group {rule.group!r} "
+                        f"({len(self.groups[rule.group])}), not {rule.approvals}"
+                    )
+            elif rule.approvals or rule.group is not None:
+                problems.append(f"{where}: only action 'approve' takes approvals and a group")
+        if not self.rules:
+            problems.append("no rules: every withdrawal would be blocked; add at least one rule")
+        limit_names = [limit.name for limit in self.limits]
+        for limit in self.limits:
+            where = f"velocity limit {limit.name!r}"
+            if limit_names.count(limit.name) > 1:
+                problems.append(f"{where}: another limit has the same name")
+            if limit.window_ns <= 0:
+                problems.append(f"{where}: the window must be positive")
+            if limit.max_amount < 0:
+                problems.append(f"{where}: max_amount must not be negative")
+            if limit.chain is not None and limit.chain not in chains:
+                problems.append(f"{where}: no network {limit.chain!r} is configured")
+        if self.approval_ttl_ns <= 0:
+            problems.append("approval_ttl must be positive")
+        if self.release_ttl_ns <= 0:
+            problems.append("release_ttl must be positive")
+        return problems
