@@ -445,7 +445,11 @@ class EvmAdapter:
     # -- withdrawals: decode, assemble -----------------------------------------------------------------------------
 
     def decode(self, unsigned: UnsignedTransaction) -> DecodedTransaction:
-        """Decode the payload bytes; refuse another network's chain id, foreign calls and digests not its own."""
+        """Decode the payload bytes; refuse another network's chain id, foreign calls and digests not its own.
+
+        The source is the payload's ``from`` (not covered by the digest: ``assemble`` refuses a signature that does not
+        recover to it); with ``hot_wallet_address`` configured, any other source is refused here.
+        """
         if unsigned.chain != self.name:
             raise ValueError(f"transaction was built for chain {unsigned.chain!r}, not {self.name!r}")
         source, encoded, tx = unpack_payload(unsigned.payload)
@@ -455,6 +459,11 @@ class EvmAdapter:
             raise ValueError(
                 f"the transaction is for EIP-155 chain id {tx.chain_id}, not {self.name}'s {self.network.chain_id}: "
                 "refusing it before it is signed"
+            )
+        hot = self.network.hot_wallet_address
+        if hot is not None and to_checksum_address(source) != hot:
+            raise ValueError(
+                f"the payload says it is paid from {to_checksum_address(source)}, not the hot wallet {hot}"
             )
         token = self._by_contract.get("0x" + tx.to.hex())
         if token is not None:

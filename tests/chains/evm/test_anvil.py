@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
@@ -313,6 +314,10 @@ def test_build_refuses_what_the_wallet_cannot_pay_and_wrong_wallets(chain: Anvil
     )
     with pytest.raises(ValueError, match="not the configured hot wallet"):
         strict.build_withdrawal(**build, asset="ETH", amount=1)  # type: ignore[arg-type]
+    built = adapter.build_withdrawal(**build, asset="ETH", amount=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not the hot wallet"):
+        strict.decode(UnsignedTransaction("anvil", built.payload, built.digests, "hot-1"))
+    adapter.release(built)
     assert adapter.nonce_book.reserved(HOT_ADDRESS) == {}  # nothing was reserved by a refused build
 
 
@@ -358,6 +363,24 @@ def test_node_down_pauses_the_tracker_and_a_restart_resumes(tmp_path: Path) -> N
         adapter.close()
         book.close()
         node.stop()
+
+
+def test_a_hung_node_times_out_as_a_node_fault(chain: AnvilChain, tmp_path: Path) -> None:
+    """A node that accepts connections but never answers (SIGSTOP) is a NodeFault after rpc_timeout."""
+    adapter = EvmAdapter(network(chain.node.url, rpc_timeout=0.3), nonce_book=NonceBook(tmp_path / "n.sqlite"))
+    process = chain.node.process
+    assert process is not None
+    try:
+        assert adapter.tip_height() >= 0
+        process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(NodeFault, match="Timeout"):
+                adapter.scan(1, {OUTSIDE})
+        finally:
+            process.send_signal(signal.SIGCONT)
+        assert adapter.tip_height() >= 0
+    finally:
+        adapter.close()
 
 
 # -- plugin -------------------------------------------------------------------------------------------------------
