@@ -23,7 +23,6 @@ import coincurve
 
 from exchange_bitcoin.address import (
     address_of_script,
-    deposit_public_key,
     normalize_xpub,
     p2wpkh_address,
     p2wpkh_script,
@@ -32,7 +31,7 @@ from exchange_bitcoin.address import (
 from exchange_bitcoin.network import NetworkParams
 from exchange_bitcoin.psbt import Spend, WithdrawalPsbt, build_psbt, estimate_vsize, finalize, read_psbt, txid_of
 from exchange_bitcoin.rpc import NodeUnavailable, RpcClient, RpcError
-from exchange_framework.chains.hd import account_path
+from exchange_framework.chains.hd import account_path, derive_public_key, derive_xpub
 from exchange_framework.interfaces import (
     BlockHeader,
     DecodedTransaction,
@@ -92,7 +91,7 @@ class UtxoChainAdapter:
         max_fee_rate: int = 1_000_000,
         min_input_confirmations: int = 1,
     ) -> None:
-        normalize_xpub(deposit_xpub)  # fail at start-up, not on the first deposit address
+        xpub = normalize_xpub(deposit_xpub)  # fail at start-up, not on the first deposit address
         for label, value, low in (
             ("required_confirmations", required_confirmations, 1),
             ("conf_target", conf_target, 1),
@@ -114,7 +113,7 @@ class UtxoChainAdapter:
         self.fallback_fee = fallback_fee  # atomic units per 1,000 virtual bytes
         self.max_fee_rate = max_fee_rate
         self.min_input_confirmations = min_input_confirmations
-        self._xpub = deposit_xpub
+        self._external = derive_xpub(xpub, (0,))  # the receive chain m/84'/coin'/0'/0, derived once
         self._checked = False
         self._wallet_ready = False
         self._watched: set[str] = set()
@@ -171,7 +170,8 @@ class UtxoChainAdapter:
     def deposit_address(self, account: int) -> DepositAddress:
         """Return ``account``'s BIP84 P2WPKH address: child ``0/<account>`` of the account key (no memo)."""
         chain, index = account_path(account)
-        return DepositAddress(p2wpkh_address(deposit_public_key(self._xpub, chain, index), self.params))
+        assert chain == 0
+        return DepositAddress(p2wpkh_address(derive_public_key(self._external, (index,)), self.params))
 
     def validate_address(self, address: str) -> bool:
         """Return whether ``address`` is a segwit (bech32/bech32m) or base58check address of this network."""
