@@ -51,6 +51,7 @@ class AnvilNode:
 
     def __init__(self, *, chain_id: int = 31337, port: int | None = None, state_file: Path | None = None) -> None:
         self.chain_id = chain_id
+        self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.state_file = state_file
         self.url = f"http://127.0.0.1:{self.port}"
@@ -58,7 +59,19 @@ class AnvilNode:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> AnvilNode:
-        """Start anvil (automine off) and wait until it answers."""
+        """Start anvil (automine off) and wait until it answers; a port taken meanwhile is replaced (3 tries)."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except OSError:
+                if self._fixed_port or attempt == 2:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                self.rpc = JsonRpcClient(self.url, timeout=10.0)
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> AnvilNode:
         command = [
             str(find_anvil()),
             "--host", "127.0.0.1",
@@ -76,9 +89,13 @@ class AnvilNode:
                 self.rpc.call("eth_chainId")
                 return self
             except NodeFault:
-                if self.process.poll() is not None:
+                code = self.process.poll()
+                if code is not None:
                     error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                    raise RuntimeError(f"anvil exited with {self.process.returncode}: {error[:500]}") from None
+                    if self.process.stderr is not None:
+                        self.process.stderr.close()
+                    self.process = None
+                    raise OSError(f"anvil exited with {code}: {error[:500]}") from None
                 if time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"anvil did not answer on {self.url} within {timeout} s") from None
