@@ -420,8 +420,8 @@ class EvmAdapter:
 
         Both the fee cap and the tip rise by at least 12.5% (nodes refuse replacements below +10%), and to today's
         estimate if that is higher; ``max_fee`` asks for a specific cap instead (it must clear the same bar). The
-        replacement goes through decode, policy and signing like any withdrawal; once either is mined, the other
-        reports DROPPED.
+        replacement goes through decode, policy and signing like any withdrawal; once either is mined at depth, the
+        other reports DROPPED.
         """
         self.decode(unsigned)
         source, _, tx = unpack_payload(unsigned.payload)
@@ -571,27 +571,35 @@ class EvmAdapter:
     def transaction_status(self, txid: str) -> TransactionStatus:
         """Return where ``txid`` stands on the best chain.
 
-        A transaction the node no longer has is DROPPED once another transaction used its nonce (it was replaced);
-        if its nonce is still open and this adapter broadcast it, it is sent again and reported PENDING. A mined
-        transaction that reverted moved nothing: it is DROPPED, with its block.
+        DROPPED is final: a transaction the node no longer has is DROPPED once another transaction used its nonce at
+        the network's confirmation depth (it was replaced), and a mined transaction that reverted (it moved nothing)
+        once its block is that deep; before that both are PENDING. A transaction this adapter broadcast whose nonce
+        is still open but which the node forgot is sent again and reported PENDING.
         """
         txid = txid.lower()
-        for _ in range(2):
-            tx = self.rpc.call("eth_getTransactionByHash", txid)
-            if tx is not None:
-                return self._mined_status(txid, tx)
-            record = self.nonce_book.broadcast(txid)
-            if record is None:
+        tx = self.rpc.call("eth_getTransactionByHash", txid)
+        if tx is not None:
+            return self._mined_status(txid, tx)
+        record = self.nonce_book.broadcast(txid)
+        if record is None:
+            return TransactionStatus(txid, TxState.UNKNOWN)
+        tip = self.tip_height()
+        latest = _qty(self.rpc.call("eth_getTransactionCount", record.address, hex(tip)), "nonce")
+        if latest <= record.nonce:
+            try:
+                self._send(record.raw, txid)
+            except ValueError:
                 return TransactionStatus(txid, TxState.UNKNOWN)
-            used = _qty(self.rpc.call("eth_getTransactionCount", record.address, "latest"), "nonce")
-            if used <= record.nonce:
-                try:
-                    self._send(record.raw, txid)
-                except ValueError:
-                    return TransactionStatus(txid, TxState.UNKNOWN)
-                return TransactionStatus(txid, TxState.PENDING)
-            # the nonce is used: by this transaction mined just now (look again), or by a replacement
-        return TransactionStatus(txid, TxState.DROPPED)
+            return TransactionStatus(txid, TxState.PENDING)
+        tx = self.rpc.call("eth_getTransactionByHash", txid)  # the nonce is used: by this one, mined meanwhile?
+        if tx is not None:
+            return self._mined_status(txid, tx)
+        deep = max(tip - self.required_confirmations + 1, 0)
+        try:
+            final = _qty(self.rpc.call("eth_getTransactionCount", record.address, hex(deep)), "nonce")
+        except RpcError:  # a pruned node without that block's state: the latest count has to do
+            final = latest
+        return TransactionStatus(txid, TxState.DROPPED if final > record.nonce else TxState.PENDING)
 
     def _mined_status(self, txid: str, tx: Mapping[str, Any]) -> TransactionStatus:
         if tx.get("blockNumber") is None:
@@ -601,7 +609,8 @@ class EvmAdapter:
             return TransactionStatus(txid, TxState.PENDING)
         height = _qty(receipt["blockNumber"], "blockNumber")
         block_hash = str(receipt.get("blockHash", "")).lower()
+        confirmations = max(_qty(tip, "eth_blockNumber") - height + 1, 1)
         if _qty(receipt.get("status"), "receipt status") != 1:
-            return TransactionStatus(txid, TxState.DROPPED, 0, height, block_hash)
-        confirmations = _qty(tip, "eth_blockNumber") - height + 1
-        return TransactionStatus(txid, TxState.CONFIRMED, max(confirmations, 1), height, block_hash)
+            final = confirmations >= self.required_confirmations
+            return TransactionStatus(txid, TxState.DROPPED if final else TxState.PENDING, 0, height, block_hash)
+        return TransactionStatus(txid, TxState.CONFIRMED, confirmations, height, block_hash)

@@ -13,6 +13,7 @@ from exchange_evm import EvmAdapter, InsufficientFunds, NodeFault, NonceBook, pa
 from exchange_evm import adapter as adapter_module
 from exchange_evm.anvil import AnvilNode
 from exchange_evm.codec import parse_signed, unpack_payload
+from exchange_evm.devtoken import balance_slot
 
 from exchange_framework.engine.commands import Command
 from exchange_framework.engine.engine import MatchingEngine
@@ -221,6 +222,19 @@ def test_native_and_token_withdrawals_reach_the_destination(chain: AnvilChain, a
     assert nonces == [0, 1]
 
 
+def test_a_reverted_token_withdrawal_is_dropped_once_final(chain: AnvilChain, adapter: EvmAdapter) -> None:
+    """The tokens leave the hot wallet between build and mining: the transfer reverts and moves nothing."""
+    _, txid = withdraw(adapter, TOKEN_SYMBOL, 1_000)
+    chain.rpc.call("anvil_setStorageAt", TOKEN, balance_slot(HOT_ADDRESS), "0x" + bytes(32).hex())
+    chain.mine()
+    status = adapter.transaction_status(txid)
+    assert status.state is TxState.PENDING and status.block_height == chain.tip()  # mined, reverted, not final
+    chain.mine(2)
+    status = adapter.transaction_status(txid)
+    assert status.state is TxState.DROPPED and status.confirmations == 0 and status.block_hash
+    assert token_balance(chain, OUTSIDE) == 0
+
+
 def test_legacy_network_builds_eip155_transactions(chain: AnvilChain, tmp_path: Path) -> None:
     adapter = EvmAdapter(network(chain.node.url, legacy=True), nonce_book=NonceBook(tmp_path / "n.sqlite"))
     try:
@@ -264,7 +278,9 @@ def test_fee_bump_replaces_the_transaction_and_the_original_is_dropped(chain: An
     second_txid = adapter.broadcast(adapter.assemble(bumped, [sign(HOT_KEY, bumped.digests[0])]))
     chain.mine(2)
     assert adapter.transaction_status(second_txid).state is TxState.CONFIRMED
-    assert adapter.transaction_status(first_txid).state is TxState.DROPPED
+    assert adapter.transaction_status(first_txid).state is TxState.PENDING  # replaced, but not yet final
+    chain.mine(1)
+    assert adapter.transaction_status(first_txid).state is TxState.DROPPED  # the replacement is 3 deep
     assert int(chain.rpc.call("eth_getBalance", OUTSIDE, "latest"), 16) == 10**15  # paid once
 
 
