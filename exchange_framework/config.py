@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from exchange_framework.custody.policy_config import CustodySettings, custody_problems
 from exchange_framework.engine.market import AssetSpec, MarketSpec
 from exchange_framework.money import (
     MoneyError,
@@ -313,6 +314,7 @@ class ExchangeConfig(_Table):
     ledger: LedgerSettings = LedgerSettings()
     plugins: PluginSettings = PluginSettings()
     audit: AuditSettings = AuditSettings()
+    custody: CustodySettings | None = None
     wallet: WalletSettings = WalletSettings()
     portal: PortalSettings = PortalSettings()
 
@@ -332,6 +334,9 @@ class ExchangeConfig(_Table):
             )
         for symbol, market in self.markets.items():
             problems.extend(_convert_market(symbol, market, self.assets, self.fees)[1])
+        if self.custody is not None:
+            decimals = {symbol: asset.decimals for symbol, asset in self.assets.items()}
+            problems.extend(Problem(*p) for p in custody_problems(self.custody, decimals))
         if problems:
             raise PydanticCustomError(
                 "exchange_config",

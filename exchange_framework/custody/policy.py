@@ -26,6 +26,7 @@ from exchange_framework.custody.policy_state import StateFile
 from exchange_framework.custody.rules import PolicyConfig, RuleAction, Tier
 from exchange_framework.custody.velocity import VelocityEvent, breached_limits, prune
 from exchange_framework.custody.whitelist import (
+    DEFAULT_CHANGE_TTL_NS,
     PendingChange,
     Whitelist,
     WhitelistApprovers,
@@ -150,7 +151,8 @@ class PolicyState(msgspec.Struct):
 class PolicyEngine:
     """Checks withdrawals against the custody policy, collects approvals, and releases approved ones to signers.
 
-    ``state_path`` is the JSON file the state is kept in (None keeps it in memory: tests only). Every public
+    ``state_path`` is the JSON file the state is kept in (None keeps it in memory: tests only); ``change_ttl_ns`` is
+    how long a whitelist change may collect signatures. Every public
     method is safe to call from several threads. If the audit log or the state file cannot be written, the call
     raises and nothing is decided; a failed save also stops the engine (restart it to reload the saved state).
     """
@@ -164,10 +166,11 @@ class PolicyEngine:
         clock: Clock,
         state_path: str | os.PathLike[str] | None = None,
         fsync: bool = True,
+        change_ttl_ns: int = DEFAULT_CHANGE_TTL_NS,
     ) -> None:
         problems = config.problems()
         if problems:
-            raise PolicyError("invalid custody policy:\n" + "\n".join(problems))
+            raise PolicyError("invalid custody policy:\n" + "\n".join(map(str, problems)))
         self.config = config
         self._audit = audit
         self._clock = clock
@@ -184,6 +187,7 @@ class PolicyEngine:
             state=self._state.whitelist,
             on_change=self._whitelist_changed,
             lock=self._lock,
+            change_ttl_ns=change_ttl_ns,
         )
 
     # -- withdrawals ---------------------------------------------------------------------------------------------

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import NamedTuple
 
 import msgspec
 
 __all__ = [
     "Network",
     "PolicyConfig",
+    "PolicyProblem",
     "Rule",
     "RuleAction",
     "Tier",
@@ -116,6 +118,17 @@ class Wallet(msgspec.Struct, frozen=True):
     key_id: str | None = None
 
 
+class PolicyProblem(NamedTuple):
+    """One mistake in a policy configuration: where (a key path under ``[custody]``), the value, and what to do."""
+
+    path: tuple[str | int, ...]
+    value: object
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class PolicyConfig(msgspec.Struct, frozen=True):
     """Everything the policy engine decides with (see ``docs/custody-policy.md``)."""
 
@@ -148,71 +161,91 @@ class PolicyConfig(msgspec.Struct, frozen=True):
                 return rule
         return None
 
-    def problems(self) -> list[str]:
-        """Return one line per mistake in the configuration (empty if it is usable)."""
-        problems: list[str] = []
+    def problems(self) -> list[PolicyProblem]:
+        """Return every mistake in the configuration (empty if it is usable), each with where it is."""
+        problems: list[PolicyProblem] = []
+
+        def add(path: tuple[str | int, ...], value: object, message: str) -> None:
+            problems.append(PolicyProblem(path, value, message))
+
         chains = [n.chain for n in self.networks]
         for chain in sorted({c for c in chains if chains.count(c) > 1}):
-            problems.append(f"network {chain!r} is configured more than once")
+            add(("networks", chain), chain, f"network {chain!r} is configured more than once")
         for n in self.networks:
             if not n.chain_id:
-                problems.append(f"network {n.chain!r}: chain_id must not be empty")
+                add(("networks", n.chain, "chain_id"), n.chain_id, f"network {n.chain!r}: chain_id must not be empty")
             if n.max_fee is not None and n.max_fee < 0:
-                problems.append(f"network {n.chain!r}: max_fee must not be negative")
+                add(("networks", n.chain, "max_fee"), n.max_fee, f"network {n.chain!r}: max_fee must not be negative")
         seen_wallets: set[tuple[str, str]] = set()
-        for w in self.wallets:
+        for i, w in enumerate(self.wallets):
             if (w.chain, w.address) in seen_wallets:
-                problems.append(f"wallet {w.chain}:{w.address} is listed more than once")
+                add(("wallets", i), w.address, f"wallet {w.chain}:{w.address} is listed more than once")
             seen_wallets.add((w.chain, w.address))
             if w.chain not in chains:
-                problems.append(f"wallet {w.chain}:{w.address}: no network {w.chain!r} is configured")
+                add(
+                    ("wallets", i, "chain"),
+                    w.chain,
+                    f"wallet {w.chain}:{w.address}: no network {w.chain!r} is configured",
+                )
         for name, members in self.groups.items():
             if not members:
-                problems.append(f"approver group {name!r} has no members")
+                add(("groups", name), [], f"approver group {name!r} has no members")
         names = [r.name for r in self.rules]
-        for i, rule in enumerate(self.rules, start=1):
-            where = f"rule {i} ({rule.name!r})"
+        for i, rule in enumerate(self.rules):
+            where = f"rule {i + 1} ({rule.name!r})"
+            path: tuple[str | int, ...] = ("rules", i)
             if not rule.name:
-                problems.append(f"rule {i}: needs a name (it is recorded with every decision)")
+                add((*path, "name"), rule.name, f"rule {i + 1}: needs a name (it is recorded with every decision)")
             elif names.count(rule.name) > 1:
-                problems.append(f"{where}: another rule has the same name")
+                add((*path, "name"), rule.name, f"{where}: another rule has the same name")
             if rule.chain is not None and rule.chain not in chains:
-                problems.append(f"{where}: no network {rule.chain!r} is configured")
+                add((*path, "chain"), rule.chain, f"{where}: no network {rule.chain!r} is configured")
             if (rule.min_amount is not None or rule.max_amount is not None) and rule.asset is None:
-                problems.append(f"{where}: amount bounds need an asset (amounts are in that asset's atomic units)")
+                add(path, rule.name, f"{where}: amount bounds need an asset (amounts are in that asset's atomic units)")
             for key, value in (("min_amount", rule.min_amount), ("max_amount", rule.max_amount)):
                 if value is not None and value < 0:
-                    problems.append(f"{where}: {key} must not be negative")
+                    add((*path, key), value, f"{where}: {key} must not be negative")
             if rule.min_amount is not None and rule.max_amount is not None and rule.min_amount > rule.max_amount:
-                problems.append(f"{where}: min_amount is above max_amount, so the rule can never match")
+                add(
+                    (*path, "min_amount"),
+                    rule.min_amount,
+                    f"{where}: min_amount is above max_amount, so the rule can never match",
+                )
             if rule.action is RuleAction.APPROVE:
                 if rule.group is None:
-                    problems.append(f"{where}: action 'approve' needs a group of approvers")
+                    add((*path, "group"), None, f"{where}: action 'approve' needs a group of approvers")
                 elif rule.group not in self.groups:
                     known = ", ".join(sorted(self.groups)) or "none defined"
-                    problems.append(f"{where}: unknown approver group {rule.group!r} (groups: {known})")
+                    add(
+                        (*path, "group"),
+                        rule.group,
+                        f"{where}: unknown approver group {rule.group!r} (groups: {known})",
+                    )
                 elif not 1 <= rule.approvals <= len(self.groups[rule.group]):
-                    problems.append(
+                    add(
+                        (*path, "approvals"),
+                        rule.approvals,
                         f"{where}: approvals must be between 1 and the size of group {rule.group!r} "
-                        f"({len(self.groups[rule.group])}), not {rule.approvals}"
+                        f"({len(self.groups[rule.group])}), not {rule.approvals}",
                     )
             elif rule.approvals or rule.group is not None:
-                problems.append(f"{where}: only action 'approve' takes approvals and a group")
+                add(path, rule.name, f"{where}: only action 'approve' takes approvals and a group")
         if not self.rules:
-            problems.append("no rules: every withdrawal would be blocked; add at least one rule")
+            add(("rules",), [], "no rules: every withdrawal would be blocked; add at least one rule")
         limit_names = [limit.name for limit in self.limits]
-        for limit in self.limits:
+        for i, limit in enumerate(self.limits):
             where = f"velocity limit {limit.name!r}"
+            path = ("limits", i)
             if limit_names.count(limit.name) > 1:
-                problems.append(f"{where}: another limit has the same name")
+                add((*path, "name"), limit.name, f"{where}: another limit has the same name")
             if limit.window_ns <= 0:
-                problems.append(f"{where}: the window must be positive")
+                add((*path, "window"), limit.window_ns, f"{where}: the window must be positive")
             if limit.max_amount < 0:
-                problems.append(f"{where}: max_amount must not be negative")
+                add((*path, "max_amount"), limit.max_amount, f"{where}: max_amount must not be negative")
             if limit.chain is not None and limit.chain not in chains:
-                problems.append(f"{where}: no network {limit.chain!r} is configured")
+                add((*path, "chain"), limit.chain, f"{where}: no network {limit.chain!r} is configured")
         if self.approval_ttl_ns <= 0:
-            problems.append("approval_ttl must be positive")
+            add(("approval_ttl",), self.approval_ttl_ns, "approval_ttl must be positive")
         if self.release_ttl_ns <= 0:
-            problems.append("release_ttl must be positive")
+            add(("release_ttl",), self.release_ttl_ns, "release_ttl must be positive")
         return problems

@@ -22,6 +22,7 @@ from exchange_framework.audit import AuditLog, canonical_json
 
 __all__ = [
     "CHAIN_WIDE",
+    "DEFAULT_CHANGE_TTL_NS",
     "MESSAGE_PREFIX",
     "ChangeStatus",
     "PendingChange",
@@ -38,7 +39,8 @@ CHAIN_WIDE = ""
 """The ``asset`` of an entry that whitelists an address for every asset of its chain."""
 MESSAGE_PREFIX = b"exchange-framework whitelist change v1\n"
 """Domain separation: what every signed whitelist message starts with, so no other signature can be replayed."""
-DEFAULT_CHANGE_TTL_NS = 72 * 3600 * 10**9  # three days to collect signatures
+DEFAULT_CHANGE_TTL_NS = 72 * 3600 * 10**9
+"""How long a proposed change may collect signatures unless configured otherwise: three days."""
 
 
 class WhitelistError(Exception):
