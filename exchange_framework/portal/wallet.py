@@ -184,7 +184,9 @@ class WalletPages:
             return self._asset_page(
                 request, user.id, user.has_totp, service, asset, error=str(exc), status=400, values=values
             )
-        message = f"Withdrawal {withdrawal.id} of {withdrawal.amount} {asset} requested: {withdrawal.stage.value}."
+        message = (
+            f"Withdrawal {withdrawal.id} of {withdrawal.amount} {asset} requested; stage: {withdrawal.stage.value}."
+        )
         return self.web.redirect(request, f"/wallet/{asset}", message, "success")
 
     async def cancel(self, request: Request) -> Response:

@@ -29,10 +29,13 @@
   var asksBody = document.getElementById("book-asks");
   var spreadCell = document.getElementById("book-spread");
 
+  function num(text) {  // "1.50000000" -> "1.5", as the server-rendered tables show numbers
+    return text.indexOf(".") >= 0 ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
+  }
   function row(price, qty, cls) {
     var tr = document.createElement("tr");
-    var a = document.createElement("td"); a.className = "num " + cls; a.textContent = price;
-    var b = document.createElement("td"); b.className = "num"; b.textContent = qty;
+    var a = document.createElement("td"); a.className = "num " + cls; a.textContent = num(price);
+    var b = document.createElement("td"); b.className = "num"; b.textContent = num(qty);
     tr.appendChild(a); tr.appendChild(b);
     return tr;
   }
@@ -94,7 +97,8 @@
     var hi = Math.max.apply(null, shown.map(function (c) { return c[2]; }));
     if (hi === lo) { hi += Math.abs(hi) * 0.01 || 1; lo -= Math.abs(lo) * 0.01 || 1; }
     var y = function (p) { return 8 + (h - 24) * (hi - p) / (hi - lo); };
-    var step = (w - pad) / 90;
+    var slots = Math.max(40, shown.length);  // the newest candle at the right edge, at most 90 shown
+    var step = (w - pad) / slots;
     ctx.strokeStyle = "rgba(128,128,128,0.3)";
     ctx.fillStyle = style.getPropertyValue("--muted") || "#888";
     ctx.font = "11px sans-serif";
@@ -105,12 +109,12 @@
     var up = style.getPropertyValue("--buy").trim() || "#2ea043";
     var down = style.getPropertyValue("--sell").trim() || "#f85149";
     shown.forEach(function (c, i) {
-      var x = i * step + step / 2;
+      var x = (slots - shown.length + i) * step + step / 2;
       var colour = c[4] >= c[1] ? up : down;
       ctx.strokeStyle = colour; ctx.fillStyle = colour;
       ctx.beginPath(); ctx.moveTo(x, y(c[2])); ctx.lineTo(x, y(c[3])); ctx.stroke();
       var top = y(Math.max(c[1], c[4])), bottom = y(Math.min(c[1], c[4]));
-      ctx.fillRect(x - Math.max(1, step * 0.35), top, Math.max(2, step * 0.7), Math.max(1, bottom - top));
+      ctx.fillRect(x - Math.max(1, step * 0.35), top - 1, Math.max(2, step * 0.7), Math.max(2, bottom - top));
     });
   }
   function putCandle(c) {
@@ -131,7 +135,7 @@
   var tradesBody = document.getElementById("public-trades");
   function addTrade(t) {
     var tr = document.createElement("tr");
-    [[t.p, "num " + (t.m ? "sell" : "buy")], [t.q, "num"], [new Date(t.T).toISOString().slice(11, 19) + " UTC", ""]]
+    [[num(t.p), "num " + (t.m ? "sell" : "buy")], [num(t.q), "num"], [new Date(t.T).toISOString().slice(11, 19) + " UTC", ""]]
       .forEach(function (cell) { var td = document.createElement("td"); td.textContent = cell[0]; td.className = cell[1]; tr.appendChild(td); });
     tradesBody.insertBefore(tr, tradesBody.firstChild);
     while (tradesBody.children.length > 30) tradesBody.removeChild(tradesBody.lastChild);

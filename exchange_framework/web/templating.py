@@ -58,6 +58,14 @@ def _ms_time(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1e3, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _num(value: object) -> str:
+    """A decimal string without trailing zeros (``"1.50000000"`` -> ``"1.5"``, ``"100.000"`` -> ``"100"``)."""
+    text = str(value)
+    if "." in text and text.replace(".", "", 1).lstrip("-").isdigit():
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
 def make_environment(config: ExchangeConfig, pm: pluggy.PluginManager) -> jinja2.Environment:
     """Build the autoescaping template environment and let plugins adjust it (``prepare_jinja2_environment``)."""
     loader = jinja2.ChoiceLoader(
@@ -69,6 +77,7 @@ def make_environment(config: ExchangeConfig, pm: pluggy.PluginManager) -> jinja2
     env = jinja2.Environment(loader=loader, autoescape=True, auto_reload=False)
     env.filters["ns_time"] = _ns_time
     env.filters["ms_time"] = _ms_time
+    env.filters["num"] = _num
     env.globals["brand"] = config.brand
     pm.hook.prepare_jinja2_environment(env=env, config=config)
     return env

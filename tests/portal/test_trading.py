@@ -149,7 +149,7 @@ def test_a_fill_shows_on_the_page_in_fills_and_the_book(
 ) -> None:
     order(trader, price="45000", quantity="0.02")
     page = trader.get("/trade/BTCUSDT").text
-    assert re.search(r'class="num buy">45000\.0+</td><td class="num">0\.02', page)  # server-rendered book
+    assert re.search(r'class="num buy">45000</td><td class="num">0\.02<', page)  # server-rendered book
     rest_order(bob_rest, side="SELL", type="MARKET", quantity="0.02")
     page = trader.get("/trade/BTCUSDT").text
     assert page.count('class="fill-row"') == 1 and "maker" in page
