@@ -28,7 +28,6 @@ from exchange_evm.address import (
 )
 from exchange_evm.codec import (
     SECP256K1_N,
-    TRANSFER_TOPIC,
     TYPE_EIP1559,
     TYPE_LEGACY,
     EvmTx,
@@ -41,8 +40,9 @@ from exchange_evm.codec import (
     unpack_payload,
 )
 from exchange_evm.nonces import NonceBook
-from exchange_evm.rpc import JsonRpcClient, NodeFault, RpcError
-from exchange_evm.settings import NetworkSettings
+from exchange_evm.rpc import JsonRpcClient, NodeFault, RpcError, hex_data, quantity
+from exchange_evm.settings import NetworkSettings, TokenSettings
+from exchange_evm.watch import BlockScanner
 from exchange_framework.chains.hd import account_path, derive_public_key, validate_xpub
 from exchange_framework.interfaces import (
     BlockHeader,
@@ -50,49 +50,18 @@ from exchange_framework.interfaces import (
     DepositAddress,
     ScannedBlock,
     TransactionStatus,
-    Transfer,
     TxState,
     UnsignedTransaction,
 )
 
-__all__ = ["EvmAdapter", "InsufficientFunds", "TokenInfo"]
+__all__ = ["EvmAdapter", "InsufficientFunds"]
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
-_TOPIC_FILTER_LIMIT = 1_000  # above this many watched addresses, filter Transfer logs here instead of at the node
 _HALF_N = SECP256K1_N // 2
 
 
 class InsufficientFunds(ValueError):
     """The hot wallet cannot pay a withdrawal and its fee; the message names the shortfall."""
-
-
-class TokenInfo:
-    """An ERC-20 token as the adapter knows it."""
-
-    __slots__ = ("contract", "decimals", "symbol")
-
-    def __init__(self, symbol: str, contract: str, decimals: int) -> None:
-        self.symbol = symbol
-        self.contract = contract
-        self.decimals = decimals
-
-
-def _qty(value: object, what: str) -> int:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise NodeFault(f"{what}: expected a hex quantity, got {value!r}")
-    try:
-        return int(value, 16)
-    except ValueError:
-        raise NodeFault(f"{what}: expected a hex quantity, got {value!r}") from None
-
-
-def _hex_bytes(value: object, what: str) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise NodeFault(f"{what}: expected hex data, got {str(value)[:80]!r}")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise NodeFault(f"{what}: expected hex data, got {str(value)[:80]!r}") from None
 
 
 def _deposit_prefix(xpub: str) -> tuple[int, ...]:
@@ -124,14 +93,13 @@ class EvmAdapter:
         self.chain_id = str(network.chain_id)
         self.native_asset = network.native_symbol
         self.required_confirmations = network.confirmations
-        self.tokens: dict[str, TokenInfo] = {
-            t.symbol: TokenInfo(t.symbol, t.contract, t.decimals) for t in network.tokens
-        }
-        self._by_contract = {t.contract.lower(): t for t in self.tokens.values()}
+        self.tokens: dict[str, TokenSettings] = {t.symbol: t for t in network.tokens}
+        self._by_contract = {t.contract.lower(): t for t in network.tokens}
         self.decimals: dict[str, int] = {network.native_symbol: network.native_decimals} | {
             t.symbol: t.decimals for t in self.tokens.values()
         }
         self.rpc = rpc if rpc is not None else JsonRpcClient(network.rpc_url, timeout=network.rpc_timeout)
+        self.scanner = BlockScanner(self.rpc, network.native_symbol, network.tokens)
         self._book_or_factory = nonce_book
         self._book: NonceBook | None = nonce_book if isinstance(nonce_book, NonceBook) else None
         self._book_lock = threading.Lock()
@@ -184,143 +152,19 @@ class EvmAdapter:
 
     def tip_height(self) -> int:
         """Return the node's best block number."""
-        return _qty(self.rpc.call("eth_blockNumber"), "eth_blockNumber")
-
-    @staticmethod
-    def _header(block: Mapping[str, Any], height: int) -> BlockHeader:
-        if _qty(block.get("number"), "block number") != height:
-            raise NodeFault(f"asked for block {height}, the node answered block {block.get('number')!r}")
-        hash_, parent = block.get("hash"), block.get("parentHash")
-        if not isinstance(hash_, str) or not isinstance(parent, str) or len(hash_) != 66 or len(parent) != 66:
-            raise NodeFault(f"block {height} has a malformed hash or parent hash")
-        return BlockHeader(height, hash_.lower(), parent.lower())
+        return quantity(self.rpc.call("eth_blockNumber"), "eth_blockNumber")
 
     def block_header(self, height: int) -> BlockHeader | None:
         """Return the best chain's header at ``height``, ``None`` above the tip."""
-        if height < 0:
-            return None
-        block = self.rpc.call("eth_getBlockByNumber", hex(height), False)
-        return None if block is None else self._header(block, height)
+        return self.scanner.header(height)
 
     def scan(self, from_height: int, addresses: Collection[str], *, max_blocks: int = 100) -> list[ScannedBlock]:
         """Return best-chain blocks from ``from_height`` with the native and token transfers paying ``addresses``.
 
-        Transfers of a block are in chain order (transaction index, then log index). A native payment's index is 0;
-        a token transfer's is its log index. If the chain changes between the block and log requests, the scan
-        raises :class:`NodeFault` and the next call starts again.
+        See :meth:`exchange_evm.watch.BlockScanner.scan`: transfers in chain order, a native payment's index 0 and a
+        token transfer's its log index; :class:`NodeFault` if the chain moves during the scan (call again).
         """
-        if from_height < 0 or max_blocks < 1:
-            raise ValueError("from_height must be >= 0 and max_blocks >= 1")
-        watched = {a.lower(): a for a in addresses}
-        raw_blocks = self.rpc.batch(
-            [("eth_getBlockByNumber", [hex(h), True]) for h in range(from_height, from_height + max_blocks)]
-        )
-        blocks: list[Mapping[str, Any]] = []
-        for block in raw_blocks:
-            if block is None:
-                break
-            blocks.append(block)
-        if not blocks:
-            return []
-        headers = [self._header(b, from_height + i) for i, b in enumerate(blocks)]
-        for i in range(1, len(headers)):
-            if headers[i].parent_hash != headers[i - 1].hash:  # the chain changed while the batch was read
-                del headers[i:], blocks[i:]
-                break
-        found: dict[int, list[tuple[tuple[int, int], Transfer]]] = {h.height: [] for h in headers}
-        if watched:
-            self._native_transfers(blocks, headers, watched, found)
-            if self._by_contract:
-                self._token_transfers(headers, watched, found)
-        return [
-            ScannedBlock(h, tuple(t for _, t in sorted(found[h.height], key=lambda item: item[0]))) for h in headers
-        ]
-
-    def _native_transfers(
-        self,
-        blocks: Sequence[Mapping[str, Any]],
-        headers: Sequence[BlockHeader],
-        watched: Mapping[str, str],
-        found: dict[int, list[tuple[tuple[int, int], Transfer]]],
-    ) -> None:
-        candidates: list[tuple[BlockHeader, Mapping[str, Any]]] = []
-        for block, header in zip(blocks, headers, strict=True):
-            for tx in block.get("transactions") or ():
-                if not isinstance(tx, dict):
-                    raise NodeFault(f"block {header.height}: transactions are not objects")
-                to = tx.get("to")
-                if isinstance(to, str) and to.lower() in watched and _qty(tx.get("value"), "value") > 0:
-                    candidates.append((header, tx))
-        if not candidates:
-            return
-        receipts = self.rpc.batch([("eth_getTransactionReceipt", [tx["hash"]]) for _, tx in candidates])
-        for (header, tx), receipt in zip(candidates, receipts, strict=True):
-            if receipt is None or str(receipt.get("blockHash", "")).lower() != header.hash:
-                raise NodeFault(f"the chain changed during the scan (receipt of {tx['hash']}); scan again")
-            if _qty(receipt.get("status"), "receipt status") != 1:
-                continue  # reverted: the value did not move
-            to = str(tx["to"]).lower()
-            transfer = Transfer(
-                txid=str(tx["hash"]).lower(),
-                index=0,
-                asset=self.native_asset,
-                amount=_qty(tx.get("value"), "value"),
-                address=watched[to],
-                source_addresses=(to_checksum_address(str(tx.get("from"))),),
-            )
-            found[header.height].append(((_qty(tx.get("transactionIndex"), "transactionIndex"), -1), transfer))
-
-    def _token_transfers(
-        self,
-        headers: Sequence[BlockHeader],
-        watched: Mapping[str, str],
-        found: dict[int, list[tuple[tuple[int, int], Transfer]]],
-    ) -> None:
-        topics: list[object] = [
-            "0x" + TRANSFER_TOPIC.hex(),
-            None,
-            ["0x" + bytes(12).hex() + a[2:] for a in watched] if len(watched) <= _TOPIC_FILTER_LIMIT else None,
-        ]
-        logs = self.rpc.call(
-            "eth_getLogs",
-            {
-                "fromBlock": hex(headers[0].height),
-                "toBlock": hex(headers[-1].height),
-                "address": [t.contract for t in self._by_contract.values()],
-                "topics": topics,
-            },
-        )
-        if not isinstance(logs, list):
-            raise NodeFault(f"eth_getLogs answered {str(logs)[:80]!r}")
-        by_height = {h.height: h for h in headers}
-        for log in logs:
-            if not isinstance(log, dict) or log.get("removed"):
-                continue
-            height = _qty(log.get("blockNumber"), "log blockNumber")
-            header = by_height.get(height)
-            if header is None or str(log.get("blockHash", "")).lower() != header.hash:
-                raise NodeFault(f"the chain changed during the scan (a log of block {height}); scan again")
-            token = self._by_contract.get(str(log.get("address", "")).lower())
-            log_topics = log.get("topics") or []
-            if token is None or len(log_topics) != 3 or str(log_topics[0]).lower() != "0x" + TRANSFER_TOPIC.hex():
-                continue  # another contract, or an ERC-721 Transfer (4 topics)
-            to = "0x" + str(log_topics[2])[-40:].lower()
-            data = _hex_bytes(log.get("data"), "log data")
-            if to not in watched or len(data) != 32:
-                continue
-            amount = int.from_bytes(data, "big")
-            if amount == 0:
-                continue
-            log_index = _qty(log.get("logIndex"), "logIndex")
-            transfer = Transfer(
-                txid=str(log.get("transactionHash")).lower(),
-                index=log_index,
-                asset=token.symbol,
-                amount=amount,
-                address=watched[to],
-                source_addresses=(to_checksum_address("0x" + str(log_topics[1])[-40:]),),
-            )
-            found[height].append(((_qty(log.get("transactionIndex"), "transactionIndex"), log_index), transfer))
+        return self.scanner.scan(from_height, addresses, max_blocks=max_blocks)
 
     # -- withdrawals: build ----------------------------------------------------------------------------------------
 
@@ -332,16 +176,16 @@ class EvmAdapter:
         blocks of base-fee rises.
         """
         if self.network.legacy:
-            price = _qty(self.rpc.call("eth_gasPrice"), "eth_gasPrice")
+            price = quantity(self.rpc.call("eth_gasPrice"), "eth_gasPrice")
             return price, price
         tip_answer, history = self.rpc.batch(
             [("eth_maxPriorityFeePerGas", []), ("eth_feeHistory", [hex(10), "latest", [50]])]
         )
-        tip = _qty(tip_answer, "eth_maxPriorityFeePerGas")
+        tip = quantity(tip_answer, "eth_maxPriorityFeePerGas")
         if not isinstance(history, dict) or not history.get("baseFeePerGas"):
             raise NodeFault(f"eth_feeHistory answered {str(history)[:120]!r}")
-        next_base = _qty(history["baseFeePerGas"][-1], "baseFeePerGas")
-        rewards = sorted(_qty(r[0], "reward") for r in history.get("reward") or [] if r)
+        next_base = quantity(history["baseFeePerGas"][-1], "baseFeePerGas")
+        rewards = sorted(quantity(r[0], "reward") for r in history.get("reward") or [] if r)
         if rewards:
             tip = max(tip, rewards[len(rewards) // 2])
         return 2 * next_base + tip, tip
@@ -388,15 +232,15 @@ class EvmAdapter:
             balance_of = "0x70a08231" + bytes(12).hex() + source[2:].lower()
             calls.append(("eth_call", [{"to": token.contract, "data": balance_of}, "pending"]))
         answers = self.rpc.batch(calls)
-        pending, native = _qty(answers[0], "nonce"), _qty(answers[1], "balance")
+        pending, native = quantity(answers[0], "nonce"), quantity(answers[1], "balance")
         if token is not None:
-            held = int.from_bytes(_hex_bytes(answers[2], "balanceOf"), "big")
+            held = int.from_bytes(hex_data(answers[2], "balanceOf"), "big")
             if held < amount:
                 raise InsufficientFunds(f"{source} holds {held} {asset}, needs {amount} (short by {amount - held})")
             estimate = self.rpc.call(
                 "eth_estimateGas", {"from": source, "to": token.contract, "data": "0x" + data.hex()}
             )
-            gas = _qty(estimate, "eth_estimateGas") * (100 + self.network.gas_margin_percent) // 100
+            gas = quantity(estimate, "eth_estimateGas") * (100 + self.network.gas_margin_percent) // 100
             to, value = address_bytes(token.contract), 0
         else:
             data, gas, to, value = b"", self.network.gas_limit_native, address_bytes(destination), amount
@@ -584,7 +428,7 @@ class EvmAdapter:
         if record is None:
             return TransactionStatus(txid, TxState.UNKNOWN)
         tip = self.tip_height()
-        latest = _qty(self.rpc.call("eth_getTransactionCount", record.address, hex(tip)), "nonce")
+        latest = quantity(self.rpc.call("eth_getTransactionCount", record.address, hex(tip)), "nonce")
         if latest <= record.nonce:
             try:
                 self._send(record.raw, txid)
@@ -596,7 +440,7 @@ class EvmAdapter:
             return self._mined_status(txid, tx)
         deep = max(tip - self.required_confirmations + 1, 0)
         try:
-            final = _qty(self.rpc.call("eth_getTransactionCount", record.address, hex(deep)), "nonce")
+            final = quantity(self.rpc.call("eth_getTransactionCount", record.address, hex(deep)), "nonce")
         except RpcError:  # a pruned node without that block's state: the latest count has to do
             final = latest
         return TransactionStatus(txid, TxState.DROPPED if final > record.nonce else TxState.PENDING)
@@ -607,10 +451,10 @@ class EvmAdapter:
         receipt, tip = self.rpc.batch([("eth_getTransactionReceipt", [txid]), ("eth_blockNumber", [])])
         if receipt is None or receipt.get("blockNumber") is None:
             return TransactionStatus(txid, TxState.PENDING)
-        height = _qty(receipt["blockNumber"], "blockNumber")
+        height = quantity(receipt["blockNumber"], "blockNumber")
         block_hash = str(receipt.get("blockHash", "")).lower()
-        confirmations = max(_qty(tip, "eth_blockNumber") - height + 1, 1)
-        if _qty(receipt.get("status"), "receipt status") != 1:
+        confirmations = max(quantity(tip, "eth_blockNumber") - height + 1, 1)
+        if quantity(receipt.get("status"), "receipt status") != 1:
             final = confirmations >= self.required_confirmations
             return TransactionStatus(txid, TxState.DROPPED if final else TxState.PENDING, 0, height, block_hash)
         return TransactionStatus(txid, TxState.CONFIRMED, confirmations, height, block_hash)

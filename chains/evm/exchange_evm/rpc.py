@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["JsonRpcClient", "NodeFault", "RpcError"]
+__all__ = ["JsonRpcClient", "NodeFault", "RpcError", "hex_data", "quantity"]
 
 
 class NodeFault(ConnectionError):
@@ -31,6 +31,26 @@ class RpcError(Exception):
         self.method = method
         self.code = code
         self.message = message
+
+
+def quantity(value: object, what: str) -> int:
+    """Return a JSON-RPC hex quantity (``"0x1a"``) as an int; :class:`NodeFault` naming ``what`` if it is not one."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise NodeFault(f"{what}: expected a hex quantity, got {str(value)[:80]!r}")
+    try:
+        return int(value, 16)
+    except ValueError:
+        raise NodeFault(f"{what}: expected a hex quantity, got {str(value)[:80]!r}") from None
+
+
+def hex_data(value: object, what: str) -> bytes:
+    """Return JSON-RPC hex data (``"0x..."``) as bytes; :class:`NodeFault` naming ``what`` if it is not that."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise NodeFault(f"{what}: expected hex data, got {str(value)[:80]!r}")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise NodeFault(f"{what}: expected hex data, got {str(value)[:80]!r}") from None
 
 
 class JsonRpcClient:

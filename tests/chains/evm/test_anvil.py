@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from bip_utils import Bip32Slip10Secp256k1
 from eth_account import Account
-from exchange_evm import EvmAdapter, InsufficientFunds, NodeFault, NonceBook, parse_settings
-from exchange_evm import adapter as adapter_module
+from exchange_evm import EvmAdapter, InsufficientFunds, NodeFault, NonceBook, parse_settings, watch
 from exchange_evm.anvil import AnvilNode
 from exchange_evm.codec import parse_signed, unpack_payload
 from exchange_evm.devtoken import balance_slot
@@ -197,7 +196,7 @@ def test_scan_filters_logs_locally_when_too_many_addresses_are_watched(
     chain.deposit(adapter.deposit_address(77), TOKEN_SYMBOL, 43)
     chain.mine()
     at_node = adapter.scan(start, watched)
-    monkeypatch.setattr(adapter_module, "_TOPIC_FILTER_LIMIT", 0)
+    monkeypatch.setattr(watch, "TOPIC_FILTER_LIMIT", 0)
     local = adapter.scan(start, watched)
     assert at_node == local and [t.amount for b in local for t in b.transfers] == [42]
 
