@@ -57,6 +57,7 @@ from exchange_framework.interfaces import (
 __all__ = ["EvmAdapter", "InsufficientFunds"]
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
+_NONCE_USED = ("nonce too low", "oldnonce")
 _HALF_N = SECP256K1_N // 2
 
 
@@ -237,13 +238,14 @@ class EvmAdapter:
             held = int.from_bytes(hex_data(answers[2], "balanceOf"), "big")
             if held < amount:
                 raise InsufficientFunds(f"{source} holds {held} {asset}, needs {amount} (short by {amount - held})")
-            estimate = self.rpc.call(
-                "eth_estimateGas", {"from": source, "to": token.contract, "data": "0x" + data.hex()}
-            )
-            gas = quantity(estimate, "eth_estimateGas") * (100 + self.network.gas_margin_percent) // 100
             to, value = address_bytes(token.contract), 0
         else:
-            data, gas, to, value = b"", self.network.gas_limit_native, address_bytes(destination), amount
+            if native < amount:
+                raise InsufficientFunds(
+                    f"{source} holds {native} wei of {self.native_asset}, needs {amount} (short by {amount - native})"
+                )
+            data, to, value = b"", address_bytes(destination), amount
+        gas = self._estimate_gas(source, to, value, data)
         max_fee, tip = self.estimate_fees()
         needed = value + gas * max_fee
         if native < needed:
@@ -255,6 +257,21 @@ class EvmAdapter:
         kind = TYPE_LEGACY if self.network.legacy else TYPE_EIP1559
         tx = EvmTx(kind, self.network.chain_id, nonce, max_fee, tip, gas, to, value, data)
         return self._unsigned(address_bytes(source), tx, key_id)
+
+    def _estimate_gas(self, source: str, to: bytes, value: int, data: bytes) -> int:
+        # eth_estimateGas plus the margin, or exactly 21,000 for a plain payment to an account without code.
+        # Estimating (rather than assuming 21,000) matters on rollups such as Arbitrum, whose gas covers the L1 data
+        # cost too, and for destinations that are contracts.
+        request = {"from": source, "to": to_checksum_address(to), "value": hex(value), "data": "0x" + data.hex()}
+        try:
+            estimate = quantity(self.rpc.call("eth_estimateGas", request), "eth_estimateGas")
+        except RpcError as exc:
+            raise ValueError(
+                f"{self.name} cannot estimate gas for this withdrawal (it would fail): {exc.message}"
+            ) from None
+        if estimate == 21_000 and not data:
+            return estimate
+        return estimate * (100 + self.network.gas_margin_percent) // 100
 
     def _unsigned(self, source: bytes, tx: EvmTx, key_id: str) -> UnsignedTransaction:
         return UnsignedTransaction(self.name, pack_payload(source, tx), (keccak256(encode_unsigned(tx)),), key_id)
@@ -387,7 +404,7 @@ class EvmAdapter:
             message = exc.message.lower()
             if any(marker in message for marker in _ALREADY_KNOWN):
                 return txid
-            if "nonce too low" in message and self.rpc.call("eth_getTransactionByHash", txid) is not None:
+            if any(m in message for m in _NONCE_USED) and self.rpc.call("eth_getTransactionByHash", txid) is not None:
                 return txid  # already mined
             raise ValueError(f"{self.name} refused the transaction: {exc.message}") from None
         if not isinstance(answer, str) or answer.lower() != txid:

@@ -84,8 +84,7 @@ class NetworkSettings(_Strict):
     tokens: tuple[TokenSettings, ...] = ()
     legacy: StrictBool = False  # build legacy EIP-155 transactions (for networks without EIP-1559)
     rpc_timeout: float = Field(default=10.0, gt=0)
-    gas_limit_native: StrictInt = Field(default=21_000, ge=21_000)
-    gas_margin_percent: StrictInt = Field(default=25, ge=0, le=400)  # added to eth_estimateGas for token transfers
+    gas_margin_percent: StrictInt = Field(default=25, ge=0, le=400)  # added to eth_estimateGas (not to 21,000)
     nonce_hold_seconds: StrictInt = Field(default=900, ge=1)  # a built, never broadcast nonce is free again after this
 
     @field_validator("hot_wallet_address")

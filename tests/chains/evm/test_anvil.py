@@ -321,6 +321,8 @@ def test_build_refuses_what_the_wallet_cannot_pay_and_wrong_wallets(chain: Anvil
         adapter.build_withdrawal(**build, asset="ETH", amount=10**24)  # type: ignore[arg-type]
     with pytest.raises(InsufficientFunds, match="short by"):
         adapter.build_withdrawal(**build, asset=TOKEN_SYMBOL, amount=10**13)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cannot estimate gas"):  # the dev token reverts a plain payment
+        adapter.build_withdrawal(key_id="hot-1", public_key=HOT_PUBLIC, destination=TOKEN, asset="ETH", amount=1)
     with pytest.raises(ValueError, match="memo"):
         adapter.build_withdrawal(**build, asset="ETH", amount=1, memo="x")  # type: ignore[arg-type]
     strict = EvmAdapter(
