@@ -23,7 +23,7 @@ Clock = Callable[[], int]
 
 
 class AuditLog:
-    """Append-only, hash-chained log of operator actions; safe to append from several threads of one process.
+    """Append-only, hash-chained log of operator actions; safe to append from several threads and processes.
 
     Build it with :meth:`open` (the embedded file store) or around any :class:`AuditStore`. Times come from the
     injected ``clock`` unless an append passes ``ts_ns``.
@@ -98,19 +98,21 @@ class AuditLog:
         :class:`~exchange_framework.audit.store.AuditError` if the store cannot write: callers must then not
         proceed with the action (fail closed).
         """
-        with self._lock:
-            last = self._store.last()
-            entry = AuditEntry.create(
+        body = {} if details is None else details
+
+        def build(last: AuditEntry | None) -> AuditEntry:  # called with the log locked: times follow seq order
+            return AuditEntry.create(
                 seq=1 if last is None else last.seq + 1,
                 ts_ns=self._clock() if ts_ns is None else ts_ns,
                 actor=actor,
                 action=action,
                 target=target,
-                details={} if details is None else details,
+                details=body,
                 prev_hash=GENESIS_HASH if last is None else last.hash,
             )
-            self._store.append(entry)
-            return entry
+
+        with self._lock:
+            return self._store.append(build)
 
     def entries(
         self, *, actor: str | None = None, action: str | None = None, target: str | None = None

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -79,8 +79,12 @@ class AuditStore(Protocol):
         """Return the newest entry, or None if the log is empty."""
         ...
 
-    def append(self, entry: AuditEntry) -> None:
-        """Store ``entry`` durably before returning; it must follow :meth:`last` (the log checks that)."""
+    def append(self, build: Callable[[AuditEntry | None], AuditEntry]) -> AuditEntry:
+        """Store durably, and return, the entry ``build`` makes from the newest stored entry (None if empty).
+
+        Atomic with respect to every other writer of the same log: no entry may be stored between the one passed
+        to ``build`` and the one it returns (a file lock, or a database transaction with a unique ``seq``).
+        """
         ...
 
     def entries(self) -> Iterator[AuditEntry]:
@@ -151,8 +155,10 @@ def _line_start(fd: int, end: int) -> int:
 class FileAuditStore:
     """The embedded default :class:`AuditStore`: one append-only file, one canonical JSON entry per line.
 
-    One process at a time may open a log for writing (an exclusive ``flock``); a second raises :class:`AuditError`.
-    Opening reads only the newest entry (and finds a torn last line); checking the whole chain is
+    Several processes may append to the same file: each append holds an exclusive ``flock`` while it reads the
+    newest entry (if another process has appended since) and writes its own. Threads of one process must share
+    one store through :class:`~exchange_framework.audit.AuditLog`, which serialises them. Opening reads only the
+    newest entry (and finds a torn last line); checking the whole chain is
     :func:`~exchange_framework.audit.verify.verify`'s job. ``fsync=False`` is for tests only.
     """
 
@@ -164,22 +170,39 @@ class FileAuditStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        self._size = 0
+        self._last: AuditEntry | None = None
         try:
-            if sys.platform != "win32":
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise AuditError(f"{self.path}: the audit log is open for writing in another process") from None
             if created and self._fsync:
                 fsync_directory(self.path.parent)
-            self._last = self._read_last(recover_torn_tail)
+            with self._locked():
+                self._refresh(recover=recover_torn_tail)
         except BaseException:
             os.close(self._fd)
             raise
 
-    def _read_last(self, recover: bool) -> AuditEntry | None:
-        # Only the end of the file is read: whole-chain checks are verify()'s job, and opening stays fast.
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._fd < 0:
+            raise AuditError(f"{self.path}: the audit log is closed")
+        if sys.platform == "win32":  # pragma: no cover - no flock: one writing process only
+            yield
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _refresh(self, *, recover: bool = False) -> None:
+        """Re-read the newest entry if the file changed since this store last wrote or read it (lock held)."""
         size = os.fstat(self._fd).st_size
+        if size == self._size:
+            return
+        self._last, self._size = self._read_last(size, recover), os.fstat(self._fd).st_size
+
+    def _read_last(self, size: int, recover: bool) -> AuditEntry | None:
+        # Only the end of the file is read: whole-chain checks are verify()'s job, and appending stays fast.
         if size == 0:
             return None
         tail_start = _line_start(self._fd, size)
@@ -214,33 +237,42 @@ class FileAuditStore:
         self.recovered = tail
 
     def last(self) -> AuditEntry | None:
-        """Return the newest entry, or None if the log is empty."""
-        return self._last
+        """Return the newest entry (written by any process), or None if the log is empty."""
+        with self._locked():
+            self._refresh()
+            return self._last
 
-    def append(self, entry: AuditEntry) -> None:
-        """Write ``entry``'s line and fsync it; a failed write is cut off again so no torn line is left behind."""
-        if self._fd < 0:
-            raise AuditError(f"{self.path}: the audit log is closed")
-        data = entry.line()
-        size = os.fstat(self._fd).st_size
-        try:
-            written = 0
-            while written < len(data):
-                written += os.write(self._fd, data[written:])
-            if self._fsync:
-                datasync(self._fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, size)
-            raise AuditError(f"{self.path}: cannot append to the audit log: {exc}") from exc
-        self._last = entry
+    def append(self, build: Callable[[AuditEntry | None], AuditEntry]) -> AuditEntry:
+        """Write the entry ``build`` makes from the newest one, and fsync it, holding the file lock throughout.
+
+        A failed write is cut off again so no torn line is left behind. If the log ends in a torn line (another
+        writer crashed mid-append), raise :class:`TornTailError` and write nothing.
+        """
+        with self._locked():
+            self._refresh()
+            entry = build(self._last)
+            data = entry.line()
+            size = self._size
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(self._fd, data[written:])
+                if self._fsync:
+                    datasync(self._fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, size)
+                raise AuditError(f"{self.path}: cannot append to the audit log: {exc}") from exc
+            self._last = entry
+            self._size = size + len(data)
+            return entry
 
     def entries(self) -> Iterator[AuditEntry]:
         """Yield every entry in the file, oldest first (a torn last line is skipped: it is not an entry)."""
         return read_entries(self.path)
 
     def close(self) -> None:
-        """Close the file (and release the writer's lock)."""
+        """Close the file."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

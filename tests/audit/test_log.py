@@ -129,19 +129,38 @@ def test_details_are_read_only(tmp_path: Path) -> None:
             entry.details["new"] = 1  # type: ignore[index]
 
 
-def test_a_second_writer_process_is_refused(tmp_path: Path) -> None:
+WRITER = """
+import sys
+from exchange_framework.audit import AuditLog
+with AuditLog.open(sys.argv[1], fsync=False) as log:
+    for i in range(int(sys.argv[3])):
+        log.append(actor=sys.argv[2], action="x", details={"i": i})
+"""
+
+
+def test_several_processes_append_to_one_chain(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     path = tmp_path / "audit.log"
-    with AuditLog.open(path, fsync=False):
-        code = (
-            "import sys\nfrom exchange_framework.audit import AuditLog, AuditError\n"
-            f"try:\n    AuditLog.open({str(path)!r})\nexcept AuditError as e:\n    print(e); sys.exit(3)\n"
-        )
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 3, result.stderr
-    assert "open for writing in another process" in result.stdout
+    with AuditLog.open(path, fsync=False) as log:
+        log.append(actor="parent", action="start")
+        writers = [
+            subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"p{n}", "150"], stderr=subprocess.PIPE)
+            for n in range(3)
+        ]
+        for i in range(150):
+            log.append(actor="parent", action="x", details={"i": i})
+        for writer in writers:
+            _, err = writer.communicate(timeout=60)
+            assert writer.returncode == 0, err.decode()
+        last = log.append(actor="parent", action="end")  # sees the other processes' entries
+    report = verify(path)
+    assert report.ok, report.problem
+    assert report.entries == 2 + 4 * 150 == last.seq
+    with AuditLog.open(path, fsync=False) as log:
+        actors = [e.actor for e in log.entries()]
+    assert {a: actors.count(a) for a in set(actors)} == {"parent": 152, "p0": 150, "p1": 150, "p2": 150}
 
 
 def test_threads_append_safely(tmp_path: Path) -> None:
@@ -318,3 +337,16 @@ def test_long_entries_and_a_lone_torn_line(tmp_path: Path) -> None:
         head = log.head()
         assert head is not None and head.seq == 1 and head.prev_hash == GENESIS_HASH
     assert verify(lone).ok
+
+
+def test_a_torn_line_left_by_another_writer_stops_appends(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    with AuditLog.open(path, fsync=False) as log:
+        log.append(actor="a", action="b")
+        with path.open("ab") as other:
+            other.write(b'{"v":1,"seq":2')  # another process died mid-append
+        with pytest.raises(TornTailError, match="exchange audit recover"):
+            log.append(actor="a", action="c")
+        with pytest.raises(TornTailError):
+            log.head()
+    assert path.read_bytes().endswith(b'{"v":1,"seq":2')
