@@ -28,6 +28,7 @@ from exchange_bitcoin.address import (
     p2wpkh_script,
     script_of_address,
 )
+from exchange_bitcoin.coins import Utxo, fee_for, select_coins
 from exchange_bitcoin.network import NetworkParams
 from exchange_bitcoin.psbt import Spend, WithdrawalPsbt, build_psbt, estimate_vsize, finalize, read_psbt, txid_of
 from exchange_bitcoin.rpc import NodeUnavailable, RpcClient, RpcError
@@ -151,9 +152,10 @@ class UtxoChainAdapter:
                         f"{self.name}: the node's wallet is disabled; the adapter keeps the hot wallet's outputs in "
                         "a watch-only wallet: start the node without disablewallet"
                     ) from None
-                if exc.code != -18:  # -18: no such wallet yet
+                if exc.code == -18:  # no such wallet yet
+                    self.rpc.call("createwallet", self.wallet, True, True)  # watch-only, blank
+                elif exc.code != -35:  # -35: loaded meanwhile by another client
                     raise
-                self.rpc.call("createwallet", self.wallet, True, True)  # watch-only, blank
         self._wallet_ready = True
 
     def _watch(self, address: str) -> None:
@@ -259,7 +261,10 @@ class UtxoChainAdapter:
                 continue
             sources: tuple[str, ...] | None = None
             for out in tx["vout"]:
-                address = watched.get(bytes.fromhex(out["scriptPubKey"]["hex"]))
+                script_hex = out.get("scriptPubKey", {}).get("hex")
+                if out.get("ismweb") or not script_hex:
+                    continue  # Litecoin MWEB outputs are confidential: not transparent payments to an address
+                address = watched.get(bytes.fromhex(script_hex))
                 if address is None:
                     continue
                 if sources is None:
@@ -356,36 +361,29 @@ class UtxoChainAdapter:
             now = time.monotonic()
             self._reserved = {k: t for k, t in self._reserved.items() if now - t < INPUT_HOLD_SECONDS}
             unspent = self._wallet("listunspent", self.min_input_confirmations, _MAX_CONF, [hot_address])
-            candidates = sorted(
-                (
-                    (to_atomic(u["amount"]), str(u["txid"]), int(u["vout"]))
-                    for u in unspent
-                    if bytes.fromhex(u["scriptPubKey"]) == hot_script
-                    and (str(u["txid"]), int(u["vout"])) not in self._reserved
-                ),
-                key=lambda c: (-c[0], c[1], c[2]),
+            candidates = [
+                Utxo(to_atomic(u["amount"]), str(u["txid"]), int(u["vout"]))
+                for u in unspent
+                if bytes.fromhex(u["scriptPubKey"]) == hot_script
+                and (str(u["txid"]), int(u["vout"])) not in self._reserved
+            ]
+            selection = select_coins(
+                candidates,
+                amount=amount,
+                fee_rate=rate,
+                destination_script=destination_script,
+                change_script=hot_script,
+                dust=dust,
             )
-            chosen: list[tuple[int, str, int]] = []
-            total = 0
-            change = fee = 0
-            for candidate in candidates:
-                chosen.append(candidate)
-                total += candidate[0]
-                fee = math.ceil(rate * estimate_vsize(len(chosen), [destination_script, hot_script]) / 1000)
-                if total >= amount + fee + dust:
-                    change = total - amount - fee
-                    break
-                fee_alone = math.ceil(rate * estimate_vsize(len(chosen), [destination_script]) / 1000)
-                if total >= amount + fee_alone:
-                    change, fee = 0, total - amount  # the remainder is below dust: it goes to the fee
-                    break
-            else:
-                needed = amount + math.ceil(rate * estimate_vsize(max(1, len(chosen)), [destination_script]) / 1000)
+            if selection is None:
+                total = sum(c.value for c in candidates)
+                needed = amount + fee_for(rate, max(1, len(candidates)), [destination_script])
                 held = sum(1 for u in unspent if (str(u["txid"]), int(u["vout"])) in self._reserved)
                 raise InsufficientFunds(
                     f"{hot_address} has {total} spendable in {len(candidates)} outputs ({held} more reserved by "
                     f"unbroadcast withdrawals), needs about {needed} with the fee: short by {needed - total}"
                 )
+            chosen, change = selection.inputs, selection.change
             for _, txid, vout in chosen:
                 self._reserved[(txid, vout)] = now
         try:

@@ -344,7 +344,8 @@ def test_tampered_payloads_and_bad_signatures_are_refused(harness: LitecoinHarne
 
 
 def test_node_stopped_is_a_node_fault_and_a_restart_resumes(tmp_path: Path) -> None:
-    node = RegtestNode(tmp_path / "node").start()
+    # The node waits up to rpcservertimeout (30 s by default) for kept-alive RPC clients, such as the adapter, on stop.
+    node = RegtestNode(tmp_path / "node", extra_config="rpcservertimeout=3\n").start()
     try:
         node.mine(2)
         adapter = make_adapter(node, confirmations=1)
