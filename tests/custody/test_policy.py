@@ -435,3 +435,23 @@ def test_bad_policy_configuration_is_refused(tmp_path: Path, overrides: dict[str
             audit=AuditLog.open(tmp_path / "a.log", fsync=False),
             clock=Clock(),
         )
+
+
+def test_threads_never_overshoot_the_velocity_limit(env: Env) -> None:
+    import threading
+
+    engine = engine_of(env)
+    decisions: list[RequestStatus] = []
+
+    def work(t: int) -> None:
+        for i in range(15):
+            decisions.append(engine.submit(**withdrawal(1_000 + t * 100 + i, 300)).status)  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert decisions.count(RequestStatus.APPROVED) == 5_000 // 300  # exactly what fits in the hourly limit
+    assert len(decisions) == 90
+    assert verify(env.tmp / "audit.log").ok

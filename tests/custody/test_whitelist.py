@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exchange_framework.audit import AuditLog, verify
 from exchange_framework.custody.whitelist import (
@@ -229,3 +232,54 @@ def test_cancel(whitelist: Whitelist, audit: AuditLog) -> None:
     with pytest.raises(WhitelistError, match="cancelled"):
         whitelist.approve(change.change_id, "bob", private_key("bob").sign(change.message()), now_ns=T0)
     assert "custody.whitelist.cancel" in actions(audit)
+
+
+SIGNERS = [*NAMES, "mallory"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(SIGNERS),  # who claims to sign
+            st.sampled_from(SIGNERS),  # whose key actually signs
+            st.sampled_from(["right", "other change", "garbage"]),
+            st.sampled_from([0, HOUR // 2, HOUR]),  # time passing before this signature
+        ),
+        max_size=10,
+    )
+)
+def test_a_change_applies_exactly_when_three_distinct_valid_timely_signatures_arrive(
+    attempts: list[tuple[str, str, str, int]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        audit = AuditLog.open(Path(tmp) / "audit.log", fsync=False)
+        whitelist = Whitelist(approvers(), audit)
+        change = whitelist.propose(
+            op="add", chain="ethereum", address="0xabc", proposer="ops", now_ns=T0, ttl_ns=2 * HOUR
+        )
+        other = whitelist.propose(op="add", chain="ethereum", address="0xdef", proposer="ops", now_ns=T0)
+        now, accepted = T0, set()
+        for claimed, actual, what, delay in attempts:
+            now += delay
+            message = {"right": change.message(), "other change": other.message(), "garbage": b"x"}[what]
+            signature = private_key(actual).sign(message)
+            valid = (
+                claimed == actual
+                and claimed in NAMES
+                and what == "right"
+                and claimed not in accepted
+                and now <= change.expires_ns
+                and len(accepted) < 3
+            )
+            try:
+                whitelist.approve(change.change_id, claimed, signature, now_ns=now)
+            except WhitelistError:
+                assert not valid
+            else:
+                assert valid
+                accepted.add(claimed)
+            assert whitelist.allows("ethereum", "ETH", "0xabc", now) == (len(accepted) >= 3)
+        entries = list(audit.entries())
+        assert len(entries) == 2 + len(attempts) + (1 if len(accepted) >= 3 else 0)  # every attempt audited
+        audit.close()
