@@ -49,13 +49,21 @@ def free_port() -> int:
 class AnvilNode:
     """One anvil process: ``start()``, ``stop()``, ``url`` and a JSON-RPC client ``rpc``."""
 
-    def __init__(self, *, chain_id: int = 31337, port: int | None = None, state_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        chain_id: int = 31337,
+        port: int | None = None,
+        state_file: Path | None = None,
+        rpc_timeout: float = 30.0,
+    ) -> None:
         self.chain_id = chain_id
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.state_file = state_file
         self.url = f"http://127.0.0.1:{self.port}"
-        self.rpc = JsonRpcClient(self.url, timeout=10.0)
+        self.rpc_timeout = rpc_timeout
+        self.rpc = JsonRpcClient(self.url, timeout=rpc_timeout)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> AnvilNode:
@@ -68,7 +76,7 @@ class AnvilNode:
                     raise
                 self.port = free_port()
                 self.url = f"http://127.0.0.1:{self.port}"
-                self.rpc = JsonRpcClient(self.url, timeout=10.0)
+                self.rpc = JsonRpcClient(self.url, timeout=self.rpc_timeout)
         raise AssertionError("unreachable")
 
     def _start(self, timeout: float) -> AnvilNode:
@@ -84,22 +92,30 @@ class AnvilNode:
             command += ["--state", str(self.state_file)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.rpc.call("eth_chainId")
-                return self
-            except NodeFault:
-                code = self.process.poll()
-                if code is not None:
-                    error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                    if self.process.stderr is not None:
-                        self.process.stderr.close()
-                    self.process = None
-                    raise OSError(f"anvil exited with {code}: {error[:500]}") from None
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"anvil did not answer on {self.url} within {timeout} s") from None
-                time.sleep(0.05)
+        probe = JsonRpcClient(self.url, timeout=1.0)
+        try:
+            while True:
+                try:
+                    probe.call("eth_chainId")
+                    return self
+                except NodeFault:
+                    self._check_alive(deadline, timeout)
+                    time.sleep(0.05)
+        finally:
+            probe.close()
+
+    def _check_alive(self, deadline: float, timeout: float) -> None:
+        assert self.process is not None
+        code = self.process.poll()
+        if code is not None:
+            error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+            self.process = None
+            raise OSError(f"anvil exited with {code}: {error[:500]}")
+        if time.monotonic() > deadline:
+            self.stop()
+            raise RuntimeError(f"anvil did not answer on {self.url} within {timeout} s")
 
     def stop(self) -> None:
         """Stop anvil (SIGTERM, then SIGKILL after 10 s); with a state file, anvil saves its state on the way out."""
