@@ -1,6 +1,6 @@
 """A small JSON-RPC client for Bitcoin Core and its forks (litecoind): HTTP basic auth, batches, exact amounts.
 
-Our own (about a hundred lines over ``http.client``) rather than a library: the node's API is plain JSON-RPC 1.0,
+Our own (under two hundred lines over ``http.client``) rather than a library: the node's API is plain JSON-RPC 1.0,
 and what we need from a client is specific — amounts parsed as :class:`~decimal.Decimal` (never float), batched
 calls for block scans, one kept-alive connection per client, and every transport failure turned into
 :class:`NodeUnavailable` so that callers can tell a node fault (retry later) from a refusal (:class:`RpcError`).
