@@ -440,6 +440,17 @@ class PolicyEngine:
             self._check_running()
             return self.whitelist.approve(change_id, approver, signature, now_ns=self._clock())
 
+    def cancel_whitelist_change(self, change_id: str, *, actor: str, reason: str = "") -> None:
+        """Withdraw a pending whitelist change (audited)."""
+        with self._lock:
+            self._check_running()
+            self.whitelist.cancel(change_id, actor, now_ns=self._clock(), reason=reason)
+
+    def pending_whitelist_changes(self) -> list[PendingChange]:
+        """Return the whitelist changes still collecting signatures now."""
+        with self._lock:
+            return self.whitelist.pending(self._clock())
+
     def close(self) -> None:
         """Release the state file's lock."""
         if self._file is not None:
@@ -585,7 +596,12 @@ class PolicyEngine:
         self._state = state
 
     def _decision(self, record: WithdrawalRecord, now: int) -> PolicyDecision:
-        counting = self._counting(record, now) if record.status is RequestStatus.PENDING else []
+        if record.status is RequestStatus.PENDING:
+            counting = self._counting(record, now)
+        elif record.status in (RequestStatus.APPROVED, RequestStatus.RELEASED, RequestStatus.EXPIRED):
+            counting = self._counting(record, record.decided_ns)  # the approvals that decided it
+        else:
+            counting = []
         return PolicyDecision(
             request_id=record.request_id,
             withdrawal_id=record.withdrawal.withdrawal_id,

@@ -98,3 +98,12 @@ def test_recover_moves_a_torn_tail_aside(log_path: Path) -> None:
     assert run("audit", "verify", str(log_path))[0] == 0
     code, out, _ = run("audit", "recover", str(log_path), "--actor", "ops")
     assert code == 0 and "nothing to recover" in out
+
+
+def test_verify_shows_progress_on_long_files(log_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exchange_framework.cli.audit as audit_cli
+
+    monkeypatch.setattr(audit_cli, "PROGRESS_FROM_BYTES", 1)
+    code, out, err = run("audit", "verify", str(log_path))
+    assert code == 0 and out.startswith("ok: 3 entries")
+    assert f"verifying {log_path}" in err

@@ -242,7 +242,7 @@ def test_large_withdrawal_needs_two_distinct_approvals(env: Env) -> None:
     with pytest.raises(PolicyError, match="already approved"):
         engine.approve("w5", approver="bob")
     decision = engine.approve("w5", approver="carol")
-    assert decision.status is RequestStatus.APPROVED
+    assert decision.status is RequestStatus.APPROVED and decision.approvals == ("bob", "carol")
     approval = engine.release("w5")
     assert approval.approvers == ("bob", "carol")
     assert env.actions().count("custody.withdrawal.approve_refused") == 3
@@ -282,6 +282,17 @@ def test_approved_but_not_released_in_time_expires(env: Env) -> None:
     with pytest.raises(PolicyError, match="expired"):
         engine.release("w9")
     assert engine.status("w9").status is RequestStatus.EXPIRED
+
+
+def test_whitelist_changes_through_the_engine(env: Env) -> None:
+    engine = engine_of(env)
+    change = engine.propose_whitelist_change(op="add", chain="ethereum", address="0xNEW", proposer="ops")
+    assert [p.change.change_id for p in engine.pending_whitelist_changes()] == [change.change_id]
+    engine.cancel_whitelist_change(change.change_id, actor="ops", reason="wrong address")
+    assert engine.pending_whitelist_changes() == []
+    with pytest.raises(PolicyError, match="no network 'solana'"):
+        engine.propose_whitelist_change(op="add", chain="solana", address="x", proposer="ops")
+    assert env.actions()[-2:] == ["custody.whitelist.cancel", "custody.whitelist.propose_refused"]
 
 
 def test_release_rechecks_the_whitelist(env: Env) -> None:
