@@ -2,8 +2,8 @@
 
 - Deposit addresses are BIP44 ``m/44'/60'/0'/0/<account>`` keys derived from the configured xpub (the account key
   ``m/44'/60'/0'`` or its external chain ``m/44'/60'/0'/0``), EIP-55 checksummed.
-- ``scan`` reads blocks (with parent hashes) and ERC-20 ``Transfer`` logs of the configured token contracts in two
-  batched JSON-RPC requests; native payments count only when their receipt says the transaction succeeded.
+- ``scan`` (:class:`~exchange_evm.watch.BlockScanner`) reads blocks with parent hashes, native payments whose
+  receipt says they succeeded and the configured tokens' ERC-20 ``Transfer`` logs, in at most three requests.
 - Withdrawals are EIP-1559 transactions (legacy EIP-155 on networks configured ``legacy = true``) paying the
   native coin or calling ERC-20 ``transfer``. ``decode`` refuses any payload whose chain id is not this network's,
   before a signer sees it. Nonces come from the node's pending count and a :class:`NonceBook` on disk.
