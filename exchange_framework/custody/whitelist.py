@@ -258,8 +258,13 @@ class Whitelist:
     ) -> WhitelistChange:
         """Propose adding or removing an address; return the change approvers must sign (its :meth:`message`)."""
         with self._lock:
-            op = WhitelistOp(op)
             problems = []
+            requested = str(op)
+            try:
+                op = WhitelistOp(op)
+            except ValueError:
+                problems.append(f"op {op!r} must be 'add' or 'remove'")
+                op = WhitelistOp.ADD  # only to finish checking the rest; the proposal is refused
             if not chain or not address:
                 problems.append("a whitelist change needs a chain and an address")
             if address != address.strip():
@@ -281,7 +286,7 @@ class Whitelist:
                     actor=proposer,
                     action="custody.whitelist.propose_refused",
                     target=f"{chain}:{address}",
-                    details={"op": op.value, "asset": asset, "reasons": problems},
+                    details={"op": requested, "asset": asset, "reasons": problems},
                     ts_ns=now_ns,
                 )
                 raise WhitelistError("; ".join(problems))

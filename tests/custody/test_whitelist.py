@@ -192,6 +192,7 @@ def test_expired_change_is_refused(whitelist: Whitelist) -> None:
         ({"op": "add", "address": ""}, "needs a chain and an address"),
         ({"op": "add", "address": " 0xabc"}, "spaces"),
         ({"op": "add", "address": "0xabc", "cooling_off_ns": -1}, "cooling_off_ns"),
+        ({"op": "replace", "address": "0xabc"}, "must be 'add' or 'remove'"),
     ],
 )
 def test_bad_proposals_are_refused_and_audited(
