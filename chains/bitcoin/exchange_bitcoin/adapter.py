@@ -2,7 +2,8 @@
 
 - Deposit addresses: BIP84 P2WPKH, child ``0/<account>`` of the configured account key (m/84'/coin'/0').
 - Deposits: blocks read with ``getblock <hash> 2`` in JSON-RPC batches, outputs matched by output script.
-- Hot wallet UTXOs: a watch-only wallet in the node (created on first use, the hot address imported), read with
+- Hot wallet UTXOs: a watch-only wallet in the node (created on first use, the hot address imported as an address
+  in a legacy wallet or as an ``addr()`` descriptor in a descriptor wallet), read with
   ``listunspent``; the node keeps it right across reorgs and the mempool, where tracking outputs from scanned
   blocks ourselves would repeat that work (and ``scantxoutset`` reads the whole UTXO set and ignores the mempool).
   Inputs handed out by :meth:`build_withdrawal` are reserved in this process for :data:`INPUT_HOLD_SECONDS`.
@@ -164,8 +165,19 @@ class UtxoChainAdapter:
         info = self._wallet("getaddressinfo", address)
         if not (info.get("iswatchonly") or info.get("ismine")):
             # rescan: outputs paid to the hot address before it was imported become spendable too
-            self._wallet("importaddress", address, "hot", True)
+            try:
+                self._wallet("importaddress", address, "hot", True)
+            except RpcError as exc:
+                if "legacy" not in exc.message.lower():
+                    raise
+                self._import_descriptor(address)  # a descriptor wallet (Bitcoin Core's default since 23.0)
         self._watched.add(address)
+
+    def _import_descriptor(self, address: str) -> None:
+        descriptor = self._call("getdescriptorinfo", f"addr({address})")["descriptor"]
+        (result,) = self._wallet("importdescriptors", [{"desc": descriptor, "timestamp": 0, "label": "hot"}])
+        if not result.get("success"):
+            raise NodeMismatch(f"{self.name}: the node's wallet {self.wallet!r} would not watch {address}: {result}")
 
     # -- addresses ---------------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 from decimal import Decimal
@@ -11,6 +12,7 @@ import pytest
 from bip_utils import SegwitBech32Encoder
 from exchange_bitcoin import InsufficientFunds, NodeMismatch, NodeUnavailable
 from exchange_bitcoin.adapter import UtxoChainAdapter
+from exchange_bitcoin.coins import fee_for
 from exchange_bitcoin.plugin import adapter_from_settings
 from exchange_bitcoin.psbt import RBF_SEQUENCE, estimate_vsize, read_psbt
 from exchange_bitcoin.regtest import RegtestNode
@@ -434,3 +436,42 @@ def test_plugin_settings_errors_name_the_key(monkeypatch: pytest.MonkeyPatch) ->
         adapter_from_settings("ltc", {**base, "confirmations": "6"})
     with pytest.raises(ValueError, match="PRIVATE"):
         adapter_from_settings("ltc", {**base, "deposit_xpub": BIP84_ZPRV})
+
+
+def test_the_nodes_own_psbt_parser_reads_what_decode_reports(harness: LitecoinHarness) -> None:
+    unsigned = harness.adapter.build_withdrawal(
+        key_id="ltc-hot",
+        public_key=harness.hot_public_key,
+        destination=harness.withdrawal_destination,
+        asset="LTC",
+        amount=7_654_321,
+    )
+    decoded = harness.adapter.decode(unsigned)
+    psbt = base64.b64encode(unsigned.payload).decode()
+    node_view = harness.node.rpc.call("decodepsbt", psbt)
+    assert int(Decimal(node_view["fee"]) * 10**8) == decoded.fee
+    outputs = node_view["tx"]["vout"]
+    assert int(Decimal(outputs[0]["value"]) * 10**8) == 7_654_321
+    assert outputs[0]["scriptPubKey"]["addresses"] == [decoded.destination]
+    assert outputs[1]["scriptPubKey"]["addresses"] == [harness.hot_address]
+    assert [d["pubkey"] for d in node_view["outputs"][1]["bip32_derivs"]] == [harness.hot_public_key.hex()]
+    assert all(i["sequence"] == 0xFFFFFFFD for i in node_view["tx"]["vin"])
+    assert len(node_view["unknown"]) == 1 and b"litecoin-regtest".hex() in node_view["unknown"].values()
+    analysis = harness.node.rpc.call("analyzepsbt", psbt)
+    assert analysis["next"] == "signer"
+    assert all(i["has_utxo"] and not i["is_final"] for i in analysis["inputs"])
+
+
+def test_a_withdrawal_without_change_cannot_be_bumped(ltc_node: RegtestNode) -> None:
+    h = LitecoinHarness(ltc_node, funding=(20_000_000,))
+    try:
+        rate = h.adapter.fee_rate()
+        destination_script = bytes.fromhex("0014") + bytes(20)
+        amount = 20_000_000 - fee_for(rate, 1, [destination_script]) - 100  # 100 left over: below dust
+        unsigned, _, _ = withdraw(h, amount)
+        assert read_psbt(unsigned.payload).change == 0
+        assert h.adapter.decode(unsigned).fee == 20_000_000 - amount
+        with pytest.raises(ValueError, match="cannot bump"):
+            h.adapter.bump_fee(unsigned)
+    finally:
+        h.adapter.close()
