@@ -189,6 +189,15 @@ class PolicyEngine:
             lock=self._lock,
             change_ttl_ns=change_ttl_ns,
         )
+        if self.whitelist.discrepancies:
+            # Recorded, and the whitelist is the one the signed changes give: nothing unsigned is usable.
+            self._audit.append(
+                actor="custody",
+                action="custody.whitelist.state_discrepancy",
+                target=str(state_path),
+                details={"problems": self.whitelist.discrepancies},
+                ts_ns=self._clock(),
+            )
 
     # -- withdrawals ---------------------------------------------------------------------------------------------
 

@@ -114,6 +114,7 @@ class PendingChange(msgspec.Struct, frozen=True):
     change: WhitelistChange
     signatures: dict[str, bytes]
     status: ChangeStatus = ChangeStatus.PENDING
+    applied_ns: int = 0  # when the quorum was reached (APPLIED only)
 
 
 class WhitelistState(msgspec.Struct):
@@ -193,6 +194,8 @@ class Whitelist:
         self._on_change = on_change
         self._change_ttl_ns = change_ttl_ns
         self._lock = lock if lock is not None else threading.RLock()
+        self.discrepancies: list[str] = self._rebuild()
+        """What loading found wrong with the saved state (entries not backed by a signed quorum are dropped)."""
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -365,7 +368,7 @@ class Whitelist:
             )
             updated = PendingChange(change, signatures)
             if quorum:
-                updated = PendingChange(change, signatures, ChangeStatus.APPLIED)
+                updated = PendingChange(change, signatures, ChangeStatus.APPLIED, applied_ns=now_ns)
                 self._audit.append(
                     actor="custody",
                     action="custody.whitelist.applied",
@@ -401,6 +404,61 @@ class Whitelist:
             self._changed()
 
     # -- internals -----------------------------------------------------------------------------------------------
+
+    def _rebuild(self) -> list[str]:
+        """Derive the entries from the applied changes whose signatures verify; report what differs.
+
+        The saved entries are never trusted on their own: an address written into the state file by hand, or a
+        change whose signatures no longer verify (forged, or signed by an approver whose key was replaced), gives
+        no usable entry. Approvers must sign such a change again.
+        """
+        problems = []
+        numbered = []
+        for pending in self._state.changes:
+            number = pending.change.change_id.removeprefix("wl-")
+            if not number.isdigit():
+                problems.append(f"change {pending.change.change_id!r} has no valid id: ignored")
+                continue
+            numbered.append((int(number), pending))
+        numbered.sort(key=lambda item: item[0])
+        expected = list(range(1, len(numbered) + 1))
+        if [n for n, _ in numbered] != expected:
+            problems.append("the saved whitelist changes are not numbered 1, 2, 3, ...: some were removed")
+        entries: dict[tuple[str, str, str], WhitelistEntry] = {}
+        for _, pending in numbered:
+            if pending.status is not ChangeStatus.APPLIED:
+                continue
+            change = pending.change
+            valid = [n for n, sig in pending.signatures.items() if self.approvers.verify(n, sig, change.message())]
+            if len(valid) < self.approvers.quorum:
+                problems.append(
+                    f"change {change.change_id} ({change.describe()}) has {len(valid)} valid signatures of the "
+                    f"{self.approvers.quorum} required: not applied; approvers must sign it again"
+                )
+                continue
+            key = (change.chain, change.asset, change.address)
+            if change.op is WhitelistOp.ADD:
+                entries[key] = WhitelistEntry(
+                    change.chain,
+                    change.asset,
+                    change.address,
+                    change.label,
+                    pending.applied_ns + change.cooling_off_ns,
+                    change.change_id,
+                )
+            else:
+                entries.pop(key, None)
+        rebuilt = sorted(entries.values(), key=lambda e: (e.chain, e.asset, e.address))
+        saved = sorted(self._state.entries, key=lambda e: (e.chain, e.asset, e.address))
+        if rebuilt != saved:
+            extra = [f"{e.chain}:{e.address} ({e.asset or 'any asset'})" for e in saved if e not in rebuilt]
+            if extra:
+                problems.append("saved entries without a valid signed change were dropped: " + ", ".join(extra))
+            if not extra:
+                problems.append("saved entries differed from the signed changes: rebuilt from the changes")
+        self._state.entries = rebuilt
+        self._state.next_change = max(self._state.next_change, len(numbered) + 1)
+        return problems
 
     def _exact(self, chain: str, asset: str, address: str) -> WhitelistEntry | None:
         for entry in self._state.entries:

@@ -466,3 +466,53 @@ def test_threads_never_overshoot_the_velocity_limit(env: Env) -> None:
     assert decisions.count(RequestStatus.APPROVED) == 5_000 // 300  # exactly what fits in the hourly limit
     assert len(decisions) == 90
     assert verify(env.tmp / "audit.log").ok
+
+
+def test_entries_written_into_the_state_file_by_hand_are_not_usable(env: Env) -> None:
+    engine = engine_of(env)
+    engine.close()
+    path = env.tmp / "policy.json"
+    state = json.loads(path.read_text())
+    forged = dict(state["whitelist"]["entries"][0], address="0xATTACKER", asset="", change_id="wl-99")
+    state["whitelist"]["entries"].append(forged)
+    path.write_text(json.dumps(state))
+    engine = env.start()
+    assert not engine.whitelist.allows("ethereum", "ETH", "0xATTACKER", env.clock.now)
+    assert engine.whitelist.allows("ethereum", "ETH", FRIEND, env.clock.now)  # the signed entries stay
+    decision = engine.submit(**withdrawal(80, 10, destination="0xATTACKER"))  # type: ignore[arg-type]
+    assert decision.status is RequestStatus.BLOCKED
+    assert env.audit is not None
+    problems = list(env.audit.entries(action="custody.whitelist.state_discrepancy"))[-1].details["problems"]
+    assert "0xATTACKER" in " ".join(problems)
+
+
+def test_an_applied_change_short_of_valid_signatures_is_dropped_on_load(env: Env) -> None:
+    engine = engine_of(env)
+    engine.close()
+    path = env.tmp / "policy.json"
+    state = json.loads(path.read_text())
+    first = state["whitelist"]["changes"][0]  # FRIEND for ETH, signed by alice, bob and carol
+    first["signatures"]["bob"] = first["signatures"]["alice"]  # a signature that does not verify for bob
+    path.write_text(json.dumps(state))
+    engine = env.start()
+    assert not engine.whitelist.allows("ethereum", "ETH", FRIEND, env.clock.now)
+    assert engine.whitelist.allows("ethereum", "ETH", COOLING, env.clock.now + HOUR)  # the other change is intact
+    assert any("has 2 valid signatures of the 3 required" in p for p in engine.whitelist.discrepancies)
+
+
+def test_a_removed_change_is_noticed_on_load(env: Env) -> None:
+    engine = engine_of(env)
+    engine.close()
+    path = env.tmp / "policy.json"
+    state = json.loads(path.read_text())
+    del state["whitelist"]["changes"][0]
+    path.write_text(json.dumps(state))
+    engine = env.start()
+    assert any("not numbered 1, 2, 3" in p for p in engine.whitelist.discrepancies)
+    assert not engine.whitelist.allows("ethereum", "ETH", FRIEND, env.clock.now)
+
+
+def test_a_clean_restart_reports_nothing(env: Env) -> None:
+    engine = env.restart()
+    assert engine.whitelist.discrepancies == []
+    assert "custody.whitelist.state_discrepancy" not in env.actions()
