@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pluggy
 
-from exchange_framework.config import ExchangeConfig, JournalSettings, LedgerSettings
+from exchange_framework.config import AuditSettings, ExchangeConfig, JournalSettings, LedgerSettings
 from exchange_framework.engine.commands import Command, decode_command
 from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.engine.events import Event
@@ -57,12 +57,13 @@ class Applied:
 
 
 def with_data_dir(config: ExchangeConfig, data_dir: Path) -> ExchangeConfig:
-    """Return ``config`` with its journal (and an SQLite ledger) moved into ``data_dir``."""
+    """Return ``config`` with its journal, audit log (and an SQLite ledger) moved into ``data_dir``."""
     journal = JournalSettings(path=str(data_dir.resolve() / "commands.journal"), fsync=config.journal.fsync)
+    audit = AuditSettings(path=str(data_dir.resolve() / "audit.log"), fsync=config.audit.fsync)
     ledger = config.ledger
     if ledger.url.startswith("sqlite:"):
         ledger = LedgerSettings(url="sqlite:///" + str(data_dir.resolve() / "ledger.db"))
-    moved = config.model_copy(update={"journal": journal, "ledger": ledger})
+    moved = config.model_copy(update={"journal": journal, "ledger": ledger, "audit": audit})
     moved._source = config._source
     return moved
 

@@ -1,14 +1,15 @@
 """The exchange's web application: the REST API (and, as they land, streams, portal and admin) on one ASGI app.
 
 :func:`create_app` builds it from a config. Its lifespan starts the :class:`~exchange_framework.node.ExchangeNode`
-and opens the identity store; plugins add routes (``register_routes``, matched first) and middleware
-(``asgi_wrapper``).
+and opens the identity store and the operator audit log (:func:`open_audit_log`); plugins add routes
+(``register_routes``, matched first) and middleware (``asgi_wrapper``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from exchange_framework.api.openapi import openapi_document
 from exchange_framework.api.ratelimit import Limits, RateLimiter
 from exchange_framework.api.units import Units
 from exchange_framework.api.userstream import ListenKeys, UserStreamPublisher
+from exchange_framework.audit import AuditLog
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.identity import IdentityStore
 from exchange_framework.marketdata import Hub, MarketData, StreamPublisher
@@ -35,7 +37,9 @@ from exchange_framework.node import ExchangeNode
 from exchange_framework.plugins import make_plugin_manager
 from exchange_framework.wallet.setup import make_wallet
 
-__all__ = ["SECURITY_HEADERS", "ExchangeApp", "api_endpoints", "create_app"]
+__all__ = ["SECURITY_HEADERS", "ExchangeApp", "api_endpoints", "create_app", "open_audit_log"]
+
+_log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -116,6 +120,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         identity.create_schema()
+        audit = open_audit_log(config, ctx)
         await node.start()
         ticker = asyncio.create_task(publisher.run(), name="market-data streams")
         if wallet is not None:
@@ -134,6 +139,9 @@ def create_app(
                 await ticker
             await node.close()
             identity.close()
+            if audit is not None:
+                ctx.extras.pop("audit", None)
+                audit.close()
 
     plugin_routes: list[BaseRoute] = [r for routes in pm.hook.register_routes(config=config) if routes for r in routes]
     routes: list[BaseRoute] = [
@@ -152,6 +160,24 @@ def create_app(
         if wrapper is not None:
             wrapped = wrapper(wrapped)
     return ExchangeApp(app, wrapped, ctx)
+
+
+def open_audit_log(config: ExchangeConfig, ctx: ApiContext) -> AuditLog | None:
+    """Open the operator audit log (``[audit] path``) at ``ctx.extras["audit"]``, unless something already did.
+
+    If it cannot be opened (a torn last line, no disk), the exchange still serves customers and the reason is kept
+    in ``ctx.extras["audit_error"]``: operator actions, which must be audited, are then refused (fail closed).
+    """
+    if "audit" in ctx.extras:
+        return None
+    try:
+        audit = AuditLog.from_config(config)
+    except Exception as exc:  # every operator action is refused until this is fixed
+        _log.error("the audit log could not be opened: %s", exc)
+        ctx.extras["audit_error"] = str(exc)
+        return None
+    ctx.extras["audit"] = audit
+    return audit
 
 
 class ExchangeApp:

@@ -1,0 +1,179 @@
+"""The admin console's shared plumbing: routes from the role table, the operator, rendering, and auditing actions.
+
+Every operator action goes through :meth:`AdminConsole.perform`: the action is appended to the audit log first and
+is done only if that append succeeded (fail closed); a refusal after the append is audited as ``<action>.refused``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from exchange_framework.admin.policy import ACTIONS, ROUTES, allowed
+from exchange_framework.api.context import ApiContext
+from exchange_framework.audit import AuditLog
+from exchange_framework.identity import UserInfo
+from exchange_framework.interfaces import AdminPage
+from exchange_framework.plugins import collect_registered
+from exchange_framework.portal.kyc import KycPages, KycReviews
+from exchange_framework.wallet import WalletService
+from exchange_framework.web import Web, WebError
+
+__all__ = ["NAV", "ActionRefused", "AdminConsole", "AuditUnavailable"]
+
+_log = logging.getLogger(__name__)
+
+# The navigation: (path, title, the action that page needs); an operator sees only the entries their role allows.
+NAV: tuple[tuple[str, str, str], ...] = (
+    ("/admin", "Dashboard", "dashboard.view"),
+    ("/admin/users", "Users", "users.view"),
+    ("/admin/kyc", "KYC queue", "kyc.view"),
+    ("/admin/withdrawals", "Withdrawals", "withdrawals.view"),
+    ("/admin/deposits", "Held deposits", "deposits.view"),
+    ("/admin/alerts", "Alerts & cases", "alerts.view"),
+    ("/admin/markets", "Markets", "markets.view"),
+    ("/admin/fees", "Fees", "fees.view"),
+    ("/admin/custody", "Custody", "custody.view"),
+    ("/admin/audit", "Audit log", "audit.view"),
+)
+
+
+class AuditUnavailable(WebError):
+    """The audit log could not record an action, so the action was not done (fail closed)."""
+
+    status = 503
+
+
+class ActionRefused(ValueError):
+    """An operator action that cannot be done as asked; the message says what to do. Nothing was changed."""
+
+
+Action = Callable[[], Awaitable[str]]
+
+
+class AdminConsole:
+    """The admin console of one app: its context, web layer, plugin pages and the audit log it writes to."""
+
+    def __init__(self, ctx: ApiContext, web: Web) -> None:
+        self.ctx = ctx
+        self.web = web
+        found = collect_registered(ctx.node.pm, "register_admin_pages", config=ctx.node.config)
+        self.plugin_pages: list[AdminPage] = list(found.values())
+
+    # -- services of the app
+    @property
+    def audit_log(self) -> AuditLog | None:
+        """The app's audit log (``ctx.extras["audit"]``, opened by the app's lifespan), or ``None``."""
+        found = self.ctx.extras.get("audit")
+        return found if isinstance(found, AuditLog) else None
+
+    @property
+    def wallet(self) -> Any:
+        """The wallet (:class:`~exchange_framework.wallet.WalletService` with trackers), or ``None``."""
+        found = self.ctx.extras.get("wallet")
+        return found if isinstance(found, WalletService) else None
+
+    @property
+    def kyc(self) -> KycReviews:
+        """The manual KYC reviews shared with the portal (``ctx.extras["kyc_reviews"]``)."""
+        return KycPages(self.ctx, self.web).reviews
+
+    # -- routes
+    def routes(self, *pages: object) -> list[BaseRoute]:
+        """Every route of :data:`~exchange_framework.admin.policy.ROUTES`, each handler found on one of ``pages``
+        and wrapped so that only the roles of its action get in (anonymous visitors go to the login page)."""
+        built: list[BaseRoute] = []
+        for route in ROUTES:
+            found = [getattr(p, route.handler) for p in pages if hasattr(p, route.handler)]
+            if len(found) != 1:
+                raise RuntimeError(f"{len(found)} handlers named {route.handler!r} for {route.method} {route.path}")
+            handler = found[0]
+            roles = sorted(ACTIONS[route.action])
+            built.append(Route(route.path, self.web.endpoint(handler, roles=roles), methods=[route.method]))
+        return built
+
+    # -- pages
+    def operator(self, request: Request) -> UserInfo:
+        """The logged-in operator (the route's role check has already passed)."""
+        return self.web.require_user(request)
+
+    def render(self, request: Request, template: str, values: Mapping[str, Any] | None = None) -> Response:
+        """Render an admin page with the navigation the operator's role allows."""
+        user = self.operator(request)
+        nav = [(path, title) for path, title, action in NAV if allowed(user.role, action)]
+        context = {
+            "nav": nav,
+            "plugin_pages": self.plugin_pages,
+            "can": lambda action: allowed(user.role, action),
+            "active": request.url.path,
+            **(values or {}),
+        }
+        return self.web.render(request, template, context)
+
+    # -- auditing actions
+    def record(
+        self, operator: UserInfo, request: Request, action: str, target: str, details: Mapping[str, Any]
+    ) -> None:
+        """Append an operator action to the audit log; raise :class:`AuditUnavailable` if it cannot be written."""
+        log = self.audit_log
+        if log is None:
+            why = self.ctx.extras.get("audit_error") or "check the exchange's start-up log and the [audit] path"
+            raise AuditUnavailable(f"The audit log is not open, so nothing was done ({why}). Fix it, then try again.")
+        try:
+            log.append(
+                actor=operator.email,
+                action=action,
+                target=target,
+                details={**details, "role": operator.role, "ip": self.web.client_ip(request)},
+            )
+        except Exception as exc:  # any failure to record refuses the action (design invariant 7)
+            _log.error("audit append failed for %s by %s: %s", action, operator.email, exc)
+            raise AuditUnavailable(
+                f"The audit log could not record this action, so nothing was done ({exc}). Check the disk and run "
+                "`exchange audit verify`, then try again."
+            ) from None
+
+    async def perform(
+        self,
+        request: Request,
+        *,
+        action: str,
+        target: str,
+        details: Mapping[str, Any],
+        do: Action,
+        back: str,
+    ) -> Response:
+        """Audit ``action``, then run ``do`` (which returns the success message) and redirect to ``back``.
+
+        An :class:`ActionRefused` (or a service's ``ValueError``) from ``do`` is audited as ``<action>.refused`` and
+        shown as an error on ``back``.
+        """
+        operator = self.operator(request)
+        self.record(operator, request, action, target, details)
+        try:
+            message = await do()
+        except ValueError as exc:
+            reason = str(exc)
+            try:
+                self.record(operator, request, f"{action}.refused", target, {"reason": reason})
+            except AuditUnavailable:
+                _log.error("could not audit the refusal of %s on %s: %s", action, target, reason)
+            return self.web.redirect(request, back, _sentence(reason), "error")
+        return self.web.redirect(request, back, message, "success")
+
+    def refuse(self, request: Request, back: str, message: str) -> Response:
+        """Send a form that could not be read back to ``back`` with ``message`` (nothing was attempted)."""
+        return self.web.redirect(request, back, message, "error")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return "The action was refused; nothing was changed."
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

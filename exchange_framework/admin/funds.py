@@ -1,0 +1,221 @@
+"""Admin pages about money moving: withdrawal approvals and screening holds, held deposits, custody balances."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from exchange_framework.admin.console import ActionRefused, AdminConsole
+from exchange_framework.funding.store import Stage
+from exchange_framework.interfaces import CustodyBalance
+from exchange_framework.portal.wallet import WITHDRAWAL_STAGES
+from exchange_framework.wallet import WalletError, WithdrawalStage
+from exchange_framework.web import Form, FormError, NotFound
+
+__all__ = ["FundsPages"]
+
+NO_WALLET = "Deposits and withdrawals are not configured on this exchange (no chain plugin is enabled)."
+
+
+class FundsPages:
+    """Withdrawals, held deposits and custody."""
+
+    def __init__(self, console: AdminConsole) -> None:
+        self.console = console
+        self.ctx = console.ctx
+        self.web = console.web
+
+    def _wallet(self) -> Any:
+        wallet = self.console.wallet
+        if wallet is None:
+            raise NotFound(NO_WALLET)
+        return wallet
+
+    # -- withdrawals
+    async def withdrawals(self, request: Request) -> Response:
+        """Withdrawals awaiting k-of-n approval, those held by screening, and the latest of all."""
+        wallet = self.console.wallet
+        values: dict[str, Any] = {"configured": wallet is not None, "stages": WITHDRAWAL_STAGES}
+        if wallet is not None:
+            values["awaiting"] = wallet.withdrawals(stage=WithdrawalStage.AWAITING_APPROVAL, limit=500)
+            values["screening"] = wallet.withdrawals(stage=WithdrawalStage.SCREENING, limit=500)
+            values["recent"] = wallet.withdrawals(limit=50)
+            values["emails"] = self._emails(values["awaiting"] + values["screening"] + values["recent"])
+            values["signer_error"] = wallet.signer_error
+        return self.console.render(request, "admin/withdrawals.html", values)
+
+    def _emails(self, items: list[Any]) -> dict[int, str]:
+        emails: dict[int, str] = {}
+        for item in items:
+            if item.account not in emails:
+                user = self.ctx.identity.user(item.account)
+                emails[item.account] = user.email if user else "?"
+        return emails
+
+    async def withdrawal_approval(self, request: Request) -> Response:
+        """A custody officer's approval or denial of a withdrawal awaiting k-of-n approval (a denial rejects it)."""
+        return await self._decide_withdrawal(request, WithdrawalStage.AWAITING_APPROVAL, ("approve", "deny"))
+
+    async def withdrawal_screening(self, request: Request) -> Response:
+        """A compliance officer clears a screening hold (the withdrawal goes on) or rejects it (funds released)."""
+        return await self._decide_withdrawal(request, WithdrawalStage.SCREENING, ("clear", "reject"))
+
+    async def _decide_withdrawal(self, request: Request, stage: WithdrawalStage, choices: tuple[str, str]) -> Response:
+        operator = self.console.operator(request)
+        wallet = self._wallet()
+        withdrawal_id = int(request.path_params["withdrawal"])
+        back = "/admin/withdrawals"
+        form = Form(await self.web.form(request))
+        try:
+            decision = form.choice("decision", choices, label="decision")
+            note = form.text("note", label="note", required=decision == choices[1], max_length=500)
+        except FormError as exc:
+            return self.console.refuse(request, back, str(exc))
+        found = next((w for w in wallet.withdrawals(limit=100_000) if w.id == withdrawal_id), None)
+        if found is None:
+            return self.console.refuse(request, back, f"There is no withdrawal {withdrawal_id}.")
+        approve = decision == choices[0]
+
+        async def do() -> str:
+            current = next(w for w in wallet.withdrawals(found.account, limit=100_000) if w.id == withdrawal_id)
+            if current.stage is not stage:
+                what = "approval" if stage is WithdrawalStage.AWAITING_APPROVAL else "a screening decision"
+                raise ActionRefused(
+                    f"withdrawal {withdrawal_id} is {current.stage.value.replace('_', ' ')}, not waiting for {what}: "
+                    "reload the page to see its stage"
+                )
+            try:
+                view = await wallet.approve_withdrawal(
+                    withdrawal_id, operator=operator.email, approve=approve, note=note
+                )
+            except WalletError as exc:
+                raise ActionRefused(str(exc)) from None
+            shown = view.stage.value.replace("_", " ")
+            if view.stage is WithdrawalStage.AWAITING_APPROVAL:
+                return (
+                    f"Withdrawal {withdrawal_id}: {len(view.approvals)} of {view.required_approvals} approvals; "
+                    "it waits for another operator."
+                )
+            return f"Withdrawal {withdrawal_id} is now {shown}."
+
+        kind = "approval" if stage is WithdrawalStage.AWAITING_APPROVAL else "screening"
+        action = f"admin.withdrawal.{kind}.{decision}"
+        details = {
+            "account": found.account,
+            "asset": found.asset,
+            "amount": found.amount,
+            "address": found.address,
+            "chain": found.chain,
+            "note": note,
+            "approvals_before": list(found.approvals),
+            "required_approvals": found.required_approvals,
+        }
+        return await self.console.perform(
+            request, action=action, target=f"withdrawal:{withdrawal_id}", details=details, do=do, back=back
+        )
+
+    # -- held deposits
+    async def deposits(self, request: Request) -> Response:
+        """Deposits held for review (screening or a missing account), with their reasons."""
+        wallet = self.console.wallet
+        values: dict[str, Any] = {"configured": wallet is not None}
+        if wallet is not None:
+            held = wallet.deposit_store.deposits(stage=Stage.HELD, limit=500)
+            values["held"] = [(d, self.ctx.units.amount(d.asset, d.amount)) for d in held]
+            values["emails"] = self._emails([d for d in held if d.account > 0])
+        return self.console.render(request, "admin/deposits.html", values)
+
+    async def deposit_decide(self, request: Request) -> Response:
+        """Credit a held deposit (optionally to a named account when its memo matched none) or reject it."""
+        wallet = self._wallet()
+        back = "/admin/deposits"
+        form = Form(await self.web.form(request))
+        try:
+            decision = form.choice("decision", ("credit", "reject"), label="decision")
+            chain = form.text("chain", label="chain", required=True)
+            txid = form.text("txid", label="transaction id", required=True, max_length=200)
+            index = int(form.text("index", label="output index", required=True))
+            note = form.text("note", label="note", required=True, max_length=500)
+            account_text = form.text("account", label="account")
+            account = int(account_text) if account_text else None
+        except FormError as exc:
+            return self.console.refuse(request, back, str(exc))
+        except ValueError:
+            return self.console.refuse(request, back, "The output index and account must be whole numbers.")
+        tracker = wallet.trackers.get(chain)
+        deposit = wallet.deposit_store.deposit(chain, txid, index)
+        if tracker is None or deposit is None:
+            return self.console.refuse(request, back, f"There is no deposit {txid}:{index} on {chain}.")
+        if account is not None and self.ctx.identity.user(account) is None:
+            return self.console.refuse(request, back, f"There is no user with account {account}: check the number.")
+
+        async def do() -> str:
+            try:
+                done = await asyncio.to_thread(
+                    tracker.resolve_held, txid, index, approve=decision == "credit", note=note, account=account
+                )
+            except ValueError as exc:
+                raise ActionRefused(str(exc)) from None
+            return f"Deposit {txid}:{index} on {chain} is now {done.stage.value}."
+
+        details = {
+            "chain": chain,
+            "account": account if account is not None else deposit.account,
+            "asset": deposit.asset,
+            "amount": deposit.amount,
+            "note": note,
+        }
+        return await self.console.perform(
+            request,
+            action=f"admin.deposit.{decision}",
+            target=f"deposit:{chain}:{txid}:{index}",
+            details=details,
+            do=do,
+            back=back,
+        )
+
+    # -- custody
+    async def custody(self, request: Request) -> Response:
+        """The hot wallet key, what each custody tier reports holding, and the ledger's omnibus accounts."""
+        wallet = self.console.wallet
+        config = self.ctx.node.config
+        assets = sorted(self.ctx.node.assets)
+        reports: list[CustodyBalance] = []
+        report_error = ""
+        try:
+            for found in self.ctx.node.pm.hook.custody_balances(config=config, assets=assets):
+                reports.extend(found or ())
+        except Exception as exc:  # a custody plugin that cannot report: say so, never show partial totals as whole
+            report_error = f"{type(exc).__name__}: {exc}"
+            reports = []
+        totals: dict[str, int] = defaultdict(int)
+        for item in reports:
+            totals[item.asset] += item.amount
+        units = self.ctx.units
+        values: dict[str, Any] = {
+            "wallet": wallet,
+            "hot_key_id": wallet.hot_key_id if wallet is not None else config.wallet.hot_key_id,
+            "hot_public_key": wallet.hot_public_key.hex() if wallet is not None else "",
+            "signer_error": wallet.signer_error if wallet is not None else "",
+            "reports": [(r, units.amount(r.asset, r.amount)) for r in reports],
+            "totals": [(asset, units.amount(asset, totals[asset])) for asset in sorted(totals)],
+            "report_error": report_error,
+            "omnibus": await self._omnibus(),
+        }
+        return self.console.render(request, "admin/custody.html", values)
+
+    async def _omnibus(self) -> list[tuple[str, str, str]] | None:
+        """The ledger's omnibus balances (account, asset, amount), or ``None`` when the ledger is not open."""
+        ledger = getattr(self.ctx.node, "ledger", None)
+        if ledger is None:
+            return None
+        balances: dict[tuple[str, str], int] = await ledger.balances()
+        return [
+            (account, asset, self.ctx.units.amount(asset, amount))
+            for (account, asset), amount in sorted(balances.items())
+            if account.startswith("omnibus:")
+        ]
