@@ -5,7 +5,8 @@
 Figures, measured and printed, never asserted:
 
 - deposit detection: ``scan`` over blocks that each carry a payment to ``outputs-per-block`` watched deposit
-  addresses, with ``watched`` (10,000) addresses watched: blocks per second and transfers per second;
+  addresses, with ``watched`` (10,000) addresses watched: blocks per second and transfers per second in the steady
+  state (a second pass; the first also parses every watched address, and its time is reported too);
 - withdrawals: build (coin selection, fee estimate, PSBT, digests), sign (coincurve, standing in for a custody
   signer), assemble and broadcast, each timed per withdrawal: median and 95th percentile in milliseconds.
 """
@@ -80,24 +81,17 @@ def _measure(
         payees = watched[(b * outputs_per_block) % len(watched) :][:outputs_per_block]
         node.wallet("sendmany", "", {address: _coins(10_000 + b) for address in payees})
         node.mine(1)
-    began = time.perf_counter()
-    height, transfers, scanned = start, 0, 0
     addresses = set(watched)
-    while True:
-        batch = adapter.scan(height, addresses, max_blocks=100)
-        if not batch:
-            break
-        scanned += len(batch)
-        transfers += sum(len(b.transfers) for b in batch)
-        height = batch[-1].header.height + 1
-    scan_seconds = time.perf_counter() - began
+    cold = _scan_all(adapter, start, addresses)  # first pass: parses every watched address once (then cached)
+    warm = _scan_all(adapter, start, addresses)  # steady state: what each poll of the deposit tracker pays
     deposits = {
-        "blocks": scanned,
-        "transfers": transfers,
+        "blocks": warm[0],
+        "transfers": warm[1],
         "watched_addresses": len(addresses),
-        "seconds": round(scan_seconds, 3),
-        "blocks_per_second": round(scanned / scan_seconds, 1),
-        "transfers_per_second": round(transfers / scan_seconds, 1),
+        "seconds": round(warm[2], 3),
+        "blocks_per_second": round(warm[0] / warm[2], 1),
+        "transfers_per_second": round(warm[1] / warm[2], 1),
+        "first_pass_seconds": round(cold[2], 3),
     }
 
     # -- withdrawals: build -> sign -> assemble -> broadcast, each stage timed ----------------------------------
@@ -133,6 +127,16 @@ def _measure(
     }
 
 
+def _scan_all(adapter: UtxoChainAdapter, start: int, addresses: set[str]) -> tuple[int, int, float]:
+    began = time.perf_counter()
+    height, transfers, scanned = start, 0, 0
+    while batch := adapter.scan(height, addresses, max_blocks=100):
+        scanned += len(batch)
+        transfers += sum(len(b.transfers) for b in batch)
+        height = batch[-1].header.height + 1
+    return scanned, transfers, time.perf_counter() - began
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark from the command line, print the figures and optionally write them as JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     d, w = figures["deposit_scan"], figures["withdrawal"]
     print(
         f"deposit scan: {d['blocks']} blocks, {d['transfers']} transfers to {d['watched_addresses']} watched "
-        f"addresses in {d['seconds']} s: {d['blocks_per_second']} blocks/s, {d['transfers_per_second']} transfers/s"
+        f"addresses in {d['seconds']} s: {d['blocks_per_second']} blocks/s, {d['transfers_per_second']} transfers/s "
+        f"(first pass, parsing the addresses: {d['first_pass_seconds']} s)"
     )
     for stage in ("build", "sign", "assemble", "broadcast", "total"):
         print(f"withdrawal {stage:>9}: median {w[stage]['median_ms']} ms, p95 {w[stage]['p95_ms']} ms")
