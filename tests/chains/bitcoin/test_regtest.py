@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from bip_utils import SegwitBech32Encoder
-from exchange_bitcoin import InsufficientFunds, NodeMismatch, NodeUnavailable
+from exchange_bitcoin import FeeTooHigh, InsufficientFunds, NodeMismatch, NodeUnavailable
 from exchange_bitcoin.adapter import UtxoChainAdapter
 from exchange_bitcoin.coins import fee_for
 from exchange_bitcoin.plugin import adapter_from_settings
@@ -475,3 +475,22 @@ def test_a_withdrawal_without_change_cannot_be_bumped(ltc_node: RegtestNode) -> 
             h.adapter.bump_fee(unsigned)
     finally:
         h.adapter.close()
+
+
+def test_a_fee_rate_above_the_cap_builds_nothing_and_reserves_nothing(harness: LitecoinHarness) -> None:
+    capped = make_adapter(harness.node, max_fee_rate=999)  # below even the node's relay fee (1,000 per kvB)
+    try:
+        with pytest.raises(FeeTooHigh, match="max_fee_rate 999"):
+            capped.build_withdrawal(
+                key_id="ltc-hot",
+                public_key=harness.hot_public_key,
+                destination=harness.withdrawal_destination,
+                asset="LTC",
+                amount=10**6,
+            )
+        assert capped._reserved == {}
+    finally:
+        capped.close()
+    unsigned, _, _ = withdraw(harness, 10**6)
+    with pytest.raises(FeeTooHigh):
+        harness.adapter.bump_fee(unsigned, fee_rate=harness.adapter.max_fee_rate + 1)
