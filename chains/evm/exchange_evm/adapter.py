@@ -100,7 +100,9 @@ class EvmAdapter:
             t.symbol: t.decimals for t in self.tokens.values()
         }
         self.rpc = rpc if rpc is not None else JsonRpcClient(network.rpc_url, timeout=network.rpc_timeout)
-        self.scanner = BlockScanner(self.rpc, network.native_symbol, network.tokens)
+        self.scanner = BlockScanner(
+            self.rpc, network.native_symbol, network.tokens, trace_internal=network.trace_internal_transfers
+        )
         self._book_or_factory = nonce_book
         self._book: NonceBook | None = nonce_book if isinstance(nonce_book, NonceBook) else None
         self._book_lock = threading.Lock()

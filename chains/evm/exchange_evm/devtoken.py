@@ -1,4 +1,4 @@
-"""A minimal ERC-20 for development nodes, hand-assembled here (no compiler, no third-party bytecode).
+"""A minimal ERC-20 and a coin forwarder for development nodes, hand-assembled here (no compiler, no third-party code).
 
 It implements what an exchange's deposit and withdrawal paths touch: ``transfer(address,uint256)`` (reverts on
 insufficient balance, emits the standard ``Transfer(address indexed, address indexed, uint256)`` event, returns
@@ -6,6 +6,9 @@ insufficient balance, emits the standard ``Transfer(address indexed, address ind
 so a development node mints with ``anvil_setStorageAt(token, holder, amount)`` (:func:`balance_slot`).
 
 Install it with ``anvil_setCode(address, RUNTIME)``: the runtime code needs no constructor.
+
+:data:`FORWARDER` pays the coin it receives on to the address in its first 32 calldata bytes (an internal payment,
+as a smart-contract wallet makes), reverting if that call fails.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from collections.abc import Sequence
 
 from exchange_evm.codec import TRANSFER_TOPIC
 
-__all__ = ["RUNTIME", "assemble", "balance_slot"]
+__all__ = ["FORWARDER", "RUNTIME", "assemble", "balance_slot"]
 
 _OPCODES = {
-    "STOP": 0x00, "ADD": 0x01, "SUB": 0x03, "LT": 0x10, "EQ": 0x14, "AND": 0x16, "SHR": 0x1C,
-    "CALLER": 0x33, "CALLDATALOAD": 0x35, "CALLDATASIZE": 0x36, "MSTORE": 0x52, "SLOAD": 0x54, "SSTORE": 0x55,
-    "JUMPI": 0x57, "JUMPDEST": 0x5B, "DUP1": 0x80, "DUP2": 0x81, "DUP3": 0x82, "SWAP1": 0x90, "LOG3": 0xA3,
-    "RETURN": 0xF3, "REVERT": 0xFD,
+    "STOP": 0x00, "ADD": 0x01, "SUB": 0x03, "LT": 0x10, "EQ": 0x14, "ISZERO": 0x15, "AND": 0x16, "SHR": 0x1C,
+    "CALLER": 0x33, "CALLVALUE": 0x34, "CALLDATALOAD": 0x35, "CALLDATASIZE": 0x36, "MSTORE": 0x52, "SLOAD": 0x54,
+    "SSTORE": 0x55, "JUMPI": 0x57, "GAS": 0x5A, "JUMPDEST": 0x5B, "DUP1": 0x80, "DUP2": 0x81, "DUP3": 0x82,
+    "SWAP1": 0x90, "LOG3": 0xA3, "CALL": 0xF1, "RETURN": 0xF3, "REVERT": 0xFD,
 }  # fmt: skip
 
 Item = str | int | bytes  # an opcode name, ":label" (a JUMPDEST here), "@label" (PUSH2 its offset), or a PUSH value
@@ -83,6 +86,12 @@ _PROGRAM: list[Item] = [
 ]  # fmt: skip
 
 RUNTIME: bytes = assemble(_PROGRAM)
+
+FORWARDER: bytes = assemble([
+    0, 0, 0, 0, "CALLVALUE", 0, "CALLDATALOAD", "GAS", "CALL",  # call(gas, to, value, no input, no output)
+    "ISZERO", "@fail", "JUMPI", "STOP",
+    ":fail", 0, "DUP1", "REVERT",
+])  # fmt: skip
 
 
 def balance_slot(holder: str) -> str:

@@ -83,6 +83,7 @@ class NetworkSettings(_Strict):
     hot_wallet_key_id: StrictStr | None = None
     tokens: tuple[TokenSettings, ...] = ()
     legacy: StrictBool = False  # build legacy EIP-155 transactions (for networks without EIP-1559)
+    trace_internal_transfers: StrictBool = False  # find coin paid by contracts (needs the node's debug_ namespace)
     rpc_timeout: float = Field(default=10.0, gt=0)
     gas_margin_percent: StrictInt = Field(default=25, ge=0, le=400)  # added to eth_estimateGas (not to 21,000)
     nonce_hold_seconds: StrictInt = Field(default=900, ge=1)  # a built, never broadcast nonce is free again after this

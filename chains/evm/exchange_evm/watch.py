@@ -4,6 +4,10 @@ One :class:`BlockScanner` per network. A scan is two or three JSON-RPC requests 
 with their transactions in one batch, the receipts of candidate native payments in one batch (a reverted
 transaction moved nothing), and the configured tokens' ``Transfer(address,address,uint256)`` logs in one
 ``eth_getLogs``, filtered by recipient at the node up to :data:`TOPIC_FILTER_LIMIT` watched addresses.
+
+With ``trace_internal``, coin paid to watched addresses by contracts (a smart-contract wallet such as a Safe, an
+exchange's batch payout) is found too, from each block's geth ``callTracer`` traces (``debug_traceBlockByHash``,
+one more batch): the node must serve the ``debug`` namespace.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from typing import Any
 
 from exchange_evm.address import to_checksum_address
 from exchange_evm.codec import TRANSFER_TOPIC
-from exchange_evm.rpc import JsonRpcClient, NodeFault, hex_data, quantity
+from exchange_evm.rpc import JsonRpcClient, NodeFault, RpcError, hex_data, quantity
 from exchange_evm.settings import TokenSettings
 from exchange_framework.interfaces import BlockHeader, ScannedBlock, Transfer
 
-__all__ = ["TOPIC_FILTER_LIMIT", "BlockScanner"]
+__all__ = ["INTERNAL_INDEX_BASE", "TOPIC_FILTER_LIMIT", "BlockScanner", "internal_payments"]
 
+INTERNAL_INDEX_BASE = 1 << 32  # transfer index of an internal payment: this plus its call frame's ordinal
 TOPIC_FILTER_LIMIT = 1_000  # above this many watched addresses, Transfer logs are filtered here, not at the node
 _TOPIC = "0x" + TRANSFER_TOPIC.hex()
 
@@ -28,10 +33,18 @@ _Found = dict[int, list[tuple[tuple[int, int], Transfer]]]  # height -> ((tx ind
 class BlockScanner:
     """Reads blocks and the transfers in them that pay watched addresses, for one network's node."""
 
-    def __init__(self, rpc: JsonRpcClient, native_asset: str, tokens: Iterable[TokenSettings]) -> None:
+    def __init__(
+        self,
+        rpc: JsonRpcClient,
+        native_asset: str,
+        tokens: Iterable[TokenSettings],
+        *,
+        trace_internal: bool = False,
+    ) -> None:
         self.rpc = rpc
         self.native_asset = native_asset
         self.tokens = {t.contract.lower(): t for t in tokens}
+        self.trace_internal = trace_internal
 
     @staticmethod
     def _header(block: Mapping[str, Any], height: int) -> BlockHeader:
@@ -79,6 +92,8 @@ class BlockScanner:
             self._native_transfers(blocks, headers, watched, found)
             if self.tokens:
                 self._token_transfers(headers, watched, found)
+            if self.trace_internal:
+                self._internal_transfers(blocks, headers, watched, found)
         return [
             ScannedBlock(h, tuple(t for _, t in sorted(found[h.height], key=lambda item: item[0]))) for h in headers
         ]
@@ -168,3 +183,76 @@ class BlockScanner:
                 source_addresses=(to_checksum_address("0x" + str(log_topics[1])[-40:]),),
             )
             found[height].append(((quantity(log.get("transactionIndex"), "transactionIndex"), log_index), transfer))
+
+    def _internal_transfers(
+        self,
+        blocks: Sequence[Mapping[str, Any]],
+        headers: Sequence[BlockHeader],
+        watched: Mapping[str, str],
+        found: _Found,
+    ) -> None:
+        busy = [(b, h) for b, h in zip(blocks, headers, strict=True) if b.get("transactions")]
+        if not busy:
+            return
+        try:  # by hash: the very blocks just read, or an error if they left the chain
+            traces = self.rpc.batch([("debug_traceBlockByHash", [h.hash, {"tracer": "callTracer"}]) for _, h in busy])
+        except RpcError as exc:
+            raise NodeFault(
+                f"tracing failed ({exc.message}): a block left the chain during the scan, or the node does not serve "
+                "debug_traceBlockByHash (turn trace_internal_transfers off or enable the debug namespace)"
+            ) from None
+        for (block, header), block_traces in zip(busy, traces, strict=True):
+            transactions = block["transactions"]
+            if not isinstance(block_traces, list) or len(block_traces) != len(transactions):
+                raise NodeFault(f"block {header.height}: the call traces do not match its transactions")
+            for position, (tx, trace) in enumerate(zip(transactions, block_traces, strict=True)):
+                frame = trace.get("result") if isinstance(trace, dict) else None
+                if not isinstance(frame, dict):
+                    raise NodeFault(f"block {header.height}: transaction {position} has no call trace")
+                txid = str(tx["hash"]).lower()
+                for ordinal, to, amount, source in internal_payments(frame, watched):
+                    transfer = Transfer(
+                        txid=txid,
+                        index=INTERNAL_INDEX_BASE + ordinal,
+                        asset=self.native_asset,
+                        amount=amount,
+                        address=watched[to],
+                        source_addresses=(to_checksum_address(source),),
+                    )
+                    found[header.height].append(((position, INTERNAL_INDEX_BASE + ordinal), transfer))
+
+
+def internal_payments(frame: Mapping[str, Any], watched: Collection[str]) -> list[tuple[int, str, int, str]]:
+    """Return ``(ordinal, to, amount, from)`` for each coin payment to a ``watched`` address inside a transaction.
+
+    ``frame`` is the transaction's geth ``callTracer`` tree. The top frame (the transaction itself) is not counted;
+    ``ordinal`` numbers the frames depth first (top frame 0). A frame that failed (``error``) is skipped with
+    everything below it, since its state changes were reverted; DELEGATECALL and STATICCALL frames move no coin.
+    """
+    payments: list[tuple[int, str, int, str]] = []
+    ordinal = 0
+
+    def walk(node: Mapping[str, Any], depth: int) -> None:
+        nonlocal ordinal
+        here = ordinal
+        ordinal += 1
+        if node.get("error"):
+            ordinal += _count(node) - 1  # keep ordinals stable: skip the reverted subtree's numbers
+            return
+        kind = str(node.get("type", "")).upper()
+        to = str(node.get("to", "")).lower()
+        value = node.get("value")
+        if depth > 0 and kind in ("CALL", "SELFDESTRUCT") and to in watched and value not in (None, "0x0", "0x"):
+            amount = quantity(value, "trace value")
+            if amount > 0:
+                payments.append((here, to, amount, str(node.get("from", ""))))
+        for child in node.get("calls") or ():
+            if isinstance(child, dict):
+                walk(child, depth + 1)
+
+    walk(frame, 0)
+    return payments
+
+
+def _count(node: Mapping[str, Any]) -> int:
+    return 1 + sum(_count(c) for c in node.get("calls") or () if isinstance(c, dict))

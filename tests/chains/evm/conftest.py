@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,10 @@ from exchange_evm.anvil import AnvilNode
 from exchange_evm.devtoken import RUNTIME, balance_slot
 from exchange_evm.rpc import JsonRpcClient, RpcError
 
+from exchange_framework.engine.commands import Command
+from exchange_framework.engine.engine import MatchingEngine
+from exchange_framework.engine.events import Event, FundsCredited
+from exchange_framework.engine.market import AssetSpec
 from exchange_framework.interfaces import DepositAddress
 
 MNEMONIC = " ".join(["abandon"] * 11 + ["about"])
@@ -69,6 +73,22 @@ def fund(rpc: JsonRpcClient, address: str, wei: int = 10**21, tokens: int = 10**
     """Give ``address`` native coin and dev tokens directly in state (no transaction, no block)."""
     rpc.call("anvil_setBalance", address, hex(wei))
     rpc.call("anvil_setStorageAt", TOKEN, balance_slot(address), "0x" + tokens.to_bytes(32, "big").hex())
+
+
+class Engine:
+    """The kernel's matching engine fed one command at a time, recording credits."""
+
+    def __init__(self, assets: Collection[str]) -> None:
+        self.engine = MatchingEngine({a: AssetSpec(a, 0) for a in assets}, {})
+        self.seq = 0
+        self.credits: list[FundsCredited] = []
+
+    def __call__(self, command: Command) -> Sequence[Event]:
+        self.seq += 1
+        self.engine.apply(self.seq, command)
+        events, self.engine.events = self.engine.events, []
+        self.credits += [e for e in events if isinstance(e, FundsCredited)]
+        return events
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,6 @@ from exchange_evm.anvil import AnvilNode
 from exchange_evm.codec import parse_signed, unpack_payload
 from exchange_evm.devtoken import balance_slot
 
-from exchange_framework.engine.commands import Command
-from exchange_framework.engine.engine import MatchingEngine
-from exchange_framework.engine.events import Event, FundsCredited
-from exchange_framework.engine.market import AssetSpec
 from exchange_framework.funding.deposits import DepositTracker
 from exchange_framework.funding.store import DepositStore, Stage
 from exchange_framework.interfaces import Decision, TxState, UnsignedTransaction
@@ -35,25 +31,10 @@ from .conftest import (
     XPUB_ACCOUNT,
     XPUB_CHAIN,
     AnvilChain,
+    Engine,
     network,
     sign,
 )
-
-
-class Engine:
-    """The kernel's matching engine fed one command at a time, recording credits."""
-
-    def __init__(self, assets: Collection[str]) -> None:
-        self.engine = MatchingEngine({a: AssetSpec(a, 0) for a in assets}, {})
-        self.seq = 0
-        self.credits: list[FundsCredited] = []
-
-    def __call__(self, command: Command) -> Sequence[Event]:
-        self.seq += 1
-        self.engine.apply(self.seq, command)
-        events, self.engine.events = self.engine.events, []
-        self.credits += [e for e in events if isinstance(e, FundsCredited)]
-        return events
 
 
 @pytest.fixture
