@@ -2,11 +2,11 @@
 
 ``python -m exchange_evm.bench [--blocks N] [--transfers-per-block N] [--empty-blocks N] [--withdrawals N]
 [--out FILE]`` starts its own anvil on 127.0.0.1, fills blocks with native and ERC-20 payments to watched deposit
-addresses, times ``scan`` over them (blocks/s, transfers/s) and over empty blocks, then times withdrawals
-build -> sign -> assemble -> broadcast one after another (the signer is a local coincurve key standing in for the
-custody signer). Figures are printed and written as JSON. ``adapter_cpu_seconds`` is this process's CPU time
-during the scan; the rest of the wall time is spent in the node (anvil serialises full-transaction blocks at about
-0.4 ms per transaction on the project's machines).
+addresses, times ``scan`` over them (blocks/s, transfers/s; again with internal-payment tracing on) and over empty
+blocks, then times withdrawals build -> sign -> assemble -> broadcast one after another (the signer is a local
+coincurve key standing in for the custody signer). Figures are printed and written as JSON.
+``adapter_cpu_seconds`` is this process's CPU time during the scan; the rest of the wall time is spent in the node
+(anvil serialises full-transaction blocks at about 0.4 ms per transaction on the project's machines).
 """
 
 from __future__ import annotations
@@ -107,6 +107,16 @@ def run(
             height += len(scanned)
         scan_seconds = time.perf_counter() - scan_started
         scan_cpu_seconds = time.process_time() - scan_cpu_started
+
+        tracing = EvmAdapter(
+            settings.model_copy(update={"trace_internal_transfers": True}), nonce_book=NonceBook(":memory:")
+        )
+        traced_started = time.perf_counter()
+        height = start
+        while height <= end:
+            height += len(tracing.scan(height, watched_set, max_blocks=min(100, end - height + 1)))
+        traced_seconds = time.perf_counter() - traced_started
+        tracing.close()
         expected = blocks * transfers_per_block
         if found != expected:
             raise RuntimeError(f"scan found {found} transfers, expected {expected}")
@@ -165,6 +175,12 @@ def run(
             "transfers_per_s": round(expected / scan_seconds, 1),
             "adapter_cpu_seconds": round(scan_cpu_seconds, 4),  # the rest of the wall time is the node's
             "fill_seconds": round(fill_seconds, 2),
+        },
+        "deposit_scan_with_call_traces": {
+            "blocks": blocks,
+            "seconds": round(traced_seconds, 4),
+            "blocks_per_s": round(blocks / traced_seconds, 1),
+            "transfers_per_s": round(expected / traced_seconds, 1),
         },
         "empty_block_scan": {
             "blocks": empty_blocks,
