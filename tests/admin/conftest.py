@@ -3,6 +3,7 @@ logged in through the portal's login form, and helpers to read the audit log the
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ def flash(page: httpx.Response) -> tuple[str, str]:
     """The first flash message of a page: (kind, text)."""
     match = _FLASH.search(page.text)
     assert match, f"no flash message on {page.url} ({page.status_code}): {page.text[:800]}"
-    return match.group(1), match.group(2)
+    return match.group(1), html.unescape(match.group(2))
 
 
 class AdminClient(PortalClient):
