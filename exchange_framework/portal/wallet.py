@@ -184,9 +184,12 @@ class WalletPages:
             return self._asset_page(
                 request, user.id, user.has_totp, service, asset, error=str(exc), status=400, values=values
             )
-        message = (
-            f"Withdrawal {withdrawal.id} of {withdrawal.amount} {asset} requested; stage: {withdrawal.stage.value}."
-        )
+        if withdrawal.stage in (WithdrawalStage.REJECTED, WithdrawalStage.FAILED):
+            why = "; ".join(withdrawal.reasons) or withdrawal.stage.value
+            message = f"Withdrawal {withdrawal.id} was refused ({why}); nothing left your balance."
+            return self.web.redirect(request, f"/wallet/{asset}", message, "error")
+        stage = withdrawal.stage.value
+        message = f"Withdrawal {withdrawal.id} of {withdrawal.amount} {asset} requested; stage: {stage}."
         return self.web.redirect(request, f"/wallet/{asset}", message, "success")
 
     async def cancel(self, request: Request) -> Response:
