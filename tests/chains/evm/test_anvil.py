@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bip_utils import Bip32Slip10Secp256k1
@@ -276,20 +277,26 @@ def test_nonces_are_never_handed_out_twice_even_across_restarts(chain: AnvilChai
         return unpack_payload(unsigned.payload)[2].nonce
 
     first = open_adapter()
-    build = dict(key_id="hot-1", public_key=HOT_PUBLIC, destination=OUTSIDE, asset="ETH", amount=1)
-    a = first.build_withdrawal(**build)  # type: ignore[arg-type]
-    b = first.build_withdrawal(**build)  # type: ignore[arg-type]
+    build: dict[str, Any] = {
+        "key_id": "hot-1",
+        "public_key": HOT_PUBLIC,
+        "destination": OUTSIDE,
+        "asset": "ETH",
+        "amount": 1,
+    }
+    a = first.build_withdrawal(**build)
+    b = first.build_withdrawal(**build)
     first.broadcast(first.assemble(b, [sign(HOT_KEY, b.digests[0])]))
     first.nonce_book.close()
     first.close()
     second = open_adapter()  # a restart: the node's pending count is 0 (nonce 0 never sent), the book remembers
     try:
-        c = second.build_withdrawal(**build)  # type: ignore[arg-type]
+        c = second.build_withdrawal(**build)
         assert [nonce(a), nonce(b), nonce(c)] == [0, 1, 2]
         assert second.release(a) and not second.release(a)  # the policy refused a: its nonce is free again
-        assert nonce(second.build_withdrawal(**build)) == 0  # type: ignore[arg-type]
+        assert nonce(second.build_withdrawal(**build)) == 0
         clock[0] += 61  # reservations that were never broadcast expire; broadcast nonces never do
-        assert [nonce(second.build_withdrawal(**build)) for _ in range(2)] == [0, 2]  # type: ignore[arg-type]
+        assert [nonce(second.build_withdrawal(**build)) for _ in range(2)] == [0, 2]
         assert second.nonce_book.reserved(HOT_ADDRESS) == {0: "reserved", 1: "used", 2: "reserved"}
     finally:
         second.nonce_book.close()
@@ -297,22 +304,22 @@ def test_nonces_are_never_handed_out_twice_even_across_restarts(chain: AnvilChai
 
 
 def test_build_refuses_what_the_wallet_cannot_pay_and_wrong_wallets(chain: AnvilChain, adapter: EvmAdapter) -> None:
-    build = dict(key_id="hot-1", public_key=HOT_PUBLIC, destination=OUTSIDE)
+    build: dict[str, Any] = {"key_id": "hot-1", "public_key": HOT_PUBLIC, "destination": OUTSIDE}
     with pytest.raises(InsufficientFunds, match="short by"):
-        adapter.build_withdrawal(**build, asset="ETH", amount=10**24)  # type: ignore[arg-type]
+        adapter.build_withdrawal(**build, asset="ETH", amount=10**24)
     with pytest.raises(InsufficientFunds, match="short by"):
-        adapter.build_withdrawal(**build, asset=TOKEN_SYMBOL, amount=10**13)  # type: ignore[arg-type]
+        adapter.build_withdrawal(**build, asset=TOKEN_SYMBOL, amount=10**13)
     with pytest.raises(ValueError, match="cannot estimate gas"):  # the dev token reverts a plain payment
         adapter.build_withdrawal(key_id="hot-1", public_key=HOT_PUBLIC, destination=TOKEN, asset="ETH", amount=1)
     with pytest.raises(ValueError, match="memo"):
-        adapter.build_withdrawal(**build, asset="ETH", amount=1, memo="x")  # type: ignore[arg-type]
+        adapter.build_withdrawal(**build, asset="ETH", amount=1, memo="x")
     strict = EvmAdapter(
         network(chain.node.url, hot_wallet_address=PAYER_ADDRESS, hot_wallet_key_id="hot-1"),
         nonce_book=NonceBook(":memory:"),
     )
     with pytest.raises(ValueError, match="not the configured hot wallet"):
-        strict.build_withdrawal(**build, asset="ETH", amount=1)  # type: ignore[arg-type]
-    built = adapter.build_withdrawal(**build, asset="ETH", amount=1)  # type: ignore[arg-type]
+        strict.build_withdrawal(**build, asset="ETH", amount=1)
+    built = adapter.build_withdrawal(**build, asset="ETH", amount=1)
     with pytest.raises(ValueError, match="not the hot wallet"):
         strict.decode(UnsignedTransaction("anvil", built.payload, built.digests, "hot-1"))
     adapter.release(built)
