@@ -6,7 +6,7 @@ checks what the *decoded* transaction would do: that it is the withdrawal asked 
 source wallet and its tier, the destination whitelist, then the first matching rule (allow, block, or k approvals
 from a named group) and the velocity limits. Only :meth:`PolicyEngine.release` hands out the digests to sign, and
 only for an approved request, once. Every decision and refusal is written to the audit log before state changes;
-the state is persisted after every change (:mod:`exchange_framework.custody.policy_state`). The time comes from
+the state is persisted after every change (SQLite: :mod:`exchange_framework.custody.policy_state`). The time comes from
 the injected clock, read once per call.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from exchange_framework.audit import AuditLog, Clock
-from exchange_framework.custody.policy_state import StateFile
+from exchange_framework.custody.policy_state import PolicyStore
 from exchange_framework.custody.rules import PolicyConfig, RuleAction, Tier
 from exchange_framework.custody.velocity import VelocityEvent, breached_limits, prune
 from exchange_framework.custody.whitelist import (
@@ -47,13 +47,10 @@ __all__ = [
     "PolicyDecision",
     "PolicyEngine",
     "PolicyError",
-    "PolicyState",
     "RequestStatus",
     "SigningApproval",
     "WithdrawalRecord",
 ]
-
-STATE_VERSION = 1
 
 
 class PolicyError(Exception):
@@ -139,19 +136,10 @@ class SigningApproval(msgspec.Struct, frozen=True):
         ]
 
 
-class PolicyState(msgspec.Struct):
-    """What survives a restart: the whitelist, every request, and the velocity events still in a window."""
-
-    version: int = STATE_VERSION
-    whitelist: WhitelistState = msgspec.field(default_factory=WhitelistState)
-    requests: dict[str, WithdrawalRecord] = {}
-    velocity: list[VelocityEvent] = []
-
-
 class PolicyEngine:
     """Checks withdrawals against the custody policy, collects approvals, and releases approved ones to signers.
 
-    ``state_path`` is the JSON file the state is kept in (None keeps it in memory: tests only); ``change_ttl_ns`` is
+    ``state_path`` is the SQLite file the state is kept in (None keeps it in memory: tests only); ``change_ttl_ns`` is
     how long a whitelist change may collect signatures. Every public
     method is safe to call from several threads. If the audit log or the state file cannot be written, the call
     raises and nothing is decided; a failed save also stops the engine (restart it to reload the saved state).
@@ -176,15 +164,13 @@ class PolicyEngine:
         self._clock = clock
         self._lock = threading.RLock()
         self._failed: str | None = None
-        self._file = StateFile(state_path, PolicyState, fsync=fsync) if state_path is not None else None
-        loaded = self._file.load() if self._file is not None else None
-        if loaded is not None and loaded.version != STATE_VERSION:
-            raise PolicyError(f"custody policy state version {loaded.version} is not {STATE_VERSION}")
-        self._state = loaded if loaded is not None else PolicyState()
+        self._store = PolicyStore(state_path, fsync=fsync)
+        self._open = self._store.open_requests()  # pending and approved requests; decided ones stay in the store
+        self._velocity = self._store.velocity()
         self.whitelist = Whitelist(
             whitelist_approvers,
             audit,
-            state=self._state.whitelist,
+            state=self._store.whitelist(),
             on_change=self._whitelist_changed,
             lock=self._lock,
             change_ttl_ns=change_ttl_ns,
@@ -219,7 +205,7 @@ class PolicyEngine:
             self._check_running()
             now = self._clock()
             rid = request_id if request_id is not None else f"w{withdrawal.withdrawal_id}"
-            existing = self._state.requests.get(rid)
+            existing = self._record(rid)
             if existing is not None:
                 if existing.withdrawal == withdrawal and existing.unsigned == unsigned:
                     return self._decision(existing, now)
@@ -253,7 +239,7 @@ class PolicyEngine:
         with self._lock:
             self._check_running()
             now = self._clock()
-            record = self._state.requests.get(request_id)
+            record = self._record(request_id)
             action = "custody.withdrawal.approve_refused"
             if record is None:
                 self._refuse(approver, action, request_id, f"no request {request_id}", now)
@@ -288,7 +274,7 @@ class PolicyEngine:
         with self._lock:
             self._check_running()
             now = self._clock()
-            record = self._state.requests.get(request_id)
+            record = self._record(request_id)
             action = "custody.withdrawal.deny_refused"
             if record is None:
                 self._refuse(approver, action, request_id, f"no request {request_id}", now)
@@ -327,7 +313,7 @@ class PolicyEngine:
         with self._lock:
             self._check_running()
             now = self._clock()
-            record = self._state.requests.get(request_id)
+            record = self._record(request_id)
             action = "custody.withdrawal.release_refused"
             if record is None:
                 self._refuse(actor, action, request_id, f"no request {request_id}", now)
@@ -394,7 +380,7 @@ class PolicyEngine:
     def status(self, request_id: str) -> PolicyDecision:
         """Return the current decision on a request; raise :class:`PolicyError` if unknown."""
         with self._lock:
-            record = self._state.requests.get(request_id)
+            record = self._record(request_id)
             if record is None:
                 raise PolicyError(f"no request {request_id}")
             return self._decision(record, self._clock())
@@ -403,11 +389,7 @@ class PolicyEngine:
         """Return the decisions on every request (or those with ``status``), oldest first."""
         with self._lock:
             now = self._clock()
-            return [
-                self._decision(r, now)
-                for r in sorted(self._state.requests.values(), key=lambda r: r.submitted_ns)
-                if status is None or r.status is status
-            ]
+            return [self._decision(r, now) for r in self._store.requests(None if status is None else status.value)]
 
     # -- whitelist (the clock read here, the quorum kept by Whitelist) ------------------------------------------
 
@@ -462,8 +444,8 @@ class PolicyEngine:
 
     def close(self) -> None:
         """Release the state file's lock."""
-        if self._file is not None:
-            self._file.close()
+        with self._lock:
+            self._store.close()
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -559,19 +541,22 @@ class PolicyEngine:
             tier=tier,
             amount=d.amount,
         )
-        breaches = breached_limits(self._state.velocity, self.config.limits, candidate)
+        breaches = breached_limits(self._velocity, self.config.limits, candidate)
         if breaches:
             return _block(record, breaches, now, tier=tier)
         return msgspec.structs.replace(record, status=RequestStatus.APPROVED, reasons=(), decided_ns=now)
 
     def _velocity_time(self, now: int) -> int:
         # A clock stepping back must not place an event before others: windows are checked at event times.
-        return max([now, *(e.ts_ns for e in self._state.velocity)])
+        return max([now, *(e.ts_ns for e in self._velocity)])
+
+    def _record(self, request_id: str) -> WithdrawalRecord | None:
+        record = self._open.get(request_id)
+        return record if record is not None else self._store.request(request_id)
 
     def _commit(self, record: WithdrawalRecord, now: int) -> None:
-        previous = self._state.requests.get(record.request_id)
-        requests = {**self._state.requests, record.request_id: record}
-        velocity = list(self._state.velocity)
+        previous = self._open.get(record.request_id)
+        velocity = list(self._velocity)
         newly_approved = record.status is RequestStatus.APPROVED and (
             previous is None or previous.status is not RequestStatus.APPROVED
         )
@@ -589,20 +574,29 @@ class PolicyEngine:
                 )
             )
         velocity = prune(velocity, self.config.limits, now)
-        self._save(PolicyState(STATE_VERSION, self.whitelist.state(), requests, velocity))
+        self._save(record=record, velocity=velocity)
+        self._velocity = velocity
+        if record.status in _FINAL:
+            self._open.pop(record.request_id, None)
+        else:
+            self._open[record.request_id] = record
 
     def _whitelist_changed(self, whitelist: WhitelistState) -> None:
         self._check_running()
-        self._save(PolicyState(STATE_VERSION, whitelist, self._state.requests, self._state.velocity))
+        self._save(whitelist=whitelist)
 
-    def _save(self, state: PolicyState) -> None:
-        if self._file is not None:
-            try:
-                self._file.save(state)
-            except Exception as exc:
-                self._failed = str(exc)
-                raise PolicyError(f"the custody policy state could not be saved: {exc}") from exc
-        self._state = state
+    def _save(
+        self,
+        *,
+        record: WithdrawalRecord | None = None,
+        whitelist: WhitelistState | None = None,
+        velocity: list[VelocityEvent] | None = None,
+    ) -> None:
+        try:
+            self._store.save(record=record, whitelist=whitelist, velocity=velocity)
+        except Exception as exc:
+            self._failed = str(exc)
+            raise PolicyError(f"the custody policy state could not be saved: {exc}") from exc
 
     def _decision(self, record: WithdrawalRecord, now: int) -> PolicyDecision:
         if record.status is RequestStatus.PENDING:

@@ -112,7 +112,7 @@ class CustodyLimit(_Table):
 class CustodySettings(_Table):
     """``[custody]``: the custody policy (see ``docs/custody-policy.md``)."""
 
-    state_path: str = Field(default="var/custody/policy.json", min_length=1)
+    state_path: str = Field(default="var/custody/policy.db", min_length=1)
     approval_ttl_s: _Seconds = 24 * 3600
     release_ttl_s: _Seconds = 3600
     whitelist_quorum: int = Field(default=3, ge=1)

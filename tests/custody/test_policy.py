@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from exchange_framework.audit import AuditLog, verify
 from exchange_framework.custody.policy import PolicyEngine, PolicyError, RequestStatus
+from exchange_framework.custody.policy_state import PolicyStore
 from exchange_framework.custody.rules import (
     Network,
     PolicyConfig,
@@ -87,7 +90,7 @@ class Env:
             whitelist_approvers=approvers(),
             audit=self.audit,
             clock=self.clock,
-            state_path=self.tmp / "policy.json",
+            state_path=self.tmp / "policy.db",
             fsync=False,
         )
         return self.engine
@@ -392,17 +395,18 @@ def test_a_second_engine_on_the_same_state_is_refused(env: Env) -> None:
             whitelist_approvers=approvers(),
             audit=env.audit,  # type: ignore[arg-type]
             clock=env.clock,
-            state_path=env.tmp / "policy.json",
+            state_path=env.tmp / "policy.db",
         )
 
 
 def test_a_failed_save_stops_the_engine(env: Env) -> None:
     engine = engine_of(env)
-    state = env.tmp / "policy.json"
-    state.with_name("policy.json.tmp").mkdir()  # the atomic write's temporary file cannot be created
-    with pytest.raises(PolicyError, match="could not be saved"):
+    other = sqlite3.connect(env.tmp / "policy.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # someone else holds the database's write lock: saving fails
+    with pytest.raises(PolicyError, match=r"could not be saved.*locked"):
         engine.submit(**withdrawal(60, 10))  # type: ignore[arg-type]
-    state.with_name("policy.json.tmp").rmdir()
+    other.execute("ROLLBACK")
+    other.close()
     with pytest.raises(PolicyError, match="stopped"):
         engine.submit(**withdrawal(61, 10))  # type: ignore[arg-type]
     with pytest.raises(PolicyError, match="stopped"):
@@ -418,8 +422,22 @@ def test_an_audit_failure_decides_nothing(env: Env) -> None:
     env.audit.close()
     with pytest.raises(Exception, match="closed"):
         engine.submit(**withdrawal(70, 10))  # type: ignore[arg-type]
-    saved = json.loads((env.tmp / "policy.json").read_text())
-    assert "w70" not in saved["requests"]
+    engine.close()
+    assert PolicyStore(env.tmp / "policy.db").request("w70") is None
+
+
+def test_decided_requests_stay_queryable_after_a_restart(env: Env) -> None:
+    engine = engine_of(env)
+    engine.submit(**withdrawal(71, 10))  # type: ignore[arg-type]
+    engine.release("w71")
+    engine.submit(**withdrawal(72, 10, destination=STRANGER))  # type: ignore[arg-type]
+    engine = env.restart()
+    assert engine.status("w71").status is RequestStatus.RELEASED
+    assert [d.request_id for d in engine.requests(RequestStatus.BLOCKED)] == ["w72"]
+    assert [d.request_id for d in engine.requests()] == ["w71", "w72"]
+    assert engine.submit(**withdrawal(71, 10)).status is RequestStatus.RELEASED  # type: ignore[arg-type]
+    with pytest.raises(PolicyError, match="released"):
+        engine.release("w71")
 
 
 @pytest.mark.parametrize(
@@ -468,14 +486,24 @@ def test_threads_never_overshoot_the_velocity_limit(env: Env) -> None:
     assert verify(env.tmp / "audit.log").ok
 
 
+def edit_whitelist(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change the saved whitelist state by hand, as someone with access to the file could."""
+    with sqlite3.connect(path) as db:
+        state = json.loads(db.execute("SELECT value FROM blobs WHERE name = 'whitelist'").fetchone()[0])
+        edit(state)
+        db.execute("UPDATE blobs SET value = ? WHERE name = 'whitelist'", (json.dumps(state).encode(),))
+    db.close()
+
+
 def test_entries_written_into_the_state_file_by_hand_are_not_usable(env: Env) -> None:
     engine = engine_of(env)
     engine.close()
-    path = env.tmp / "policy.json"
-    state = json.loads(path.read_text())
-    forged = dict(state["whitelist"]["entries"][0], address="0xATTACKER", asset="", change_id="wl-99")
-    state["whitelist"]["entries"].append(forged)
-    path.write_text(json.dumps(state))
+
+    def forge(state: dict[str, Any]) -> None:
+        forged = dict(state["entries"][0], address="0xATTACKER", asset="", change_id="wl-99")
+        state["entries"].append(forged)
+
+    edit_whitelist(env.tmp / "policy.db", forge)
     engine = env.start()
     assert not engine.whitelist.allows("ethereum", "ETH", "0xATTACKER", env.clock.now)
     assert engine.whitelist.allows("ethereum", "ETH", FRIEND, env.clock.now)  # the signed entries stay
@@ -489,11 +517,12 @@ def test_entries_written_into_the_state_file_by_hand_are_not_usable(env: Env) ->
 def test_an_applied_change_short_of_valid_signatures_is_dropped_on_load(env: Env) -> None:
     engine = engine_of(env)
     engine.close()
-    path = env.tmp / "policy.json"
-    state = json.loads(path.read_text())
-    first = state["whitelist"]["changes"][0]  # FRIEND for ETH, signed by alice, bob and carol
-    first["signatures"]["bob"] = first["signatures"]["alice"]  # a signature that does not verify for bob
-    path.write_text(json.dumps(state))
+
+    def swap(state: dict[str, Any]) -> None:
+        first = state["changes"][0]  # FRIEND for ETH, signed by alice, bob and carol
+        first["signatures"]["bob"] = first["signatures"]["alice"]  # a signature that does not verify for bob
+
+    edit_whitelist(env.tmp / "policy.db", swap)
     engine = env.start()
     assert not engine.whitelist.allows("ethereum", "ETH", FRIEND, env.clock.now)
     assert engine.whitelist.allows("ethereum", "ETH", COOLING, env.clock.now + HOUR)  # the other change is intact
@@ -503,10 +532,7 @@ def test_an_applied_change_short_of_valid_signatures_is_dropped_on_load(env: Env
 def test_a_removed_change_is_noticed_on_load(env: Env) -> None:
     engine = engine_of(env)
     engine.close()
-    path = env.tmp / "policy.json"
-    state = json.loads(path.read_text())
-    del state["whitelist"]["changes"][0]
-    path.write_text(json.dumps(state))
+    edit_whitelist(env.tmp / "policy.db", lambda state: state["changes"].pop(0))
     engine = env.start()
     assert any("not numbered 1, 2, 3" in p for p in engine.whitelist.discrepancies)
     assert not engine.whitelist.allows("ethereum", "ETH", FRIEND, env.clock.now)

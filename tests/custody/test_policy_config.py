@@ -25,7 +25,7 @@ CUSTODY = f"""
 decimals = 18
 
 [custody]
-state_path = "custody/policy.json"
+state_path = "custody/policy.db"
 approval_ttl_s = 7200
 release_ttl_s = 600
 
@@ -98,7 +98,7 @@ def test_engine_from_config(write_config: Callable[..., Path], tmp_path: Path) -
         assert engine.submit(**withdrawal(1, 10**17)).status is RequestStatus.APPROVED  # type: ignore[arg-type]
         assert engine.submit(**withdrawal(2, 10**18)).status is RequestStatus.PENDING  # type: ignore[arg-type]
         engine.close()
-    assert (tmp_path / "custody" / "policy.json").is_file()
+    assert (tmp_path / "custody" / "policy.db").is_file()
 
 
 def test_no_custody_table_is_fine_until_the_engine_is_wanted(tmp_path: Path) -> None:
