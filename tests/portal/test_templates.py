@@ -68,7 +68,7 @@ def test_a_missing_templates_folder_is_an_error_that_names_it(tmp_path: Path) ->
         make_environment(config, make_plugin_manager(config))
 
 
-def test_plugin_templates_sit_between_operator_and_kernel_and_hooks_run(tmp_path: Path) -> None:
+def test_hook_register_template_dirs_sit_between_operator_and_kernel(tmp_path: Path) -> None:
     plugin_dir = tmp_path / "plugin_templates"
     plugin_dir.mkdir()
     (plugin_dir / "_nav.html").write_text("<nav>{{ 'plugin nav' | shout }}</nav>", encoding="utf-8")
@@ -86,6 +86,14 @@ def test_plugin_templates_sit_between_operator_and_kernel_and_hooks_run(tmp_path
     assert "Operated by Branded Ltd" in html and "plugin base" not in html  # the operator's base wins
 
 
+def test_hook_prepare_jinja2_environment_adds_a_filter(tmp_path: Path) -> None:
+    config = config_in(tmp_path)
+    pm = make_plugin_manager(config)
+    pm.register(ThemePlugin(tmp_path), name="theme")
+    env = make_environment(config, pm)
+    assert env.from_string("{{ 'hi' | shout }}").render() == "HI!"
+
+
 def test_autoescape_is_on(tmp_path: Path) -> None:
     config = config_in(tmp_path)
     env = make_environment(config, make_plugin_manager(config))
@@ -93,7 +101,7 @@ def test_autoescape_is_on(tmp_path: Path) -> None:
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
 
 
-def test_extra_template_vars_reach_pages(tmp_path: Path) -> None:
+def test_hook_extra_template_vars_reach_pages(tmp_path: Path) -> None:
     from starlette.requests import Request
 
     from exchange_framework.identity import IdentityStore
