@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from exchange_framework.audit import AuditLog, Clock
-from exchange_framework.custody.policy_state import PolicyStore
+from exchange_framework.custody.policy_state import PolicyStore, StateError
 from exchange_framework.custody.rules import PolicyConfig, RuleAction, Tier
 from exchange_framework.custody.velocity import VelocityEvent, breached_limits, prune
 from exchange_framework.custody.whitelist import (
@@ -165,25 +165,29 @@ class PolicyEngine:
         self._lock = threading.RLock()
         self._failed: str | None = None
         self._store = PolicyStore(state_path, fsync=fsync)
-        self._open = self._store.open_requests()  # pending and approved requests; decided ones stay in the store
-        self._velocity = self._store.velocity()
-        self.whitelist = Whitelist(
-            whitelist_approvers,
-            audit,
-            state=self._store.whitelist(),
-            on_change=self._whitelist_changed,
-            lock=self._lock,
-            change_ttl_ns=change_ttl_ns,
-        )
-        if self.whitelist.discrepancies:
-            # Recorded, and the whitelist is the one the signed changes give: nothing unsigned is usable.
-            self._audit.append(
-                actor="custody",
-                action="custody.whitelist.state_discrepancy",
-                target=str(state_path),
-                details={"problems": self.whitelist.discrepancies},
-                ts_ns=self._clock(),
+        try:
+            self._open = self._store.open_requests()  # pending and approved requests; decided ones stay in the store
+            self._velocity = self._store.velocity()
+            self.whitelist = Whitelist(
+                whitelist_approvers,
+                audit,
+                state=self._store.whitelist(),
+                on_change=self._whitelist_changed,
+                lock=self._lock,
+                change_ttl_ns=change_ttl_ns,
             )
+            if self.whitelist.discrepancies:
+                # Recorded, and the whitelist is the one the signed changes give: nothing unsigned is usable.
+                self._audit.append(
+                    actor="custody",
+                    action="custody.whitelist.state_discrepancy",
+                    target=str(state_path),
+                    details={"problems": self.whitelist.discrepancies},
+                    ts_ns=self._clock(),
+                )
+        except BaseException:
+            self._store.close()
+            raise
 
     # -- withdrawals ---------------------------------------------------------------------------------------------
 
@@ -389,7 +393,11 @@ class PolicyEngine:
         """Return the decisions on every request (or those with ``status``), oldest first."""
         with self._lock:
             now = self._clock()
-            return [self._decision(r, now) for r in self._store.requests(None if status is None else status.value)]
+            try:
+                records = self._store.requests(None if status is None else status.value)
+            except StateError as exc:
+                raise PolicyError(str(exc)) from exc
+            return [self._decision(r, now) for r in records]
 
     # -- whitelist (the clock read here, the quorum kept by Whitelist) ------------------------------------------
 
@@ -552,7 +560,12 @@ class PolicyEngine:
 
     def _record(self, request_id: str) -> WithdrawalRecord | None:
         record = self._open.get(request_id)
-        return record if record is not None else self._store.request(request_id)
+        if record is not None:
+            return record
+        try:
+            return self._store.request(request_id)
+        except StateError as exc:
+            raise PolicyError(str(exc)) from exc
 
     def _commit(self, record: WithdrawalRecord, now: int) -> None:
         previous = self._open.get(record.request_id)
