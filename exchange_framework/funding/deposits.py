@@ -331,15 +331,17 @@ class DepositTracker:
             start = tip if self.start_height is None else self.start_height
         else:
             start = ours.height + 1
+        version = self.store.watched_version(self.chain)
         watched = self.store.watched(self.chain)
+        addresses = {address for address, _memo in watched}
         while start <= tip:
             while True:  # an address handed out during the scan call is in the next try: no deposit slips past
-                addresses = {address for address, _memo in watched}
                 blocks = self.adapter.scan(start, addresses, max_blocks=self.batch_blocks)
-                latest = self.store.watched(self.chain)
-                if latest == watched:
+                latest = self.store.watched_version(self.chain)
+                if latest == version:
                     break
-                watched = latest
+                version, watched = latest, self.store.watched(self.chain)
+                addresses = {address for address, _memo in watched}
             if not isinstance(blocks, list) or not blocks:
                 raise NodeFault(f"scan({start}) returned no blocks although the tip is {tip}")
             linked: list[ScannedBlock] = []

@@ -244,6 +244,11 @@ class DepositStore:
         rows = self._query("SELECT address, memo, account FROM deposit_addresses WHERE chain = ?", (chain,))
         return {(str(a), str(m)): int(acct) for a, m, acct in rows}  # type: ignore[call-overload]
 
+    def watched_version(self, chain: str) -> tuple[int, int]:
+        """Return a cheap marker that changes whenever an address is added to the chain's watch list."""
+        rows = self._query("SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM deposit_addresses WHERE chain = ?", (chain,))
+        return int(rows[0][0]), int(rows[0][1])  # type: ignore[call-overload]
+
     def deposit_address(self, chain: str, account: int) -> DepositAddress | None:
         """Return the deposit address handed out to ``account`` on ``chain``, if any."""
         rows = self._query(
