@@ -56,6 +56,7 @@ __all__ = [
     "Backends",
     "Brand",
     "Colours",
+    "ComplianceSettings",
     "ConfigError",
     "ExchangeConfig",
     "FeeRates",
@@ -63,6 +64,7 @@ __all__ = [
     "Fees",
     "JournalSettings",
     "Market",
+    "OfacSettings",
     "PluginSettings",
     "PortalSettings",
     "Problem",
@@ -291,6 +293,25 @@ class PortalSettings(_Table):
     templates: str | None = Field(default=None, min_length=1)
 
 
+class OfacSettings(_Table):
+    """``[compliance.ofac]``: the built-in OFAC SDN screening. ``source`` is where the list is fetched from: an
+    ``https://`` base URL ending in ``/`` (or the ``sdn.csv`` or ``sdn.xml`` URL), a path (relative to the config
+    file) to a directory of the CSV files or to ``sdn.xml``, or ``"builtin"`` (a small real snapshot, for demos
+    only). Unset: the built-in screening has no opinion. ``name_threshold`` is the Jaro-Winkler similarity (a
+    decimal string, 0.5 to 1) at which an applicant's name is held for review."""
+
+    source: str | None = Field(default=None, min_length=1)
+    refresh_hours: int = Field(default=24, ge=1, le=24 * 30)
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+    name_threshold: Annotated[Amount, Field(ge=Decimal("0.5"), le=1)] = Decimal("0.92")
+
+
+class ComplianceSettings(_Table):
+    """``[compliance]``: screening of sign-ups, deposits and withdrawals (cases live beside the journal)."""
+
+    ofac: OfacSettings = OfacSettings()
+
+
 # -- the whole file -----------------------------------------------------------------------------------------------
 
 
@@ -317,6 +338,7 @@ class ExchangeConfig(_Table):
     custody: CustodySettings | None = None
     wallet: WalletSettings = WalletSettings()
     portal: PortalSettings = PortalSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
 
     _source: Path | None = PrivateAttr(default=None)
 

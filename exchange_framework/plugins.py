@@ -24,6 +24,7 @@ from typing import Any
 import pluggy
 
 from exchange_framework import __version__, hookspecs
+from exchange_framework.compliance.pipeline import record_screening
 from exchange_framework.config import ExchangeConfig, PluginSettings
 from exchange_framework.interfaces import (
     AdminPage,
@@ -62,6 +63,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "exchange_framework.default_journal",
     "exchange_framework.default_ledger",
     "exchange_framework.default_keystore",
+    "exchange_framework.default_sanctions",
 )
 
 # What each register_* hook's items must implement.
@@ -260,19 +262,29 @@ def collect_registered(pm: pluggy.PluginManager, hook_name: str, /, **kwargs: An
 def run_screening(pm: pluggy.PluginManager, hook_name: str, /, *, required: bool = True, **kwargs: Any) -> Decision:
     """Call a ``screen_*`` hook and combine every plugin's answer, failing closed.
 
-    The strictest decision wins. If a plugin raises or returns something that is not a
-    :class:`~exchange_framework.interfaces.Decision`, or (when ``required``) no plugin answers, the result is a hold.
+    The strictest decision wins. Each plugin is asked separately: one that raises or returns something that is not
+    a :class:`~exchange_framework.interfaces.Decision` counts as a hold, without hiding the others' answers (a
+    rejection stays a rejection). If (when ``required``) no plugin answers, the result is a hold. A result other
+    than an allow opens a compliance case (:mod:`exchange_framework.compliance.pipeline`).
     """
-    try:
-        results = getattr(pm.hook, hook_name)(**kwargs)
-    except Exception as exc:
-        return Decision.hold(f"{hook_name} failed: {type(exc).__name__}: {exc}")
-    decisions: list[Decision] = []
-    for result in results:
-        if not isinstance(result, Decision):
-            return Decision.hold(f"{hook_name} returned {result!r}, which is not a Decision")
-        decisions.append(result)
-    return Decision.combine(decisions, required=required)
+    hook = getattr(pm.hook, hook_name)
+    implementers = [impl.plugin for impl in reversed(hook.get_hookimpls()) if not (impl.wrapper or impl.hookwrapper)]
+    answers: list[tuple[str, Decision | None]] = []
+    for plugin in implementers:
+        others = [other for other in implementers if other is not plugin]
+        name = pm.get_name(plugin) or repr(plugin)
+        try:
+            results = pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+        except Exception as exc:
+            answers.append((name, Decision.hold(f"{hook_name} failed: {type(exc).__name__}: {exc}")))
+            continue
+        for result in results:
+            if not isinstance(result, Decision):
+                result = Decision.hold(f"{hook_name} returned {result!r}, which is not a Decision")
+            answers.append((name, result))
+    decision = Decision.combine([answer for _, answer in answers], required=required)
+    record_screening(hook_name, kwargs, answers, decision)
+    return decision
 
 
 # -- loading helpers ----------------------------------------------------------------------------------------------
