@@ -8,6 +8,7 @@ account ``a`` pays to child ``0/a`` of the configured key (:func:`account_path`)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from bip_utils import Bip32KeyNetVersions, Bip32Slip10Secp256k1
@@ -58,13 +59,27 @@ def validate_xpub(xpub: str) -> None:
 
 
 def _child(xpub: str, path: Sequence[int]) -> Bip32Slip10Secp256k1:
-    key = _parse(xpub)
     for index in path:
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < HARDENED:
             raise HdError(
                 f"path index {index!r} is not a non-hardened index (0 to {HARDENED - 1}); "
                 "hardened children cannot be derived from a public key"
             )
+    if not path:
+        return _parse_cached(xpub)
+    return _branch(xpub, tuple(path[:-1])).ChildKey(path[-1])
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(xpub: str) -> Bip32Slip10Secp256k1:
+    return _parse(xpub)
+
+
+@functools.lru_cache(maxsize=256)
+def _branch(xpub: str, path: tuple[int, ...]) -> Bip32Slip10Secp256k1:
+    # the parents of deposit keys (such as 0 below the account xpub) are derived once, not per address
+    key = _parse_cached(xpub)
+    for index in path:
         key = key.ChildKey(index)
     return key
 
