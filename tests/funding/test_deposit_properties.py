@@ -68,7 +68,7 @@ class DepositMachine(RuleBasedStateMachine):
         finally:
             self.node.set_reachable(reachable)
 
-    @rule(account=st.sampled_from(ACCOUNTS), amount=st.integers(1, 10**6))
+    @rule(account=st.sampled_from(ACCOUNTS), amount=st.one_of(st.integers(1, 10**6), st.integers(2**64, 10**30)))
     def deposit(self, account: int, amount: int) -> None:
         self.deposits[self.node.faucet(self.addresses[account], amount)] = account
 
