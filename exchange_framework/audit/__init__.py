@@ -5,6 +5,7 @@ Kernel code appends through :class:`AuditLog`; :func:`verify` checks a log file 
 
 from exchange_framework.audit.entry import GENESIS_HASH, AuditEntry, AuditFormatError, canonical_json
 from exchange_framework.audit.log import AuditLog, Clock
+from exchange_framework.audit.sqlite_store import SqliteAuditStore
 from exchange_framework.audit.store import (
     AuditError,
     AuditStore,
@@ -13,7 +14,7 @@ from exchange_framework.audit.store import (
     TornTailError,
     read_entries,
 )
-from exchange_framework.audit.verify import Problem, ProblemKind, VerifyReport, verify
+from exchange_framework.audit.verify import Problem, ProblemKind, VerifyReport, verify, verify_lines
 
 __all__ = [
     "GENESIS_HASH",
@@ -27,9 +28,11 @@ __all__ = [
     "FileAuditStore",
     "Problem",
     "ProblemKind",
+    "SqliteAuditStore",
     "TornTailError",
     "VerifyReport",
     "canonical_json",
     "read_entries",
     "verify",
+    "verify_lines",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 from exchange_framework.audit.entry import GENESIS_HASH, AuditFormatError, decode_line, entry_hash
 from exchange_framework.audit.store import scan_lines
 
-__all__ = ["Problem", "ProblemKind", "VerifyReport", "verify"]
+__all__ = ["Problem", "ProblemKind", "VerifyReport", "verify", "verify_lines"]
 
 
 class ProblemKind(StrEnum):
@@ -69,34 +69,50 @@ def verify(
     path = Path(path)
     if not path.is_file():
         return VerifyReport(path, 0, GENESIS_HASH, Problem(1, 0, ProblemKind.MISSING, f"{path} is not a file"))
+    return verify_lines(scan_lines(path), source=path, expect_head=expect_head, progress=progress)
+
+
+def verify_lines(
+    lines: Iterable[tuple[int, bytes, bool]],
+    *,
+    source: Path,
+    expect_head: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check a log given as (position, line without newline, complete) in order; see :func:`verify`.
+
+    Any store that keeps each entry's canonical line (the file, a database table) is verified this way.
+    """
     head = GENESIS_HASH
     count = 0
+    end = 0
     seen_expected = expect_head is None or expect_head == GENESIS_HASH
-    for offset, line, complete in scan_lines(path):
+    for offset, line, complete in lines:
         number = count + 1
         checked = _check_line(line, complete, number, head)
         if isinstance(checked, tuple):
-            return VerifyReport(path, count, head, Problem(number, offset, *checked))
+            return VerifyReport(source, count, head, Problem(number, offset, *checked))
         head = checked
         count = number
+        end = offset + len(line) + 1
         if not seen_expected and head == expect_head:
             seen_expected = True
         if progress is not None:
-            progress(offset + len(line) + 1)
+            progress(end)
     if not seen_expected:
         return VerifyReport(
-            path,
+            source,
             count,
             head,
             Problem(
                 count + 1,
-                path.stat().st_size,
+                end,
                 ProblemKind.HEAD_MISMATCH,
                 f"no entry has the expected head hash {expect_head}: entries were removed or rewritten "
                 f"(the log ends at entry {count} with hash {head})",
             ),
         )
-    return VerifyReport(path, count, head, None)
+    return VerifyReport(source, count, head, None)
 
 
 def _check_line(line: bytes, complete: bool, number: int, prev: str) -> str | tuple[ProblemKind, str]:
