@@ -163,15 +163,20 @@ def create_app(
 
 
 def open_audit_log(config: ExchangeConfig, ctx: ApiContext) -> AuditLog | None:
-    """Open the operator audit log (``[audit] path``) at ``ctx.extras["audit"]``, unless something already did.
+    """Open the operator audit log at ``ctx.extras["audit"]``, unless something already did.
 
-    If it cannot be opened (a torn last line, no disk), the exchange still serves customers and the reason is kept
-    in ``ctx.extras["audit_error"]``: operator actions, which must be audited, are then refused (fail closed).
+    The log is at ``[audit] path`` when the config sets it or was read from a file (where ``exchange audit`` looks);
+    a config built in memory without one keeps it beside the journal (``audit.log`` in the node's data directory),
+    never in the current directory. If it cannot be opened (a torn last line, no disk), the exchange still serves
+    customers and the reason is kept in ``ctx.extras["audit_error"]``: operator actions, which must be audited, are
+    then refused (fail closed).
     """
     if "audit" in ctx.extras:
         return None
+    explicit = config.source is not None or "audit" in config.model_fields_set
+    path = config.audit_path() if explicit else ctx.node.data_dir / "audit.log"
     try:
-        audit = AuditLog.from_config(config)
+        audit = AuditLog.open(path, fsync=config.audit.fsync)
     except Exception as exc:  # every operator action is refused until this is fixed
         _log.error("the audit log could not be opened: %s", exc)
         ctx.extras["audit_error"] = str(exc)

@@ -61,7 +61,9 @@ def audit_entries(server: RunningServer) -> list[AuditEntry]:
 
 def audit_ok(server: RunningServer) -> None:
     """The audit file verifies end to end, as ``exchange audit verify`` does."""
-    path: Path = server.ctx.node.config.audit_path()
+    log = server.ctx.extras["audit"]
+    path: Path = log.store.path
+    assert path.parent == server.ctx.node.data_dir or server.ctx.node.config.source is not None  # never the cwd
     report = verify(path)
     assert report.ok, report.problem
 
