@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 import pluggy
@@ -80,6 +80,12 @@ class NotFound(WebError):
     status = 404
 
 
+def _state(request: Request) -> dict[str, Any]:
+    """This request's web state (browser id, session, cookies to set), kept in the ASGI scope."""
+    state: dict[str, Any] = request.scope.setdefault("exchange_web", {})
+    return state
+
+
 def safe_next(target: str | None, default: str = "/") -> str:
     """A local path to return to after login; anything that could leave the site becomes ``default``."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -132,12 +138,12 @@ class Web:
         return request.url.scheme in ("https", "wss")
 
     def _set_cookie(self, request: Request, name: str, value: str | None) -> None:
-        pending: dict[str, str | None] = request.state.__dict__.setdefault("web_cookies", {})
+        pending: dict[str, str | None] = _state(request).setdefault("cookies", {})
         pending[name] = value
 
     def browser_id(self, request: Request) -> str:
         """This browser's random id (a cookie set on its first visit); keys CSRF before login and flash messages."""
-        state = request.state.__dict__
+        state = _state(request)
         if "web_browser" not in state:
             value = request.cookies.get(BROWSER_COOKIE, "")
             if len(value) < 32:
@@ -148,7 +154,7 @@ class Web:
         return browser
 
     def _session(self, request: Request) -> tuple[str, SessionInfo, UserInfo] | None:
-        state = request.state.__dict__
+        state = _state(request)
         if "web_session" not in state:
             found: tuple[str, SessionInfo, UserInfo] | None = None
             token = request.cookies.get(SESSION_COOKIE, "")
@@ -199,7 +205,7 @@ class Web:
         found = self._session(request)
         if found is not None:
             self.identity.revoke_session(found[1].account, found[1].token_hash)
-        request.state.web_session = None
+        _state(request)["web_session"] = None
         self._set_cookie(request, SESSION_COOKIE, None)
 
     # -- CSRF and forms
@@ -214,10 +220,10 @@ class Web:
     async def form(self, request: Request) -> FormData:
         """The posted form, after checking its CSRF token and origin; raise :class:`CsrfRefused` otherwise."""
         origin = request.headers.get("origin")
-        if origin and origin != "null":
-            expected = f"{request.url.scheme}://{request.url.netloc}"
-            if origin != expected:
-                raise CsrfRefused("This form was sent from another site and was refused; nothing was changed.")
+        # Browsers send "null" for form posts under Referrer-Policy: no-referrer; the token still decides. Hosts only:
+        # behind a TLS proxy the scheme seen here may differ from the browser's.
+        if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
+            raise CsrfRefused("This form was sent from another site and was refused; nothing was changed.")
         form = await request.form()
         token = form.get(CSRF_FIELD)
         if not isinstance(token, str) or not csrf_valid(self._csrf_secret(request), token):
@@ -274,7 +280,7 @@ class Web:
     def finish(self, request: Request, response: Response) -> Response:
         """Set the cookies this request asked for and the page headers (CSP, no caching of private pages)."""
         secure = self.is_https(request)
-        for name, value in request.state.__dict__.get("web_cookies", {}).items():
+        for name, value in _state(request).get("cookies", {}).items():
             if value is None:
                 response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")
             else:

@@ -109,7 +109,8 @@ def test_cookies_are_secure_over_https(exchange: Exchange) -> None:
 def test_signup_errors_say_what_to_do_and_create_nothing(
     exchange: Exchange, browser: PortalClient, form: dict[str, str], message: str
 ) -> None:
-    form = {**form, "email": form["email"].replace("{alice}", exchange.alice.email)}
+    if form["email"] == "{alice}":
+        form = {**form, "email": exchange.alice.email}
     before = exchange.server.ctx.identity.users(limit=10_000)
     response = browser.post("/signup", form)
     assert response.status_code == 400
@@ -296,18 +297,16 @@ def test_api_key_secret_is_shown_once_then_revoked(exchange: Exchange, alice: Po
     assert exchange.server.ctx.identity.api_key(key) is None
 
 
-@pytest.mark.parametrize(
-    ("form", "message"),
-    [
-        ({"label": "x"}, "needs at least one scope"),
-        ({"label": "x", "scopes": "read", "allowed_ips": "not-an-ip"}, "is not an IP address"),
-        ({"label": "x", "scopes": ["read", "withdraw"]}, "needs two-factor authentication: turn it on first"),
-    ],
-)
-def test_api_key_errors_say_what_to_do(
-    exchange: Exchange, alice: PortalClient, form: dict[str, str | list[str]], message: str
-) -> None:
+KEY_ERRORS = [
+    ({"label": "x"}, "needs at least one scope"),
+    ({"label": "x", "scopes": "read", "allowed_ips": "not-an-ip"}, "is not an IP address"),
+    ({"label": "x", "scopes": ["read", "withdraw"]}, "needs two-factor authentication: turn it on first"),
+]
+
+
+def test_api_key_errors_say_what_to_do(exchange: Exchange, alice: PortalClient) -> None:
     before = exchange.server.ctx.identity.api_keys(exchange.alice.account)
-    response = alice.post("/account/api-keys", form)
-    assert response.status_code == 400 and message in response.text
+    for form, message in KEY_ERRORS:
+        response = alice.post("/account/api-keys", form)
+        assert response.status_code == 400 and message in response.text
     assert exchange.server.ctx.identity.api_keys(exchange.alice.account) == before

@@ -92,16 +92,6 @@ def test_withdrawal_needs_two_factor_then_a_code_then_works(chain_exchange: Exch
     assert history.count('class="withdrawal-row') == len(withdrawals) and address in history
 
 
-def test_withdrawal_to_an_address_not_on_the_whitelist_is_refused(
-    chain_exchange: Exchange, alice: PortalClient
-) -> None:
-    totp = enable_2fa(chain_exchange, chain_exchange.alice.account)
-    response = alice.post(
-        "/wallet/ETH/withdraw", {"entry": "999", "amount": "1", "code": totp.now()}, page="/wallet/ETH"
-    )
-    assert response.status_code == 400 and "Choose one of your whitelisted addresses" in response.text
-
-
 def test_withdrawal_cancel_and_users_kept_apart(chain_exchange: Exchange, alice: PortalClient) -> None:
     ex = chain_exchange
     wallet = ex.server.ctx.extras["wallet"]
@@ -142,11 +132,16 @@ def test_withdrawal_cancel_and_users_kept_apart(chain_exchange: Exchange, alice:
     assert wallet.whitelist(ex.alice.account) == []
 
 
-def test_whitelist_errors_say_what_to_fix(chain_exchange: Exchange, alice: PortalClient) -> None:
+def test_whitelist_and_address_errors_say_what_to_fix(chain_exchange: Exchange, alice: PortalClient) -> None:
     response = alice.post("/wallet/whitelist", {"asset": "ETH", "address": "not an address", "label": "x"})
     assert response.status_code == 400 and 'class="form-error"' in response.text
     assert chain_exchange.server.ctx.extras["wallet"].whitelist(chain_exchange.alice.account) == []
     assert alice.get("/wallet/NOPE").status_code == 404
+    totp = enable_2fa(chain_exchange, chain_exchange.alice.account)
+    form = {"entry": "999", "amount": "1", "code": totp.now()}
+    response = alice.post("/wallet/ETH/withdraw", form, page="/wallet/ETH")
+    assert response.status_code == 400 and "Choose one of your whitelisted addresses" in response.text
+    assert chain_exchange.server.ctx.extras["wallet"].withdrawals(chain_exchange.alice.account) == []
 
 
 def test_wallet_without_a_wallet_service_shows_balances_and_says_so(exchange: Exchange) -> None:
