@@ -23,7 +23,7 @@ import msgspec
 
 from exchange_framework.audit import AuditLog, Clock
 from exchange_framework.custody.policy_state import PolicyStore, StateError
-from exchange_framework.custody.rules import PolicyConfig, RuleAction, Tier
+from exchange_framework.custody.rules import DestinationMatch, PolicyConfig, RuleAction, Tier
 from exchange_framework.custody.velocity import VelocityEvent, breached_limits, prune
 from exchange_framework.custody.whitelist import (
     DEFAULT_CHANGE_TTL_NS,
@@ -310,7 +310,8 @@ class PolicyEngine:
     def release(self, request_id: str, *, actor: str = "custody") -> SigningApproval:
         """Hand an approved request's digests to the signer, once, within the release window.
 
-        Everything that can change with time is checked again (whitelist, chain id, wallet). Refused (audited,
+        Everything that can change with time is checked again (chain id, wallet, and the whitelist if the rule that
+        approved it needs a whitelisted destination; a rule removed from the configuration blocks). Refused (audited,
         :class:`PolicyError`) for any request that is not approved; an approval older than the release window
         expires; a failed re-check blocks the request.
         """
@@ -338,7 +339,7 @@ class PolicyEngine:
                 )
                 self._commit(expired, now)
                 raise PolicyError(f"request {request_id} expired: approved too long ago; submit it again")
-            problems, _tier = self._static_problems(record, now)
+            problems = self._release_problems(record, now)
             if problems:
                 blocked = msgspec.structs.replace(
                     record, status=RequestStatus.BLOCKED, reasons=tuple(problems), decided_ns=now
@@ -516,15 +517,28 @@ class PolicyEngine:
                 problems.append(f"key {u.key_id!r} does not belong to wallet {d.source} (its key is {wallet.key_id!r})")
         if not u.digests:
             problems.append("the unsigned transaction has nothing to sign")
-        if not self.whitelist.allows(d.chain, d.asset, d.destination, now):
-            entry = self.whitelist.lookup(d.chain, d.asset, d.destination)
-            if entry is None:
-                problems.append(f"destination {d.destination} is not whitelisted for {d.asset} on {d.chain}")
-            else:
-                problems.append(
-                    f"destination {d.destination} is whitelisted but cooling off until {entry.usable_from_ns} ns"
-                )
         return problems, tier
+
+    def _unlisted(self, decoded: DecodedTransaction, now: int) -> str | None:
+        """Return why ``decoded``'s destination is not usable from the whitelist at ``now``, or None if it is."""
+        d = decoded
+        if self.whitelist.allows(d.chain, d.asset, d.destination, now):
+            return None
+        entry = self.whitelist.lookup(d.chain, d.asset, d.destination)
+        if entry is None:
+            return f"destination {d.destination} is not whitelisted for {d.asset} on {d.chain}"
+        return f"destination {d.destination} is whitelisted but cooling off until {entry.usable_from_ns} ns"
+
+    def _release_problems(self, record: WithdrawalRecord, now: int) -> list[str]:
+        """What forbids releasing an approved record now: the static checks, and the rule's destination match."""
+        problems, _tier = self._static_problems(record, now)
+        rule = self.config.rule(record.rule or "")
+        unlisted = self._unlisted(record.decoded, now)
+        if rule is None:
+            problems.append(f"rule {record.rule!r} that approved it is no longer configured")
+        elif rule.destination is DestinationMatch.WHITELISTED and unlisted is not None:
+            problems.append(unlisted)
+        return problems
 
     def _evaluate(self, record: WithdrawalRecord, now: int) -> WithdrawalRecord:
         """Decide a pending record at ``now``: blocked, approved, or still pending with the rule's requirement."""
@@ -532,9 +546,13 @@ class PolicyEngine:
         if problems or tier is None:
             return _block(record, problems, now, tier=tier)
         d = record.decoded
-        rule = self.config.first_match(chain=d.chain, asset=d.asset, tier=tier, amount=d.amount)
+        unlisted = self._unlisted(d, now)
+        rule = self.config.first_match(
+            chain=d.chain, asset=d.asset, tier=tier, amount=d.amount, whitelisted=unlisted is None
+        )
         if rule is None:
-            return _block(record, ["no policy rule matches this withdrawal"], now, tier=tier)
+            reasons = [] if unlisted is None else [unlisted]
+            return _block(record, [*reasons, "no policy rule matches this withdrawal"], now, tier=tier)
         record = msgspec.structs.replace(record, tier=tier, rule=rule.name, required=rule.approvals, group=rule.group)
         if rule.action is RuleAction.BLOCK:
             return _block(record, [f"rule {rule.name!r} blocks it"], now, tier=tier)

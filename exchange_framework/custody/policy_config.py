@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from exchange_framework.custody.rules import (
     SECOND_NS,
+    DestinationMatch,
     Network,
     PolicyConfig,
     Rule,
@@ -95,6 +96,7 @@ class CustodyRule(_Table):
     max_amount: _Amount | None = None
     approvals: int = Field(default=0, ge=0)
     group: str | None = None
+    destination: Literal["whitelisted", "unlisted", "any"] = "whitelisted"
 
 
 class CustodyLimit(_Table):
@@ -179,6 +181,7 @@ def _convert(
                 max_amount=_atomic(r.max_amount, r.asset, decimals, (*loc, "max_amount"), problems),
                 approvals=r.approvals,
                 group=r.group,
+                destination=DestinationMatch(r.destination),
             )
         )
         if r.asset is None and (r.min_amount is not None or r.max_amount is not None):

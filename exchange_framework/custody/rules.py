@@ -14,6 +14,7 @@ from typing import NamedTuple
 import msgspec
 
 __all__ = [
+    "DestinationMatch",
     "Network",
     "PolicyConfig",
     "PolicyProblem",
@@ -44,10 +45,19 @@ class RuleAction(StrEnum):
     APPROVE = "approve"  # require ``approvals`` distinct approvals from ``group``
 
 
+class DestinationMatch(StrEnum):
+    """Which destinations a rule applies to."""
+
+    WHITELISTED = "whitelisted"  # on the custody whitelist and past its cooling-off (the default)
+    UNLISTED = "unlisted"  # not (yet) usable from the whitelist, such as a customer's own address book entry
+    ANY = "any"
+
+
 class Rule(msgspec.Struct, frozen=True):
     """One policy rule. A field left ``None`` matches anything; amount bounds are inclusive atomic units.
 
-    Rules are tried in order and the first that matches decides; a withdrawal no rule matches is blocked.
+    Rules are tried in order and the first that matches decides; a withdrawal no rule matches is blocked. By
+    default a rule only matches whitelisted destinations: a rule for others must say ``destination``.
     """
 
     name: str
@@ -59,10 +69,15 @@ class Rule(msgspec.Struct, frozen=True):
     max_amount: int | None = None
     approvals: int = 0
     group: str | None = None
+    destination: DestinationMatch = DestinationMatch.WHITELISTED
 
-    def matches(self, *, chain: str, asset: str, tier: Tier, amount: int) -> bool:
-        """Whether this rule applies to a withdrawal of ``amount`` ``asset`` on ``chain`` from a ``tier`` wallet."""
+    def matches(self, *, chain: str, asset: str, tier: Tier, amount: int, whitelisted: bool) -> bool:
+        """Whether this rule applies to a withdrawal of ``amount`` ``asset`` on ``chain`` from a ``tier`` wallet
+        to a destination that is (or is not) ``whitelisted``."""
         return (
+            self.destination is DestinationMatch.ANY
+            or (self.destination is DestinationMatch.WHITELISTED) == whitelisted
+        ) and (
             (self.chain is None or self.chain == chain)
             and (self.asset is None or self.asset == asset)
             and (self.tier is None or self.tier == tier)
@@ -154,10 +169,17 @@ class PolicyConfig(msgspec.Struct, frozen=True):
                 return wallet
         return None
 
-    def first_match(self, *, chain: str, asset: str, tier: Tier, amount: int) -> Rule | None:
+    def first_match(self, *, chain: str, asset: str, tier: Tier, amount: int, whitelisted: bool) -> Rule | None:
         """Return the first rule matching the withdrawal, or None (then it is blocked)."""
         for rule in self.rules:
-            if rule.matches(chain=chain, asset=asset, tier=tier, amount=amount):
+            if rule.matches(chain=chain, asset=asset, tier=tier, amount=amount, whitelisted=whitelisted):
+                return rule
+        return None
+
+    def rule(self, name: str) -> Rule | None:
+        """Return the rule called ``name``, if it is configured."""
+        for rule in self.rules:
+            if rule.name == name:
                 return rule
         return None
 

@@ -15,6 +15,7 @@ from exchange_framework.audit import AuditLog, verify
 from exchange_framework.custody.policy import PolicyEngine, PolicyError, RequestStatus
 from exchange_framework.custody.policy_state import PolicyStore
 from exchange_framework.custody.rules import (
+    DestinationMatch,
     Network,
     PolicyConfig,
     Rule,
@@ -542,3 +543,45 @@ def test_a_clean_restart_reports_nothing(env: Env) -> None:
     engine = env.restart()
     assert engine.whitelist.discrepancies == []
     assert "custody.whitelist.state_discrepancy" not in env.actions()
+
+
+def test_rules_for_unlisted_destinations(tmp_path: Path) -> None:
+    base = policy_config()
+    address_book = Rule(
+        "address book",
+        RuleAction.APPROVE,
+        asset="ETH",
+        approvals=1,
+        group="security",
+        destination=DestinationMatch.UNLISTED,
+    )
+    env = Env(tmp_path, config=policy_config(rules=[*base.rules, address_book]))
+    engine = env.start()
+    whitelist(engine, FRIEND, asset="ETH")
+    whitelist(engine, COOLING, cooling_off_ns=HOUR)
+    assert engine.submit(**withdrawal(90, 10)).rule == "small hot"  # type: ignore[arg-type]  (whitelisted)
+    decision = engine.submit(**withdrawal(91, 10, destination=STRANGER))  # type: ignore[arg-type]
+    assert (decision.status, decision.rule) == (RequestStatus.PENDING, "address book")
+    assert engine.submit(**withdrawal(92, 10, destination=COOLING)).rule == "address book"  # type: ignore[arg-type]
+    assert engine.approve("w91", approver="dave").status is RequestStatus.APPROVED
+    assert engine.release("w91").decoded.destination == STRANGER
+    # the approving rule disappears from the configuration: what it approved is not released
+    engine.approve("w92", approver="erin")
+    env.config = base
+    engine = env.restart()
+    with pytest.raises(PolicyError, match="rule 'address book' that approved it is no longer configured"):
+        engine.release("w92")
+    engine.close()
+
+
+def test_any_destination_rule(tmp_path: Path) -> None:
+    rules = [Rule("anything small", RuleAction.ALLOW, asset="ETH", max_amount=100, destination=DestinationMatch.ANY)]
+    env = Env(tmp_path, config=policy_config(rules=rules))
+    engine = env.start()
+    assert engine.submit(**withdrawal(95, 100, destination=STRANGER)).status is RequestStatus.APPROVED  # type: ignore[arg-type]
+    decision = engine.submit(**withdrawal(96, 101, destination=STRANGER))  # type: ignore[arg-type]
+    assert decision.reasons == (
+        "destination 0xSTRANGER is not whitelisted for ETH on ethereum",
+        "no policy rule matches this withdrawal",
+    )
+    engine.close()

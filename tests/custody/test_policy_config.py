@@ -13,7 +13,7 @@ from exchange_framework.cli import main
 from exchange_framework.config import ConfigError, load_config, parse_config
 from exchange_framework.custody.policy import RequestStatus
 from exchange_framework.custody.policy_config import open_policy_engine, policy_config, whitelist_approvers
-from exchange_framework.custody.rules import Network, RuleAction, Tier, VelocityScope
+from exchange_framework.custody.rules import DestinationMatch, Network, RuleAction, Tier, VelocityScope
 from tests.conftest import MINIMAL_CONFIG
 from tests.custody.test_policy import HOT, Clock, whitelist, withdrawal
 from tests.custody.test_whitelist import NAMES, private_key, public_bytes
@@ -66,6 +66,14 @@ tier = "hot"
 approvals = 2
 group = "treasury"
 
+[[custody.rules]]
+name = "address book"
+action = "approve"
+asset = "ETH"
+approvals = 1
+group = "treasury"
+destination = "unlisted"
+
 [[custody.limits]]
 name = "ETH hourly"
 asset = "ETH"
@@ -79,7 +87,9 @@ def test_custody_table_converts_to_integers() -> None:
     config = parse_config(MINIMAL_CONFIG + CUSTODY)
     policy = policy_config(config)
     assert policy.networks == [Network("ethereum", "1", max_fee=10**16)]
-    assert [r.name for r in policy.rules] == ["no cold", "small hot ETH", "large hot ETH"]
+    assert [r.name for r in policy.rules] == ["no cold", "small hot ETH", "large hot ETH", "address book"]
+    assert policy.rules[3].destination is DestinationMatch.UNLISTED
+    assert policy.rules[1].destination is DestinationMatch.WHITELISTED
     assert policy.rules[1].max_amount == 5 * 10**17 and policy.rules[1].action is RuleAction.ALLOW
     assert policy.rules[0].tier is Tier.COLD
     assert policy.limits[0].max_amount == 10 * 10**18 and policy.limits[0].window_ns == 3600 * 10**9
