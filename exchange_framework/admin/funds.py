@@ -12,6 +12,7 @@ from starlette.responses import Response
 from exchange_framework.admin.console import ActionRefused, AdminConsole
 from exchange_framework.funding.store import Stage
 from exchange_framework.interfaces import CustodyBalance
+from exchange_framework.plugins import collect_registered
 from exchange_framework.portal.wallet import WITHDRAWAL_STAGES
 from exchange_framework.wallet import WalletError, WithdrawalStage
 from exchange_framework.web import Form, FormError, NotFound
@@ -204,18 +205,29 @@ class FundsPages:
             "reports": [(r, units.amount(r.asset, r.amount)) for r in reports],
             "totals": [(asset, units.amount(asset, totals[asset])) for asset in sorted(totals)],
             "report_error": report_error,
-            "omnibus": await self._omnibus(),
         }
+        values["omnibus"], values["omnibus_error"] = await self._omnibus()
         return self.console.render(request, "admin/custody.html", values)
 
-    async def _omnibus(self) -> list[tuple[str, str, str]] | None:
-        """The ledger's omnibus balances (account, asset, amount), or ``None`` when the ledger is not open."""
-        ledger = getattr(self.ctx.node, "ledger", None)
-        if ledger is None:
-            return None
-        balances: dict[tuple[str, str], int] = await ledger.balances()
-        return [
+    async def _omnibus(self) -> tuple[list[tuple[str, str, str]] | None, str]:
+        """The settled ledger's omnibus balances (account, asset, amount), read through the configured ledger
+        backend as ``exchange ledger check`` does, or ``None`` and why not."""
+        config = self.ctx.node.config
+        try:
+            backends = collect_registered(self.ctx.node.pm, "register_ledger_stores", config=config)
+            store = backends[config.backends.ledger].open(config)
+        except Exception as exc:  # no such backend, or it cannot be opened: say so instead of a page error
+            return None, f"{type(exc).__name__}: {exc}"
+        try:
+            await store.create_schema()
+            balances: dict[tuple[str, str], int] = await store.balances()
+        except Exception as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        finally:
+            await store.close()
+        rows = [
             (account, asset, self.ctx.units.amount(asset, amount))
             for (account, asset), amount in sorted(balances.items())
-            if account.startswith("omnibus:")
+            if account.startswith("omnibus:") and asset in self.ctx.node.assets
         ]
+        return rows, ""

@@ -206,3 +206,4 @@ def test_the_custody_page_shows_the_hot_wallet_key(chain_exchange: Exchange, ope
     assert page.status_code == 200
     wallet = ex.server.ctx.extras["wallet"]
     assert wallet.hot_public_key.hex() in page.text and wallet.hot_key_id in page.text
+    assert "Ledger omnibus accounts" in page.text and "The ledger could not be read" not in page.text
