@@ -332,7 +332,8 @@ def _programs(value: str) -> tuple[str, ...]:
 
 
 def _addresses_in(remarks: str) -> tuple[tuple[str, str], ...]:
-    return tuple((currency.upper(), address) for currency, address in _ADDRESS_RE.findall(remarks))
+    # the last remark of an entry ends with a full stop, which is not part of an address listed there
+    return tuple((currency.upper(), address.rstrip(".,")) for currency, address in _ADDRESS_RE.findall(remarks))
 
 
 def parse_csv(sdn: str, alt: str = "", add: str = "", comments: str = "", *, published: str = "") -> SdnList:

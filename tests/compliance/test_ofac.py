@@ -291,3 +291,10 @@ def test_sources_sdn_csv_url_xml_file_and_builtin(tmp_path: Path) -> None:
     assert builtin is not None and len(builtin.entries) == 17
     refused = OfacListKeeper("ftp://example.org/sdn.csv", tmp_path / "e")
     assert refused.start() is None and "only http, https and file" in refused.status.last_error
+
+
+def test_an_address_ending_the_remarks_loses_the_full_stop() -> None:
+    remarks = "Digital Currency Address - ETH 0x" + "ab" * 20 + "."
+    row = f'1,"X",-0- ,"CYBER2",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,"{remarks}"\n'
+    (entry,) = parse_csv(row).entries
+    assert entry.addresses == (("ETH", "0x" + "ab" * 20),)
