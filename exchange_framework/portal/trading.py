@@ -21,6 +21,7 @@ from exchange_framework.api.units import MarketUnits
 from exchange_framework.engine.commands import CancelOrder
 from exchange_framework.engine.events import OrderRejected
 from exchange_framework.marketdata import binance
+from exchange_framework.views import OrderStatus
 from exchange_framework.web import Form, FormError, NotFound, Web
 
 __all__ = ["ORDER_TYPES", "TradingPages", "order_params"]
@@ -160,10 +161,17 @@ class TradingPages:
                 message = _message(reject_error(ev.reason))
                 return self.web.redirect(request, here, f"Order not placed: {message}", "error")
         order = self.ctx.node.orders.order(user.id, client_order_id=cmd.client_order_id)
-        status = order.status.value.lower().replace("_", " ") if order is not None else "accepted"
-        order_id = order.order_id if order is not None else 0
         side = "Buy" if form.text("side") == "BUY" else "Sell"
-        return self.web.redirect(request, here, f"{side} order {order_id} placed: {status}.", "success")
+        if order is None:  # not reachable: an accepted order is in the order view when submit returns
+            return self.web.redirect(request, here, f"{side} order accepted.", "success")
+        if order.status is OrderStatus.EXPIRED_IN_MATCH:
+            message = f"{side} order {order.order_id} was not filled: it would have traded with your own order."
+            return self.web.redirect(request, here, message, "error")
+        if order.status is OrderStatus.EXPIRED and order.executed_qty == 0:
+            message = f"{side} order {order.order_id} expired unfilled: nothing to trade against at its price."
+            return self.web.redirect(request, here, message, "error")
+        status = order.status.value.lower().replace("_", " ")
+        return self.web.redirect(request, here, f"{side} order {order.order_id} placed: {status}.", "success")
 
     async def cancel(self, request: Request) -> Response:
         user = self.web.require_user(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -55,8 +56,7 @@ class LoginLimiter:
         for key, limit in ((f"ip:{ip}", self.per_ip), (f"email:{email.strip().lower()}", self.per_email)):
             times = self._recent(key)
             if len(times) >= limit:
-                wait = max(1, int(times[0] + self.window_s - self.clock()) + 1)
-                minutes = (wait + 59) // 60
+                minutes = max(1, math.ceil((times[0] + self.window_s - self.clock()) / 60))
                 return (
                     f"Too many failed login attempts: wait {minutes} minute{'s' if minutes != 1 else ''} and try "
                     "again, or reset your password."

@@ -139,6 +139,7 @@ def test_first_session_in_a_real_browser(chain_exchange: Exchange, chromium: Bro
     finally:
         bob.close()
     expect(page.locator("#chart")).not_to_have_attribute("data-candles", "0")  # drawn from the kline stream
+    expect(page.locator("#public-trades tr").first).to_contain_text("50000")  # the trade stream
     assert int(page.get_attribute("#chart", "data-candles") or 0) >= 1
     shot(page, "03-trade-live")
     page.reload()
@@ -147,6 +148,29 @@ def test_first_session_in_a_real_browser(chain_exchange: Exchange, chromium: Bro
     expect(page.locator("#chart")).not_to_have_attribute("data-candles", "0")  # drawn from /api/v3/klines
     expect(page.locator("#chart-note")).to_contain_text("last close 50000")
     shot(page, "04-trade-filled")
+
+    # the form sends only the chosen type's fields: a price typed before switching to MARKET is not sent
+    bob = Rest(ex.url, ex.bob.key)
+    try:
+        bid = bob.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                         quantity="0.01", price="49000")  # fmt: skip
+        assert bid.status_code == 200, bid.text
+    finally:
+        bob.close()
+    page.fill("input[name=price]", "12345")
+    page.select_option("select[name=type]", "MARKET")
+    page.check("input[name=side][value=SELL]")
+    page.fill("input[name=quantity]", "0.005")
+    page.click("text=Place order")
+    assert flash(page).startswith("Sell order") and flash(page).endswith("placed: filled."), flash(page)
+    page.select_option("select[name=type]", "STOP_LOSS")
+    assert page.locator("input[name=price]").is_hidden() and page.locator("input[name=stop_price]").is_visible()
+    page.check("input[name=side][value=SELL]")
+    page.fill("input[name=stop_price]", "45000")
+    page.fill("input[name=quantity]", "0.004")
+    page.click("text=Place order")
+    assert flash(page).endswith("placed: new."), flash(page)
+    expect(page.locator("tr.order-row")).to_have_count(1)
 
     # verification: submit details; an operator approves them (the admin console's part)
     page.goto("/kyc")

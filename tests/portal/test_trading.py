@@ -110,6 +110,10 @@ def test_order_form_errors_say_what_is_wrong_and_place_nothing(
 
 
 def test_cancel_from_the_form_and_users_kept_apart(fresh_exchange: Exchange, trader: PortalClient) -> None:
+    flash = order(trader, type="MARKET", quantity="0.01")  # the book is empty
+    assert flash.startswith("error: Buy order ") and flash.endswith(
+        "expired unfilled: nothing to trade against at its price."
+    )
     flash = order(trader, price="45000", quantity="0.01")
     order_id = int(flash.split("order ", 1)[1].split(" ", 1)[0])
     bob = PortalClient(fresh_exchange.url)
