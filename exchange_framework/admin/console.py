@@ -175,5 +175,6 @@ def _sentence(text: str) -> str:
     text = text.strip()
     if not text:
         return "The action was refused; nothing was changed."
-    text = text[0].upper() + text[1:]
+    if "@" not in text.split(" ", 1)[0]:  # an e-mail address keeps its case
+        text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."

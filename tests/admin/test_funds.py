@@ -84,7 +84,7 @@ def test_two_custody_officers_approve_a_withdrawal_and_it_goes_out(
     assert flash(page) == ("success", f"Withdrawal {withdrawal_id}: 1 of 2 approvals; it waits for another operator.")
     assert "1 of 2 approvals: custody1@example.com" in page.text
     again = first.act(form, {"decision": "approve"}, page="/admin/withdrawals")
-    assert flash(again) == ("error", f"Custody1@example.com has already approved withdrawal {withdrawal_id}.")
+    assert flash(again) == ("error", f"custody1@example.com has already approved withdrawal {withdrawal_id}.")
     assert stage_of(ex, withdrawal_id) is WithdrawalStage.AWAITING_APPROVAL
     wrong = first.act(f"/admin/withdrawals/{withdrawal_id}/approval", {"decision": "maybe"}, page="/admin/withdrawals")
     assert flash(wrong) == ("error", "Choose the decision from: approve, deny.")
