@@ -75,6 +75,7 @@ class TradingPages:
             Route("/", e(self.home), methods=["GET"], name="home"),
             Route("/markets", e(self.markets), methods=["GET"], name="markets"),
             Route("/trade/{symbol}", e(self.trade), methods=["GET"], name="trade"),
+            Route("/trade/{symbol}/mine", e(self.mine, login=True), methods=["GET"], name="trade_mine"),
             Route("/trade/{symbol}/orders", e(self.place, login=True), methods=["POST"], name="place_order"),
             Route(
                 "/trade/{symbol}/orders/{order_id:int}/cancel", e(self.cancel, login=True), methods=["POST"],
@@ -117,17 +118,6 @@ class TradingPages:
         depth = binance.depth(data, data.depth(u.market, 15))
         public_trades = list(reversed(binance.trades(data, data.trades(u.market, 30))))
         user = self.web.current_user(request)
-        open_orders: list[dict[str, Any]] = []
-        fills: list[dict[str, Any]] = []
-        balances: dict[str, tuple[str, str]] = {}
-        if user is not None:
-            open_orders = [order_json(u, o) for o in reversed(self.ctx.node.orders.open_orders(user.id, u.market))]
-            trades = self.ctx.node.orders.trades(user.id, u.market)[-50:]
-            fills = [trade_json(u, self.ctx.units.amount, t) for t in reversed(trades)]
-            held = self.ctx.node.balances.balances(user.id)
-            for asset in (u.spec.base, u.spec.quote):
-                avail, frozen = held.get(asset, (0, 0))
-                balances[asset] = (self.ctx.units.amount(asset, avail), self.ctx.units.amount(asset, frozen))
         values = {
             "u": u,
             "market": u.market,
@@ -138,13 +128,32 @@ class TradingPages:
             "lot_size": u.lot_size,
             "depth": depth,
             "public_trades": public_trades,
-            "open_orders": open_orders,
-            "fills": fills,
-            "balances": balances,
             "order_types": ORDER_TYPES,
             "markets": self._market_rows(),
+            **self._mine(u, user.id if user is not None else None),
         }
         return self.web.render(request, "trade.html", values)
+
+    def _mine(self, u: MarketUnits, account: int | None) -> dict[str, Any]:
+        """The user's open orders, recent fills and balances of the market's two assets."""
+        if account is None:
+            return {"open_orders": [], "fills": [], "balances": {}}
+        open_orders = [order_json(u, o) for o in reversed(self.ctx.node.orders.open_orders(account, u.market))]
+        trades = self.ctx.node.orders.trades(account, u.market)[-50:]
+        fills = [trade_json(u, self.ctx.units.amount, t) for t in reversed(trades)]
+        held = self.ctx.node.balances.balances(account)
+        balances: dict[str, tuple[str, str]] = {}
+        for asset in (u.spec.base, u.spec.quote):
+            avail, frozen = held.get(asset, (0, 0))
+            balances[asset] = (self.ctx.units.amount(asset, avail), self.ctx.units.amount(asset, frozen))
+        return {"open_orders": open_orders, "fills": fills, "balances": balances}
+
+    async def mine(self, request: Request) -> Response:
+        """The trading page's own-orders fragment (open orders, fills, balances), refreshed by its script."""
+        user = self.web.require_user(request)
+        u = self._units(request)
+        values = {"symbol": u.symbol, "base": u.spec.base, "quote": u.spec.quote, **self._mine(u, user.id)}
+        return self.web.render(request, "_mine.html", values)
 
     async def place(self, request: Request) -> Response:
         user = self.web.require_user(request)

@@ -141,6 +141,27 @@
     while (tradesBody.children.length > 30) tradesBody.removeChild(tradesBody.lastChild);
   }
 
+  // -- the user's open orders, fills and balances: re-fetched (server-rendered) shortly after market activity
+  var mine = document.getElementById("mine");
+  var mineTimer = null;
+  function refreshMine() {
+    if (!mine || mineTimer) return;
+    mineTimer = setTimeout(function () {
+      mineTimer = null;
+      fetch(mine.dataset.src, { credentials: "same-origin", redirect: "error" })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html");  // our own autoescaped template
+          ["my-balances", "mine-tables"].forEach(function (id) {
+            var now = document.getElementById(id), next = fresh.getElementById(id);
+            if (now && next) now.replaceWith(next);
+          });
+          mine.dataset.refreshed = String(Number(mine.dataset.refreshed || 0) + 1);
+        })
+        .catch(function () { /* logged out or offline: keep what is shown */ });
+    }, 250);
+  }
+
   // -- one combined stream for all three
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -153,6 +174,7 @@
       if (!data) return;
       if (data.e === "depthUpdate") {
         if (book.ready) { applyDiff(data); renderBook(); } else book.buffer.push(data);
+        refreshMine();
       } else if (data.e === "kline") {
         var k = data.k;
         putCandle([k.t, Number(k.o), Number(k.h), Number(k.l), Number(k.c)]);

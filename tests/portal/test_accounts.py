@@ -14,7 +14,7 @@ from tests.portal.conftest import Portal as Exchange
 
 LOGIN_PAGES = [
     "/account", "/account/2fa", "/account/sessions", "/account/api-keys", "/wallet", "/wallet/withdrawals",
-    "/wallet/whitelist", "/wallet/ETH", "/kyc",
+    "/wallet/whitelist", "/wallet/ETH", "/kyc", "/trade/BTCUSDT/mine",
 ]  # fmt: skip
 
 

@@ -141,10 +141,12 @@ def test_first_session_in_a_real_browser(chain_exchange: Exchange, chromium: Bro
     expect(page.locator("#chart")).not_to_have_attribute("data-candles", "0")  # drawn from the kline stream
     expect(page.locator("#public-trades tr").first).to_contain_text("50000")  # the trade stream
     assert int(page.get_attribute("#chart", "data-candles") or 0) >= 1
+    expect(page.locator("tr.fill-row")).to_have_count(1)  # the page re-fetched its own-orders part, no reload
+    expect(page.locator("tr.order-row")).to_have_count(0)
+    expect(page.locator("#my-balances")).to_contain_text("BTC: 0.00999 available")  # 0.01 less the 0.1 % fee
     shot(page, "03-trade-live")
     page.reload()
     expect(page.locator("tr.fill-row")).to_have_count(1)
-    expect(page.locator("tr.order-row")).to_have_count(0)
     expect(page.locator("#chart")).not_to_have_attribute("data-candles", "0")  # drawn from /api/v3/klines
     expect(page.locator("#chart-note")).to_contain_text("last close 50000")
     shot(page, "04-trade-filled")

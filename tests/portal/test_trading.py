@@ -121,6 +121,8 @@ def test_cancel_from_the_form_and_users_kept_apart(fresh_exchange: Exchange, tra
         bob.login(fresh_exchange.bob.email)
         bob_page = bob.get("/trade/BTCUSDT").text
         assert 'class="order-row"' not in bob_page
+        assert 'class="order-row"' not in bob.get("/trade/BTCUSDT/mine").text
+        assert f'data-order-id="{order_id}"' in trader.get("/trade/BTCUSDT/mine").text
         refused = bob.post(f"/trade/BTCUSDT/orders/{order_id}/cancel", {}, page="/trade/BTCUSDT")
         assert refused.status_code == 404 and "No such order on your account" in refused.text
         assert fresh_exchange.server.ctx.node.orders.order(fresh_exchange.alice.account, order_id=order_id).is_open  # type: ignore[union-attr]
