@@ -99,7 +99,8 @@ class WithdrawalRecord(msgspec.Struct, frozen=True):
 
 
 class PolicyDecision(msgspec.Struct, frozen=True):
-    """What the engine says about a request: its status, why, and the approvals it has and needs."""
+    """What the engine says about a request: its status, why, the approvals it has and needs, and what the
+    transaction does (the decoded transaction an approver reviews; never the digests)."""
 
     request_id: str
     withdrawal_id: int
@@ -110,6 +111,11 @@ class PolicyDecision(msgspec.Struct, frozen=True):
     approvals: tuple[str, ...]  # approvers whose approval counts now
     group: str | None
     decided_ns: int
+    account: int
+    requester: str
+    submitted_ns: int
+    tier: Tier | None
+    decoded: DecodedTransaction
 
 
 class SigningApproval(msgspec.Struct, frozen=True):
@@ -646,6 +652,11 @@ class PolicyEngine:
             approvals=tuple(a.approver for a in counting),
             group=record.group,
             decided_ns=record.decided_ns,
+            account=record.withdrawal.account,
+            requester=record.requester,
+            submitted_ns=record.submitted_ns,
+            tier=record.tier,
+            decoded=record.decoded,
         )
 
 

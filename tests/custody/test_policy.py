@@ -236,6 +236,8 @@ def test_large_withdrawal_needs_two_distinct_approvals(env: Env) -> None:
     decision = engine.submit(**args)  # type: ignore[arg-type]
     assert decision.status is RequestStatus.PENDING
     assert (decision.rule, decision.approvals_required, decision.group) == ("large hot", 2, "treasury")
+    assert (decision.decoded.destination, decision.decoded.amount, decision.requester) == (FRIEND, 2_000, "alice")
+    assert decision.tier is Tier.HOT and not hasattr(decision, "digests")
     with pytest.raises(PolicyError, match="pending"):
         engine.release("w5")
     with pytest.raises(PolicyError, match="requester cannot approve"):
