@@ -141,7 +141,7 @@
     while (tradesBody.children.length > 30) tradesBody.removeChild(tradesBody.lastChild);
   }
 
-  // -- the user's open orders, fills and balances: re-fetched (server-rendered) shortly after market activity
+  // -- the user's open orders, fills and balances: re-fetched (server-rendered) shortly after market trades
   var mine = document.getElementById("mine");
   var mineTimer = null;
   function refreshMine() {
@@ -159,7 +159,7 @@
           mine.dataset.refreshed = String(Number(mine.dataset.refreshed || 0) + 1);
         })
         .catch(function () { /* logged out or offline: keep what is shown */ });
-    }, 250);
+    }, 400);
   }
 
   // -- one combined stream for all three
@@ -174,12 +174,12 @@
       if (!data) return;
       if (data.e === "depthUpdate") {
         if (book.ready) { applyDiff(data); renderBook(); } else book.buffer.push(data);
-        refreshMine();
       } else if (data.e === "kline") {
         var k = data.k;
         putCandle([k.t, Number(k.o), Number(k.h), Number(k.l), Number(k.c)]);
       } else if (data.e === "trade") {
         addTrade(data);
+        refreshMine();  // a fill changes our orders and balances only through a trade
       }
     };
     ws.onclose = function () { root.dataset.live = "0"; setTimeout(connect, 2000); };
