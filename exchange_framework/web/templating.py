@@ -34,7 +34,7 @@ def operator_template_dir(config: ExchangeConfig) -> Path | None:
         return path
     if config.source is None:
         return None
-    beside = config.root / "templates"
+    beside = config.source.parent / "templates"  # beside the file itself (the demo's root is the working directory)
     return beside if beside.is_dir() else None
 
 

@@ -118,3 +118,13 @@ def test_hook_extra_template_vars_reach_pages(tmp_path: Path) -> None:
     assert values["plugin_note"] == "rendering index.html"
     assert len(values["csrf_token"]) == 64 and values["user"] is None
     identity.close()
+
+
+def test_the_demo_ignores_a_templates_folder_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange_framework.config import DEMO_CONFIG
+
+    (tmp_path / "templates").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert operator_template_dir(load_config(DEMO_CONFIG)) is None
