@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from exchange_framework.admin.policy import ACTIONS, ROUTES, allowed
 from exchange_framework.api.context import ApiContext
 from exchange_framework.audit import AuditLog
+from exchange_framework.compliance import CaseStore
 from exchange_framework.identity import UserInfo
 from exchange_framework.interfaces import AdminPage
 from exchange_framework.plugins import collect_registered
@@ -77,6 +78,19 @@ class AdminConsole:
         """The wallet (:class:`~exchange_framework.wallet.WalletService` with trackers), or ``None``."""
         found = self.ctx.extras.get("wallet")
         return found if isinstance(found, WalletService) else None
+
+    @property
+    def cases(self) -> CaseStore | None:
+        """The compliance cases (``ctx.extras["compliance"]``; opened beside the journal on first use), or ``None``
+        if they cannot be opened (the reason is in ``ctx.extras["compliance_error"]``)."""
+        found = self.ctx.extras.get("compliance")
+        if found is None and "compliance_error" not in self.ctx.extras:
+            try:
+                found = self.ctx.extras["compliance"] = CaseStore.for_config(self.ctx.node.config)
+            except Exception as exc:  # the pages say so; nothing else depends on it
+                _log.error("the compliance cases could not be opened: %s", exc)
+                self.ctx.extras["compliance_error"] = str(exc)
+        return found if isinstance(found, CaseStore) else None
 
     @property
     def kyc(self) -> KycReviews:

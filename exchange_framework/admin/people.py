@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from exchange_framework.admin.console import ActionRefused, AdminConsole
+from exchange_framework.compliance import CaseStatus
 from exchange_framework.funding.store import Stage
 from exchange_framework.identity import UserInfo
 from exchange_framework.identity.store import ROLES
@@ -40,7 +41,11 @@ class PeoplePages:
             "screening": None,
             "held_deposits": None,
             "alerts": None,
+            "cases": None,
         }
+        cases = self.console.cases
+        if cases is not None:
+            counts["cases"] = sum(n for status, n in cases.counts().items() if status is not CaseStatus.CLOSED)
         if wallet is not None:
             counts["approvals"] = len(wallet.withdrawals(stage=WithdrawalStage.AWAITING_APPROVAL, limit=100_000))
             counts["screening"] = len(wallet.withdrawals(stage=WithdrawalStage.SCREENING, limit=100_000))

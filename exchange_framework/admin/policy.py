@@ -42,6 +42,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "deposits.view": frozenset({ADMINISTRATOR, COMPLIANCE}),
     "deposits.resolve": frozenset({ADMINISTRATOR, COMPLIANCE}),
     "alerts.view": frozenset({ADMINISTRATOR, COMPLIANCE}),
+    "cases.decide": frozenset({ADMINISTRATOR, COMPLIANCE}),  # escalate or resolve a compliance case
     "markets.view": frozenset({ADMINISTRATOR}),
     "markets.status": frozenset({ADMINISTRATOR}),
     "fees.view": frozenset({ADMINISTRATOR}),
@@ -81,6 +82,7 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/deposits", "deposits.view", "deposits"),
     AdminRoute("POST", "/admin/deposits/decide", "deposits.resolve", "deposit_decide"),
     AdminRoute("GET", "/admin/alerts", "alerts.view", "alerts"),
+    AdminRoute("POST", "/admin/cases/{case:int}/decide", "cases.decide", "case_decide"),
     AdminRoute("GET", "/admin/markets", "markets.view", "markets"),
     AdminRoute("POST", "/admin/markets/{market}/status", "markets.status", "market_status"),
     AdminRoute("GET", "/admin/fees", "fees.view", "fees"),

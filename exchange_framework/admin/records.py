@@ -10,12 +10,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from exchange_framework.admin.console import AdminConsole
+from exchange_framework.admin.console import ActionRefused, AdminConsole
 from exchange_framework.audit import AuditEntry, verify
+from exchange_framework.compliance import CaseError, CaseStatus, Resolution
+from exchange_framework.web import Form, FormError, NotFound
 
 __all__ = ["RecordPages"]
 
 AUDIT_PAGE = 100
+CASE_DECISIONS = ("escalate", "cleared", "confirmed")
 
 
 class RecordPages:
@@ -29,14 +32,72 @@ class RecordPages:
     async def alerts(self, request: Request) -> Response:
         """Deposit alerts (such as a credited deposit removed by a reorg) and, when installed, compliance cases."""
         wallet = self.console.wallet
+        cases = self.console.cases
         values: dict[str, Any] = {
             "configured": wallet is not None,
             "alerts": wallet.deposit_store.alerts(limit=200) if wallet is not None else [],
-            # Compliance cases: the compliance module (ctx.extras["compliance"]) is being built; until it lands the
-            # page says it is not installed. See templates/admin/alerts.html, block "compliance_cases".
-            "compliance": self.ctx.extras.get("compliance"),
+            # Compliance cases (templates/admin/alerts.html, block "compliance_cases"); None: no case store.
+            "compliance": cases,
+            "compliance_error": self.ctx.extras.get("compliance_error", ""),
+            "open_cases": cases.open_cases(limit=500) if cases is not None else [],
+            "closed_cases": cases.list_cases(statuses=[CaseStatus.CLOSED], limit=20) if cases is not None else [],
         }
+        values["emails"] = self._emails([c.account for c in values["open_cases"] + values["closed_cases"]])
         return self.console.render(request, "admin/alerts.html", values)
+
+    def _emails(self, accounts: list[int]) -> dict[int, str]:
+        emails: dict[int, str] = {}
+        for account in accounts:
+            if account not in emails:
+                user = self.ctx.identity.user(account) if account > 0 else None
+                emails[account] = user.email if user else "no account"
+        return emails
+
+    async def case_decide(self, request: Request) -> Response:
+        """Escalate an open case, or close it as cleared (a false positive) or confirmed (a true hit), with a note.
+
+        This records the decision only: the held withdrawal, deposit or KYC submission is released or refused on
+        its own page, as a separate audited action.
+        """
+        case_id = int(request.path_params["case"])
+        back = "/admin/alerts#compliance-cases"
+        cases = self.console.cases
+        if cases is None:
+            raise NotFound("No compliance module is installed, so there are no cases to decide.")
+        form = Form(await self.web.form(request))
+        try:
+            decision = form.choice("decision", CASE_DECISIONS, label="decision")
+            note = form.text("note", label="note", required=True, max_length=2000)
+        except FormError as exc:
+            return self.console.refuse(request, back, str(exc))
+        case = cases.get(case_id)
+        if case is None:
+            return self.console.refuse(request, back, f"There is no compliance case {case_id}.")
+        operator = self.console.operator(request)
+
+        async def do() -> str:
+            try:
+                if decision == "escalate":
+                    await asyncio.to_thread(cases.escalate, case_id, operator=operator.email, note=note)
+                    return f"Case {case_id} is escalated."
+                resolution = Resolution.CLEARED if decision == "cleared" else Resolution.CONFIRMED
+                await asyncio.to_thread(
+                    cases.resolve, case_id, operator=operator.email, resolution=resolution, note=note
+                )
+            except CaseError as exc:
+                raise ActionRefused(str(exc)) from None
+            follow_up = {
+                "withdrawal": "clear or reject the withdrawal on the withdrawals page",
+                "deposit": "credit or reject the deposit on the held deposits page",
+                "onboarding": "decide the submission in the KYC queue",
+            }.get(case.subject.value, "act on its subject")
+            return f"Case {case_id} is closed as {decision}; now {follow_up}."
+
+        action = {"escalate": "admin.case.escalate", "cleared": "admin.case.clear", "confirmed": "admin.case.confirm"}
+        details = {"subject": case.subject.value, "reference": case.reference, "account": case.account, "note": note}
+        return await self.console.perform(
+            request, action=action[decision], target=f"case:{case_id}", details=details, do=do, back=back
+        )
 
     async def audit(self, request: Request) -> Response:
         """The newest audit entries, optionally only those whose action starts with a prefix or whose actor is one."""

@@ -10,6 +10,8 @@ import pytest
 from exchange_framework.admin.console import NAV
 from exchange_framework.admin.policy import allowed
 from exchange_framework.audit import AuditLog
+from exchange_framework.compliance import CaseStatus, CaseStore, Subject
+from exchange_framework.interfaces import Decision
 from exchange_framework.types import MarketStatus
 from tests.admin.conftest import Admin, audit_entries, audit_ok, flash
 from tests.api.client import Rest
@@ -235,3 +237,40 @@ def test_the_navigation_shows_only_what_the_role_may_open(admin: Admin, role: st
     assert page.status_code == 200
     for path, _title, action in NAV:
         assert (f'href="{path}"' in page.text) is allowed(role, action), (role, path)
+
+
+def test_compliance_escalates_and_clears_a_case_that_screening_opened(admin: Admin) -> None:
+    ctx = admin.server.ctx
+    lena = admin.user("lena")
+    store = CaseStore.for_config(ctx.node.config)  # what the screening pipeline records into
+    reference = f"w{admin.n}-{lena.account}"
+    hold = Decision.hold("destination on a watch list", provider="test-screening")
+    case = store.record(Subject.WITHDRAWAL, reference, lena.account, [hold], {"asset": "ETH", "amount": "100"})
+    officer = admin.as_role("compliance")
+    assert 'id="count-cases">' in officer.get("/admin").text
+    page = officer.get("/admin/alerts")
+    assert f'id="case-{case.id}"' in page.text and "destination on a watch list" in page.text
+    assert lena.email in page.text and "no-compliance" not in page.text
+    form = f"/admin/cases/{case.id}/decide"
+    refused = officer.act(form, {"decision": "cleared"}, page="/admin/alerts")
+    assert flash(refused) == ("error", "Enter the note.")
+    page = officer.act(form, {"decision": "escalate", "note": "large amount"}, page="/admin/alerts")
+    assert flash(page) == ("success", f"Case {case.id} is escalated.")
+    assert store.get(case.id).status is CaseStatus.ESCALATED  # type: ignore[union-attr]
+    page = officer.act(form, {"decision": "cleared", "note": "a namesake"}, page="/admin/alerts")
+    assert flash(page) == (
+        "success",
+        f"Case {case.id} is closed as cleared; now clear or reject the withdrawal on the withdrawals page.",
+    )
+    closed = store.get(case.id)
+    assert closed is not None and closed.status is CaseStatus.CLOSED and closed.resolved_by == officer.email
+    late = officer.act(form, {"decision": "confirmed", "note": "changed my mind"}, page="/admin/alerts")
+    assert flash(late)[0] == "error" and "is closed" in flash(late)[1]
+    assert [(e.action, e.target) for e in audit_entries(admin.server) if e.actor == officer.email] == [
+        ("admin.case.escalate", f"case:{case.id}"),
+        ("admin.case.clear", f"case:{case.id}"),
+        ("admin.case.confirm", f"case:{case.id}"),
+        ("admin.case.confirm.refused", f"case:{case.id}"),
+    ]
+    assert admin.as_role("custody").http.post(form, data={}).status_code == 403
+    audit_ok(admin.server)
