@@ -178,12 +178,18 @@ class EvmAdapter:
         the cap is twice the next block's base fee plus the tip, so the transaction stays valid through six full
         blocks of base-fee rises.
         """
+        return self._fees(self.rpc.batch(self._fee_calls()))
+
+    def _fee_calls(self) -> list[tuple[str, list[object]]]:
         if self.network.legacy:
-            price = quantity(self.rpc.call("eth_gasPrice"), "eth_gasPrice")
+            return [("eth_gasPrice", [])]
+        return [("eth_maxPriorityFeePerGas", []), ("eth_feeHistory", [hex(10), "latest", [50]])]
+
+    def _fees(self, answers: Sequence[Any]) -> tuple[int, int]:
+        if self.network.legacy:
+            price = quantity(answers[0], "eth_gasPrice")
             return price, price
-        tip_answer, history = self.rpc.batch(
-            [("eth_maxPriorityFeePerGas", []), ("eth_feeHistory", [hex(10), "latest", [50]])]
-        )
+        tip_answer, history = answers
         tip = quantity(tip_answer, "eth_maxPriorityFeePerGas")
         if not isinstance(history, dict) or not history.get("baseFeePerGas"):
             raise NodeFault(f"eth_feeHistory answered {str(history)[:120]!r}")
@@ -226,29 +232,45 @@ class EvmAdapter:
         if memo:
             raise ValueError("EVM transfers carry no memo: leave it empty")
         token = self.tokens.get(asset)
-        calls: list[tuple[str, list[object]]] = [
+        if token is not None:
+            data, to, value = (
+                encode_erc20_transfer(address_bytes(destination), amount),
+                address_bytes(token.contract),
+                0,
+            )
+        else:
+            data, to, value = b"", address_bytes(destination), amount
+        estimate = {"from": source, "to": to_checksum_address(to), "value": hex(value), "data": "0x" + data.hex()}
+        calls: list[tuple[str, list[object]]] = [  # one round trip to the node
             ("eth_getTransactionCount", [source, "pending"]),
             ("eth_getBalance", [source, "pending"]),
+            ("eth_estimateGas", [estimate]),
+            *self._fee_calls(),
         ]
         if token is not None:
-            data = encode_erc20_transfer(address_bytes(destination), amount)
             balance_of = "0x70a08231" + bytes(12).hex() + source[2:].lower()
             calls.append(("eth_call", [{"to": token.contract, "data": balance_of}, "pending"]))
-        answers = self.rpc.batch(calls)
+        answers = self.rpc.batch_or_errors(calls)
+        for method_answer in (answers[0], answers[1], *answers[3:]):
+            if isinstance(method_answer, RpcError):
+                raise method_answer
         pending, native = quantity(answers[0], "nonce"), quantity(answers[1], "balance")
         if token is not None:
-            held = int.from_bytes(hex_data(answers[2], "balanceOf"), "big")
+            held = int.from_bytes(hex_data(answers[-1], "balanceOf"), "big")
             if held < amount:
                 raise InsufficientFunds(f"{source} holds {held} {asset}, needs {amount} (short by {amount - held})")
-            to, value = address_bytes(token.contract), 0
-        else:
-            if native < amount:
-                raise InsufficientFunds(
-                    f"{source} holds {native} wei of {self.native_asset}, needs {amount} (short by {amount - native})"
-                )
-            data, to, value = b"", address_bytes(destination), amount
-        gas = self._estimate_gas(source, to, value, data)
-        max_fee, tip = self.estimate_fees()
+        elif native < amount:
+            raise InsufficientFunds(
+                f"{source} holds {native} wei of {self.native_asset}, needs {amount} (short by {amount - native})"
+            )
+        if isinstance(answers[2], RpcError):
+            raise ValueError(
+                f"{self.name} cannot estimate gas for this withdrawal (it would fail): {answers[2].message}"
+            )
+        gas = quantity(answers[2], "eth_estimateGas")
+        if gas != 21_000 or data:  # a plain payment to an account without code needs exactly 21,000, no margin
+            gas = gas * (100 + self.network.gas_margin_percent) // 100
+        max_fee, tip = self._fees(answers[3 : 3 + len(self._fee_calls())])
         needed = value + gas * max_fee
         if native < needed:
             raise InsufficientFunds(
@@ -259,21 +281,6 @@ class EvmAdapter:
         kind = TYPE_LEGACY if self.network.legacy else TYPE_EIP1559
         tx = EvmTx(kind, self.network.chain_id, nonce, max_fee, tip, gas, to, value, data)
         return self._unsigned(address_bytes(source), tx, key_id)
-
-    def _estimate_gas(self, source: str, to: bytes, value: int, data: bytes) -> int:
-        # eth_estimateGas plus the margin, or exactly 21,000 for a plain payment to an account without code.
-        # Estimating (rather than assuming 21,000) matters on rollups such as Arbitrum, whose gas covers the L1 data
-        # cost too, and for destinations that are contracts.
-        request = {"from": source, "to": to_checksum_address(to), "value": hex(value), "data": "0x" + data.hex()}
-        try:
-            estimate = quantity(self.rpc.call("eth_estimateGas", request), "eth_estimateGas")
-        except RpcError as exc:
-            raise ValueError(
-                f"{self.name} cannot estimate gas for this withdrawal (it would fail): {exc.message}"
-            ) from None
-        if estimate == 21_000 and not data:
-            return estimate
-        return estimate * (100 + self.network.gas_margin_percent) // 100
 
     def _unsigned(self, source: bytes, tx: EvmTx, key_id: str) -> UnsignedTransaction:
         return UnsignedTransaction(self.name, pack_payload(source, tx), (keccak256(encode_unsigned(tx)),), key_id)

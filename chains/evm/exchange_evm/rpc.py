@@ -107,6 +107,14 @@ class JsonRpcClient:
 
         Raise :class:`RpcError` for the first call the node refused, :class:`NodeFault` for a malformed batch.
         """
+        results = self.batch_or_errors(calls)
+        for result in results:
+            if isinstance(result, RpcError):
+                raise result
+        return results
+
+    def batch_or_errors(self, calls: Sequence[tuple[str, Sequence[object]]]) -> list[Any]:
+        """Like :meth:`batch`, but a call the node refused gives its :class:`RpcError` in its place."""
         if not calls:
             return []
         first = next(self._ids)
@@ -120,7 +128,13 @@ class JsonRpcClient:
         if not isinstance(answers, list) or len(answers) != len(calls):
             raise NodeFault(f"batch of {len(calls)} calls answered with {str(answers)[:200]}")
         by_id: dict[object, object] = {a.get("id") if isinstance(a, dict) else None: a for a in answers}
-        return [self._result(method, by_id.get(first + i)) for i, (method, _) in enumerate(calls)]
+        results: list[Any] = []
+        for i, (method, _) in enumerate(calls):
+            try:
+                results.append(self._result(method, by_id.get(first + i)))
+            except RpcError as exc:
+                results.append(exc)
+        return results
 
     def close(self) -> None:
         """Close the connection pool (a later call opens a new one)."""
