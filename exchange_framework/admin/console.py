@@ -164,8 +164,8 @@ class AdminConsole:
     ) -> Response:
         """Audit ``action``, then run ``do`` (which returns the success message) and redirect to ``back``.
 
-        An :class:`ActionRefused` (or a service's ``ValueError``) from ``do`` is audited as ``<action>.refused`` and
-        shown as an error on ``back``.
+        An :class:`ActionRefused` (or a service's ``ValueError``) from ``do`` is audited as ``<action>.refused``, any
+        other exception as ``<action>.failed``; both are shown as an error on ``back``.
         """
         operator = self.operator(request)
         self.record(operator, request, action, target, details)
@@ -178,6 +178,20 @@ class AdminConsole:
             except AuditUnavailable:
                 _log.error("could not audit the refusal of %s on %s: %s", action, target, reason)
             return self.web.redirect(request, back, _sentence(reason), "error")
+        except Exception as exc:  # a node, signer or database fault: record it and say what to check
+            _log.exception("%s on %s failed", action, target)
+            failure = f"{type(exc).__name__}: {exc}"
+            try:
+                self.record(operator, request, f"{action}.failed", target, {"error": failure})
+            except AuditUnavailable:
+                _log.error("could not audit the failure of %s on %s: %s", action, target, failure)
+            return self.web.redirect(
+                request,
+                back,
+                f"The action failed ({failure}). It may or may not have taken effect: reload the page to see the "
+                "current state before trying again.",
+                "error",
+            )
         return self.web.redirect(request, back, message, "success")
 
     def refuse(self, request: Request, back: str, message: str) -> Response:

@@ -119,4 +119,14 @@ def admin(admin_server: RunningServer) -> Iterator[Admin]:
     found.close()
 
 
+@pytest.fixture
+def own_admin(tmp_path: Path) -> Iterator[Admin]:
+    """A server of this test's own (for tests that break it)."""
+    config = with_data_dir(load_config(DEMO_CONFIG), tmp_path / "data")
+    with serve(create_app(config, settle_every=0.2, with_wallet=False)) as server:
+        found = Admin(server)
+        yield found
+        found.close()
+
+
 ROLES_AND_CUSTOMER = (*OPERATOR_ROLES, "user")

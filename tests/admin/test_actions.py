@@ -274,3 +274,18 @@ def test_compliance_escalates_and_clears_a_case_that_screening_opened(admin: Adm
     ]
     assert admin.as_role("custody").http.post(form, data={}).status_code == 403
     audit_ok(admin.server)
+
+
+def test_an_action_that_fails_midway_is_audited_as_failed_and_says_what_to_check(own_admin: Admin) -> None:
+    boss = own_admin.as_role("administrator")
+    page = boss.get("/admin/markets")
+    assert page.status_code == 200
+    own_admin.server.call(lambda: own_admin.server.ctx.node.close())  # the node stops taking commands
+    response = boss.act("/admin/markets/ETH-USDT/status", {"status": "halted"}, page="/admin/markets")
+    kind, text = flash(response)
+    assert kind == "error" and text.startswith("The action failed (NodeClosed: ")
+    assert "reload the page to see the current state before trying again" in text
+    last = audit_entries(own_admin.server)[-2:]
+    assert [e.action for e in last] == ["admin.market.halt", "admin.market.halt.failed"]
+    assert "NodeClosed" in last[1].details["error"]
+    audit_ok(own_admin.server)
