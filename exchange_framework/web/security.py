@@ -59,7 +59,7 @@ class LoginLimiter:
                 minutes = max(1, math.ceil((times[0] + self.window_s - self.clock()) / 60))
                 return (
                     f"Too many failed login attempts: wait {minutes} minute{'s' if minutes != 1 else ''} and try "
-                    "again, or reset your password."
+                    "again, checking the e-mail address and password."
                 )
         return None
 
