@@ -31,6 +31,7 @@ BUILTIN_COMMANDS: list[str] = [
     "exchange_framework.cli.fees:fees",
     "exchange_framework.cli.audit:audit",
     "exchange_framework.cli.custody:custody",
+    "exchange_framework.compliance.cli:compliance",
 ]
 
 EPILOG = """\b

@@ -1,0 +1,183 @@
+"""``exchange compliance``: the SDN list's status and refresh, ad-hoc screening, and working compliance cases."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+import msgspec
+
+from exchange_framework.audit.log import AuditLog
+from exchange_framework.cli import format_table, state
+from exchange_framework.compliance.cases import Case, CaseError, CaseStore, Resolution
+from exchange_framework.compliance.refresh import OfacListKeeper, RefreshError
+from exchange_framework.config import ExchangeConfig
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _when(ns: int | None) -> str:
+    if not ns:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _keeper(config: ExchangeConfig) -> OfacListKeeper:
+    from exchange_framework.default_sanctions import keeper_for
+
+    keeper = keeper_for(config)
+    if keeper is None:
+        raise click.ClickException("no OFAC list is configured: set [compliance.ofac] source (see docs/compliance.md)")
+    return keeper
+
+
+@click.group()
+def compliance() -> None:
+    """Sanctions screening and compliance cases (docs/compliance.md)."""
+
+
+@compliance.command(name="ofac")
+@click.option("--refresh", is_flag=True, help="Download the list now (the last good copy stays if that fails).")
+@_JSON
+@click.pass_context
+def ofac_cmd(ctx: click.Context, refresh: bool, as_json: bool) -> None:
+    """Show the OFAC SDN list in use: source, size, publication date, last refresh and its error."""
+    keeper = _keeper(state(ctx).config_or_exit())
+    failed = ""
+    if refresh:
+        try:
+            keeper.refresh()
+        except RefreshError as exc:
+            failed = str(exc)
+    status = keeper.status
+    if as_json:
+        click.echo(msgspec.json.encode(status).decode())
+    else:
+        rows = [
+            ("source", status.source),
+            ("loaded", "yes" if status.loaded else "NO: screening holds everything"),
+            ("entries", status.entries),
+            ("addresses", status.addresses),
+            ("published", status.published or "-"),
+            ("loaded from", status.loaded_from or "-"),
+            ("last attempt", _when(status.last_attempt_ns)),
+            ("last error", status.last_error or "-"),
+        ]
+        for line in format_table(("", ""), rows)[1:]:
+            click.echo(line)
+    if failed:
+        raise click.ClickException(f"refresh failed, the previous list stays in use: {failed}")
+
+
+@compliance.command(name="screen")
+@click.argument("value")
+@click.option("--name", "is_name", is_flag=True, help="Screen VALUE as a person's or company's name.")
+@click.option("--threshold", type=click.FloatRange(0.5, 1.0), help="Jaro-Winkler threshold (default: the config's).")
+@click.pass_context
+def screen_cmd(ctx: click.Context, value: str, is_name: bool, threshold: float | None) -> None:
+    """Screen an address (or, with --name, a name) against the OFAC SDN list; exit 1 on a hit."""
+    config = state(ctx).config_or_exit()
+    sdn = _keeper(config).current
+    if sdn is None:
+        raise click.ClickException("the OFAC list could not be loaded: run `exchange compliance ofac --refresh`")
+    if is_name:
+        limit = threshold if threshold is not None else float(config.compliance.ofac.name_threshold)
+        explanations = [hit.explain() for hit in sdn.screen_name(value, threshold=limit)]
+    else:
+        explanations = [hit.explain() for hit in sdn.screen_address(value)]
+    if not explanations:
+        click.echo(f"{value!r}: no match on the OFAC SDN list")
+        return
+    for line in explanations:
+        click.echo(line)
+    ctx.exit(1)
+
+
+def _store(ctx: click.Context) -> CaseStore:
+    config = state(ctx).config_or_exit()
+    return CaseStore.for_config(config, audit=AuditLog.from_config(config))
+
+
+def _show(case: Case) -> None:
+    click.echo(
+        f"case {case.id}: {case.subject.value} {case.reference} (account {case.account}), "
+        f"{case.outcome}{' FROZEN' if case.frozen else ''}, {case.status.value}"
+    )
+    for key, value in sorted(case.details.items()):
+        click.echo(f"  {key}: {value}")
+    click.echo("decisions:")
+    for decision in case.decisions:
+        click.echo(f"  {_when(decision.at_ns)}  {decision.provider}: {decision.outcome}")
+        for reason in decision.reasons:
+            click.echo(f"      {reason}")
+    click.echo("history:")
+    for event in case.history:
+        click.echo(
+            f"  {_when(event.at_ns)}  {event.actor}: {event.action}" + (f" ({event.note})" if event.note else "")
+        )
+
+
+@compliance.command(name="cases")
+@click.option("--all", "everything", is_flag=True, help="Closed cases too, newest first.")
+@_JSON
+@click.pass_context
+def cases_cmd(ctx: click.Context, everything: bool, as_json: bool) -> None:
+    """List the cases to work (open and escalated, oldest first)."""
+    store = _store(ctx)
+    cases = store.list_cases(limit=1000) if everything else store.open_cases(limit=1000)
+    if as_json:
+        click.echo(json.dumps([msgspec.to_builtins(case) for case in cases], indent=2))
+        return
+    rows = [
+        (
+            c.id,
+            _when(c.opened_ns),
+            c.subject.value,
+            c.reference,
+            c.account,
+            c.outcome + (" frozen" if c.frozen else ""),
+            c.status.value,
+        )
+        for c in cases
+    ]
+    for line in format_table(("id", "opened (UTC)", "subject", "reference", "account", "outcome", "status"), rows):
+        click.echo(line)
+
+
+@compliance.command(name="case")
+@click.argument("case_id", type=int)
+@click.pass_context
+def case_cmd(ctx: click.Context, case_id: int) -> None:
+    """Show one case: the subject, every provider's decision and reasons, and its history."""
+    case = _store(ctx).get(case_id)
+    if case is None:
+        raise click.ClickException(f"there is no compliance case {case_id}")
+    _show(case)
+
+
+@compliance.command(name="escalate")
+@click.argument("case_id", type=int)
+@click.option("--operator", required=True, help="Who escalates (recorded and audited).")
+@click.option("--note", required=True, help="Why.")
+@click.pass_context
+def escalate_cmd(ctx: click.Context, case_id: int, operator: str, note: str) -> None:
+    """Escalate an open case to a senior officer."""
+    try:
+        _show(_store(ctx).escalate(case_id, operator=operator, note=note))
+    except CaseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@compliance.command(name="resolve")
+@click.argument("case_id", type=int)
+@click.option("--operator", required=True, help="Who resolves (recorded and audited).")
+@click.option("--resolution", required=True, type=click.Choice([r.value for r in Resolution]))
+@click.option("--note", required=True, help="Why: the finding, any report filed.")
+@click.pass_context
+def resolve_cmd(ctx: click.Context, case_id: int, operator: str, resolution: str, note: str) -> None:
+    """Close a case as cleared (false positive) or confirmed (true hit). Funds move only by the wallet's actions."""
+    try:
+        _show(_store(ctx).resolve(case_id, operator=operator, resolution=resolution, note=note))
+    except CaseError as exc:
+        raise click.ClickException(str(exc)) from None
