@@ -303,6 +303,17 @@ class CaseStore:
             ).fetchall()
         return [_case(row) for row in rows]
 
+    def frozen_case(self, subject: Subject, reference: str) -> Case | None:
+        """Return the case that keeps a subject's funds frozen, or None if nothing does.
+
+        A subject is frozen by its newest frozen case unless that case was closed as ``cleared``: the wallet's
+        operator actions (releasing a withdrawal, crediting a held deposit) should refuse while this returns a case.
+        """
+        for case in self.find(subject, reference):
+            if case.frozen:
+                return None if case.resolution is Resolution.CLEARED else case
+        return None
+
     def list_cases(
         self,
         *,

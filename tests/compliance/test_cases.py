@@ -119,3 +119,16 @@ def test_listing_filters_and_pages(store: CaseStore) -> None:
     assert [c.id for c in store.list_cases(account=101)] == [ids[3], ids[1]]
     assert store.list_cases(subject=Subject.WITHDRAWAL) == []
     assert [c.id for c in store.open_cases()] == ids
+
+
+def test_frozen_case_keeps_the_subject_frozen_until_cleared(store: CaseStore) -> None:
+    assert store.frozen_case(Subject.DEPOSIT, "d1") is None
+    store.record(Subject.DEPOSIT, "d1", 1, [Decision.hold("risky", provider="kyt")])
+    assert store.frozen_case(Subject.DEPOSIT, "d1") is None  # held for review, not frozen
+    frozen = store.record(Subject.DEPOSIT, "d1", 1, [Decision.hold(FROZEN_REASON, provider="ofac")])
+    assert store.frozen_case(Subject.DEPOSIT, "d1") == frozen
+    confirmed = store.resolve(frozen.id, operator="bob", resolution="confirmed", note="true hit, reported")
+    assert store.frozen_case(Subject.DEPOSIT, "d1") == confirmed  # a confirmed hit stays frozen
+    again = store.record(Subject.DEPOSIT, "d1", 1, [Decision.hold(FROZEN_REASON, provider="ofac")])
+    store.resolve(again.id, operator="bob", resolution="cleared", note="a namesake address on another chain")
+    assert store.frozen_case(Subject.DEPOSIT, "d1") is None
