@@ -7,8 +7,9 @@ Formats read:
   ``alt.csv`` (``ent_num, alt_num, alt_type, alt_name, alt_remarks``), ``add.csv`` (addresses, for the record) and
   ``sdn_comments.csv`` (``ent_num, remarks``: the rest of remarks too long for ``sdn.csv``, continuing it directly);
 - the classic XML ``sdn.xml`` (``sdnList/sdnEntry`` with ``uid``, ``firstName``, ``lastName``, ``sdnType``,
-  ``programList/program``, ``idList/id/{idType,idNumber}``, ``akaList/aka/{firstName,lastName}``), namespace-agnostic.
-  The "advanced" XML (``sdn_advanced.xml``) is not read.
+  ``programList/program``, ``idList/id/{idType,idNumber}``, ``akaList/aka/{firstName,lastName}``), namespace-agnostic;
+- the advanced XML ``sdn_advanced.xml`` (profiles with aliases and features, feature types and programmes looked
+  up in its reference value sets).
 
 Digital currency addresses are published as remarks ``Digital Currency Address - XBT <address>`` (CSV) or ids of
 type ``Digital Currency Address - XBT`` (XML); :data:`CURRENCY_CHAINS` maps OFAC's currency codes to chains.
@@ -396,16 +397,19 @@ def _xml_name(element: Element) -> str:
 
 
 def parse_xml(data: bytes) -> SdnList:
-    """Parse the classic ``sdn.xml`` into an :class:`SdnList`; raise :class:`SdnFormatError` if it is not one.
+    """Parse ``sdn.xml`` (classic) or ``sdn_advanced.xml`` into an :class:`SdnList`, by the root element.
 
-    Parsed with defusedxml: a downloaded list cannot expand entities or reach outside the document.
+    Raise :class:`SdnFormatError` if it is neither. Parsed with defusedxml: a downloaded list cannot expand
+    entities or reach outside the document.
     """
     try:
         root = SafeElementTree.fromstring(data)
     except Exception as exc:  # defusedxml raises ParseError and its own refusals (entities, DTDs)
-        raise SdnFormatError(f"sdn.xml is not well-formed XML: {type(exc).__name__}: {exc}") from None
+        raise SdnFormatError(f"the XML list is not well-formed: {type(exc).__name__}: {exc}") from None
+    if _local(root.tag) == "Sanctions":
+        return _parse_advanced(root)
     if _local(root.tag) != "sdnList":
-        raise SdnFormatError(f"sdn.xml's root element is <{_local(root.tag)}>, not <sdnList>")
+        raise SdnFormatError(f"the XML list's root element is <{_local(root.tag)}>, not <sdnList> or <Sanctions>")
     info = _child(root, "publshInformation") or _child(root, "publishInformation")
     published = _text(info, "Publish_Date") if info is not None else ""
     entries: list[SdnEntry] = []
@@ -431,4 +435,83 @@ def parse_xml(data: bytes) -> SdnList:
         )
     if not entries:
         raise SdnFormatError("sdn.xml holds no sdnEntry elements")
+    return SdnList(tuple(sorted(entries, key=lambda e: e.uid)), published)
+
+
+# -- the advanced XML -----------------------------------------------------------------------------------------------
+
+
+def _descendants(element: Element, name: str) -> list[Element]:
+    return [e for e in element.iter() if _local(e.tag) == name]
+
+
+def _alias_name(alias: Element) -> str:
+    return " ".join(
+        (part.text or "").strip() for part in _descendants(alias, "NamePartValue") if (part.text or "").strip()
+    )
+
+
+def _parse_advanced(root: Element) -> SdnList:
+    """``sdn_advanced.xml``: parties (profiles with aliases and features) and sanctions entries naming programmes.
+
+    Feature types and party (sub-)types are looked up in ``ReferenceValueSets``; a feature whose type reads
+    "Digital Currency Address - <code>" holds an address in its ``VersionDetail``; a profile's programmes are the
+    ``Comment`` of its sanctions entry's measures of the type "Program".
+    """
+    sets = next((e for e in root if _local(e.tag) == "ReferenceValueSets"), None)
+    if sets is None:
+        raise SdnFormatError("sdn_advanced.xml has no ReferenceValueSets")
+    feature_types = {e.get("ID", ""): (e.text or "").strip() for e in _descendants(sets, "FeatureType")}
+    party_types = {e.get("ID", ""): (e.text or "").strip().lower() for e in _descendants(sets, "PartyType")}
+    sub_types: dict[str, str] = {}
+    for sub_type in _descendants(sets, "PartySubType"):  # individuals' and entities' sub-type reads "Unknown"
+        text = (sub_type.text or "").strip().lower()
+        sub_types[sub_type.get("ID", "")] = (
+            party_types.get(sub_type.get("PartyTypeID", ""), text) if text in ("", "unknown") else text
+        )
+    program_types = {e.get("ID") for e in _descendants(sets, "SanctionsType") if (e.text or "").strip() == "Program"}
+    programs: dict[str, list[str]] = {}
+    for entry in _descendants(root, "SanctionsEntry"):
+        for measure in _descendants(entry, "SanctionsMeasure"):
+            comment = _child(measure, "Comment")
+            if measure.get("SanctionsTypeID") in program_types and comment is not None and (comment.text or "").strip():
+                programs.setdefault(entry.get("ProfileID", ""), []).append((comment.text or "").strip())
+    date = next((e for e in root if _local(e.tag) == "DateOfIssue"), None)
+    published = "-".join(_text(date, part).zfill(2) for part in ("Year", "Month", "Day")) if date is not None else ""
+    entries: list[SdnEntry] = []
+    for profile in _descendants(root, "Profile"):
+        profile_id = profile.get("ID", "")
+        if not profile_id.isdigit():
+            raise SdnFormatError(f"a Profile has ID {profile_id!r}, not a number")
+        names: list[str] = []
+        primary = ""
+        for alias in _descendants(profile, "Alias"):
+            name = _alias_name(alias)
+            if not name:
+                continue
+            if alias.get("Primary") == "true" and not primary:
+                primary = name
+            elif name not in names:
+                names.append(name)
+        addresses: list[tuple[str, str]] = []
+        for feature in _descendants(profile, "Feature"):
+            kind = feature_types.get(feature.get("FeatureTypeID", ""), "")
+            if kind.startswith(_IDENTIFIER_PREFIX):
+                currency = kind.removeprefix(_IDENTIFIER_PREFIX).strip().upper()
+                for detail in _descendants(feature, "VersionDetail"):
+                    if (detail.text or "").strip():
+                        addresses.append((currency, (detail.text or "").strip()))
+        sdn_type = sub_types.get(profile.get("PartySubTypeID", ""), "")
+        entries.append(
+            SdnEntry(
+                int(profile_id),
+                primary or (names.pop(0) if names else ""),
+                "" if sdn_type == "entity" else sdn_type,
+                tuple(programs.get(profile_id, ())),
+                tuple(names),
+                tuple(addresses),
+            )
+        )
+    if not entries:
+        raise SdnFormatError("sdn_advanced.xml holds no Profile elements")
     return SdnList(tuple(sorted(entries, key=lambda e: e.uid)), published)

@@ -2,8 +2,9 @@
 
 A source is a URL (``http``, ``https`` or ``file``) or a path: a directory (or base URL ending in ``/``) holding
 the CSV files, the ``sdn.csv`` file itself (its siblings ``alt.csv``, ``add.csv`` and ``sdn_comments.csv`` are read
-beside it, in the same letter case, when present), or an ``.xml`` file (the classic ``sdn.xml``). ``builtin`` names
-the small real snapshot shipped with the framework (for the demo and tests; never a production list).
+beside it, in the same letter case, when present), or an ``.xml`` file (``sdn.xml`` or ``sdn_advanced.xml``).
+``builtin`` names the small real snapshot shipped with the framework (for the demo and tests; never a production
+list).
 
 A refresh downloads every file, parses it, and only if that succeeds replaces the cached copy (``ofac/`` in the
 node's data directory: written to a new directory, then swapped in by rename) and the list in memory. Any failure

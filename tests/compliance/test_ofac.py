@@ -11,7 +11,14 @@ import pytest
 
 from exchange_framework.compliance import CaseStore, Subject
 from exchange_framework.compliance.cases import FROZEN_REASON
-from exchange_framework.compliance.ofac import SdnFormatError, SdnList, address_key, parse_csv, parse_xml
+from exchange_framework.compliance.ofac import (
+    SdnFormatError,
+    SdnList,
+    address_key,
+    normalise_name,
+    parse_csv,
+    parse_xml,
+)
 from exchange_framework.compliance.refresh import OfacListKeeper, RefreshError
 from exchange_framework.config import ExchangeConfig, load_config
 from exchange_framework.interfaces import DepositRequest, OnboardingRequest, Outcome, WithdrawalRequest
@@ -57,6 +64,21 @@ def test_xml_and_csv_agree_on_the_same_entries() -> None:
     assert [entry.uid for entry in xml.entries] == [29702, 33151, 48603]
     for entry in xml.entries:
         assert entry == csv_entries[entry.uid]
+
+
+def test_the_advanced_xml_agrees_with_the_csv() -> None:
+    advanced = parse_xml(DATA.joinpath("sdn_advanced.xml").read_bytes())
+    csv_entries = {entry.uid: entry for entry in snapshot().entries}
+    assert advanced.published == "2025-05-16"
+    assert [entry.uid for entry in advanced.entries] == [29702, 33151, 48603]
+    for entry in advanced.entries:
+        listed = csv_entries[entry.uid]
+        assert (entry.sdn_type, entry.programs, entry.addresses) == (listed.sdn_type, listed.programs, listed.addresses)
+        # the advanced format gives name parts, not "LAST, First": the same words
+        assert sorted(normalise_name(entry.name).split()) == sorted(normalise_name(listed.name).split())
+        assert len(entry.aliases) == len(listed.aliases)
+    assert advanced.screen_address(KHOROSHEV_BECH32.upper())
+    assert advanced.screen_name("Dmitry Khoroshev", threshold=0.92)[0].uid == 48603
 
 
 @pytest.mark.parametrize(
@@ -132,7 +154,7 @@ def test_garbage_is_refused(text: str, message: str) -> None:
 def test_garbage_xml_is_refused() -> None:
     with pytest.raises(SdnFormatError, match="not well-formed"):
         parse_xml(b"<sdnList><sdnEntry>")
-    with pytest.raises(SdnFormatError, match="not <sdnList>"):
+    with pytest.raises(SdnFormatError, match="not <sdnList> or <Sanctions>"):
         parse_xml(b"<html/>")
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><sdnList>&b;</sdnList>'
     with pytest.raises(SdnFormatError):
@@ -286,6 +308,8 @@ def test_sources_sdn_csv_url_xml_file_and_builtin(tmp_path: Path) -> None:
     assert OfacListKeeper(str(DATA / "sdn.csv"), tmp_path / "a").start() is not None
     xml = OfacListKeeper(str(DATA / "sdn.xml"), tmp_path / "b").start()
     assert xml is not None and len(xml.entries) == 3
+    advanced = OfacListKeeper(str(DATA / "sdn_advanced.xml"), tmp_path / "f").start()
+    assert advanced is not None and advanced.published == "2025-05-16"
     assert OfacListKeeper(DATA.as_uri() + "/", tmp_path / "c").start() is not None
     builtin = OfacListKeeper("builtin", tmp_path / "d").start()
     assert builtin is not None and len(builtin.entries) == 17
