@@ -92,6 +92,21 @@ def test_an_administrator_approves_a_withdrawal_in_a_real_browser(chain_exchange
         page.click("button:has-text('Verify the whole chain')")
         expect(page.locator(".flash-success")).to_contain_text("The audit chain is whole")
         shot(page, "04-audit-verified")
+
+        for n, (title, heading) in enumerate(
+            [("Users", "Users"), ("Markets", "Markets"), ("Fees", "Fee schedule"), ("Custody", "Custody"),
+             ("Alerts & cases", "Alerts & cases")],
+            start=5,
+        ):  # fmt: skip
+            page.click(f".admin-sections a:has-text('{title}')")
+            expect(page.locator("main h1")).to_have_text(heading)
+            shot(page, f"{n:02d}-{title.split()[0].lower()}")
+        page.click(".admin-sections a:has-text('Users')")
+        page.fill("input[name=q]", "alice")
+        page.click("button:has-text('Search')")
+        page.click(".user-row a:has-text('alice@example.com')")
+        expect(page.locator(".balance-row").first).to_be_visible()
+        shot(page, "10-user")
     finally:
         context.close()
     assert errors == []
