@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from exchange_framework.admin.console import ActionRefused, AdminConsole
+from exchange_framework.compliance import Subject
 from exchange_framework.funding.store import Stage
 from exchange_framework.interfaces import CustodyBalance
 from exchange_framework.plugins import collect_registered
@@ -83,6 +84,8 @@ class FundsPages:
 
         async def do() -> str:
             current = next(w for w in wallet.withdrawals(found.account, limit=100_000) if w.id == withdrawal_id)
+            if approve:
+                self._refuse_if_frozen(Subject.WITHDRAWAL, str(withdrawal_id), f"withdrawal {withdrawal_id}")
             if current.stage is not stage:
                 what = "approval" if stage is WithdrawalStage.AWAITING_APPROVAL else "a screening decision"
                 raise ActionRefused(
@@ -118,6 +121,16 @@ class FundsPages:
         return await self.console.perform(
             request, action=action, target=f"withdrawal:{withdrawal_id}", details=details, do=do, back=back
         )
+
+    def _refuse_if_frozen(self, subject: Subject, reference: str, what: str) -> None:
+        """Refuse to let funds move while a compliance case freezes them (a sanctions hit not cleared)."""
+        cases = self.console.cases
+        case = cases.frozen_case(subject, reference) if cases is not None else None
+        if case is not None:
+            raise ActionRefused(
+                f"{what} is frozen by compliance case {case.id} (a sanctions hit): a compliance officer must close "
+                "that case as cleared first; until then it can only be denied or rejected"
+            )
 
     # -- held deposits
     async def deposits(self, request: Request) -> Response:
@@ -155,6 +168,9 @@ class FundsPages:
             return self.console.refuse(request, back, f"There is no user with account {account}: check the number.")
 
         async def do() -> str:
+            if decision == "credit":
+                reference = f"{chain}:{txid}:{deposit.address}"  # how screening names a deposit's case
+                self._refuse_if_frozen(Subject.DEPOSIT, reference, f"deposit {txid}:{index}")
             try:
                 done = await asyncio.to_thread(
                     tracker.resolve_held, txid, index, approve=decision == "credit", note=note, account=account

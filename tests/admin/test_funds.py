@@ -9,6 +9,7 @@ import coincurve
 import pytest
 from exchange_devchain.tx import address_of
 
+from exchange_framework.compliance import FROZEN_REASON, CaseStore, Subject
 from exchange_framework.interfaces import Decision
 from exchange_framework.wallet import WithdrawalStage
 from tests.admin.conftest import AdminClient, audit_entries, audit_ok, flash, login
@@ -207,3 +208,37 @@ def test_the_custody_page_shows_the_hot_wallet_key(chain_exchange: Exchange, ope
     wallet = ex.server.ctx.extras["wallet"]
     assert wallet.hot_public_key.hex() in page.text and wallet.hot_key_id in page.text
     assert "Ledger omnibus accounts" in page.text and "The ledger could not be read" not in page.text
+
+
+def test_a_frozen_withdrawal_moves_only_after_its_case_is_cleared(chain_exchange: Exchange, operator: Operator) -> None:
+    ex = chain_exchange
+    screening = ex.server.ctx.node.pm.get_plugin("test-screening")
+    screening.decision = Decision.hold(f"{FROZEN_REASON}: SDN entry 12345", provider="test")
+    officer = operator(ex, "compliance3@example.com", "compliance")
+    withdrawal_id, _ = start_withdrawal(ex, "1")
+    assert stage_of(ex, withdrawal_id) is WithdrawalStage.SCREENING
+    cases = CaseStore.for_config(ex.server.ctx.node.config)
+    frozen = until(lambda: cases.frozen_case(Subject.WITHDRAWAL, str(withdrawal_id)))  # opened by the pipeline
+    screening.decision = Decision.allow(provider="test")
+    form = f"/admin/withdrawals/{withdrawal_id}/screening"
+    refused = officer.act(form, {"decision": "clear", "note": "looks fine"}, page="/admin/withdrawals")
+    assert flash(refused) == (
+        "error",
+        f"Withdrawal {withdrawal_id} is frozen by compliance case {frozen.id} (a sanctions hit): a compliance officer "
+        "must close that case as cleared first; until then it can only be denied or rejected.",
+    )
+    assert stage_of(ex, withdrawal_id) is WithdrawalStage.SCREENING
+    page = officer.act(f"/admin/cases/{frozen.id}/decide", {"decision": "cleared", "note": "a namesake, DOB differs"},
+                       page="/admin/alerts")  # fmt: skip
+    assert flash(page)[0] == "success"
+    page = officer.act(form, {"decision": "clear", "note": "case cleared"}, page="/admin/withdrawals")
+    assert flash(page)[0] == "success"
+    until(lambda: stage_of(ex, withdrawal_id) is WithdrawalStage.AWAITING_APPROVAL)
+    actions = [e.action for e in audit_entries(ex.server) if e.actor == "compliance3@example.com"]
+    assert actions == [
+        "admin.withdrawal.screening.clear",
+        "admin.withdrawal.screening.clear.refused",
+        "admin.case.clear",
+        "admin.withdrawal.screening.clear",
+    ]
+    audit_ok(ex.server)
