@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from exchange_framework.admin.console import ActionRefused, AdminConsole
 from exchange_framework.compliance import CaseStatus
-from exchange_framework.funding.store import Stage
+from exchange_framework.funding.store import OPEN_STAGES, Stage
 from exchange_framework.identity import UserInfo
 from exchange_framework.identity.store import ROLES
 from exchange_framework.portal.kyc import KycError
@@ -21,6 +21,7 @@ from exchange_framework.web import Form, FormError, NotFound
 __all__ = ["PeoplePages"]
 
 SEARCH_SCAN_LIMIT = 10_000  # users scanned for a partial e-mail match
+STUCK_AFTER_NS = 3600 * 10**9  # a deposit in an open stage unchanged for this long is counted as stuck
 
 
 class PeoplePages:
@@ -35,6 +36,7 @@ class PeoplePages:
     async def dashboard(self, request: Request) -> Response:
         """Counts of what waits for someone, and every market's status."""
         wallet = self.console.wallet
+        deposit_stages: list[tuple[str, int, int]] = []
         counts: dict[str, int | None] = {
             "kyc": len(self.console.kyc.submissions(status="pending", limit=100_000)),
             "approvals": None,
@@ -51,8 +53,21 @@ class PeoplePages:
             counts["screening"] = len(wallet.withdrawals(stage=WithdrawalStage.SCREENING, limit=100_000))
             counts["held_deposits"] = wallet.deposit_store.stage_counts()[Stage.HELD]
             counts["alerts"] = len(wallet.deposit_store.alerts(limit=1000))
+            store = wallet.deposit_store
+            stuck_before = self.ctx.now_ms() * 1_000_000 - STUCK_AFTER_NS
+            by_stage = store.stage_counts()
+            stuck = store.stage_counts(updated_before_ns=stuck_before)
+            deposit_stages = [
+                (stage.value, by_stage[stage], stuck[stage] if stage in OPEN_STAGES else 0) for stage in Stage
+            ]
         markets = [(symbol, self._status_of(symbol)) for symbol in sorted(self.ctx.node.markets)]
-        return self.console.render(request, "admin/dashboard.html", {"counts": counts, "markets": markets})
+        values = {
+            "counts": counts,
+            "markets": markets,
+            "deposit_stages": deposit_stages,
+            "stuck_hours": STUCK_AFTER_NS // 3600 // 10**9,
+        }
+        return self.console.render(request, "admin/dashboard.html", values)
 
     def _status_of(self, market: str) -> str:
         """A market's status as the market data shows it: open, halted or closed."""

@@ -10,6 +10,7 @@ import pytest
 from exchange_devchain.tx import address_of
 
 from exchange_framework.compliance import FROZEN_REASON, CaseStore, Subject
+from exchange_framework.funding.store import Stage
 from exchange_framework.interfaces import Decision
 from exchange_framework.wallet import WithdrawalStage
 from tests.admin.conftest import AdminClient, audit_entries, audit_ok, flash, login
@@ -170,7 +171,21 @@ def test_held_deposits_are_credited_or_rejected_with_a_note(chain_exchange: Exch
     address, _ = wallet.deposit_address(ex.alice.account, "ETH")
     first = chain.faucet(address, 3 * 10**18)
     second = chain.faucet(address, 4 * 10**18)
-    chain.mine(3)
+    chain.mine(1)
+    until(lambda: wallet.deposit_store.stage_counts()[Stage.CONFIRMING] == 2)
+    ctx = ex.server.ctx
+    real_clock = ctx.now_ms
+    ctx.now_ms = lambda: real_clock() + 2 * 3600 * 1000  # two hours on: both deposits look stuck
+    try:
+        stuck = officer.get("/admin").text
+    finally:
+        ctx.now_ms = real_clock
+    row = stuck[stuck.index('id="deposits-confirming"') :].split("</tr>")[0]
+    assert row.count('">2</td>') == 2  # two confirming, both stuck
+    assert '<td class="num"></td>' in stuck[stuck.index('id="deposits-credited"') :].split("</tr>")[0]
+    fresh = officer.get("/admin").text
+    assert '<td class="num">0</td>' in fresh[fresh.index('id="deposits-confirming"') :].split("</tr>")[0]
+    chain.mine(2)
     until(lambda: len(wallet.deposit_store.deposits(stage="held")) == 2)
     page = officer.get("/admin/deposits")
     assert page.text.count('class="deposit-row"') == 2 and "source on a watch list" in page.text
