@@ -77,13 +77,13 @@ class FundsPages:
             note = form.text("note", label="note", required=decision == choices[1], max_length=500)
         except FormError as exc:
             return self.console.refuse(request, back, str(exc))
-        found = next((w for w in wallet.withdrawals(limit=100_000) if w.id == withdrawal_id), None)
+        found = self._find_withdrawal(wallet, withdrawal_id, stage)
         if found is None:
             return self.console.refuse(request, back, f"There is no withdrawal {withdrawal_id}.")
         approve = decision == choices[0]
 
         async def do() -> str:
-            current = next(w for w in wallet.withdrawals(found.account, limit=100_000) if w.id == withdrawal_id)
+            current = self._find_withdrawal(wallet, withdrawal_id, stage, account=found.account) or found
             if approve:
                 self._refuse_if_frozen(Subject.WITHDRAWAL, str(withdrawal_id), f"withdrawal {withdrawal_id}")
             if current.stage is not stage:
@@ -131,6 +131,18 @@ class FundsPages:
                 f"{what} is frozen by compliance case {case.id} (a sanctions hit): a compliance officer must close "
                 "that case as cleared first; until then it can only be denied or rejected"
             )
+
+    @staticmethod
+    def _find_withdrawal(wallet: Any, withdrawal_id: int, stage: WithdrawalStage, *, account: int | None = None) -> Any:
+        """The withdrawal's current view: looked for among those in ``stage`` first (the usual case), then all."""
+        for candidates in (
+            wallet.withdrawals(account, stage=stage, limit=10_000),
+            wallet.withdrawals(account, limit=100_000),
+        ):
+            found = next((w for w in candidates if w.id == withdrawal_id), None)
+            if found is not None:
+                return found
+        return None
 
     # -- held deposits
     async def deposits(self, request: Request) -> Response:
