@@ -11,10 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from exchange_framework.admin.policy import OPERATOR_ROLES
 from exchange_framework.api.app import create_app
 from exchange_framework.audit import AuditEntry, AuditLog, verify
+from exchange_framework.cli import main
 from exchange_framework.config import DEMO_CONFIG, load_config
 from exchange_framework.node import with_data_dir
 from exchange_framework.web import LoginLimiter, Web
@@ -60,12 +62,16 @@ def audit_entries(server: RunningServer) -> list[AuditEntry]:
 
 
 def audit_ok(server: RunningServer) -> None:
-    """The audit file verifies end to end, as ``exchange audit verify`` does."""
+    """The audit file verifies end to end, and ``exchange audit verify`` says so with the log's newest hash."""
     log = server.ctx.extras["audit"]
     path: Path = log.store.path
     assert path.parent == server.ctx.node.data_dir or server.ctx.node.config.source is not None  # never the cwd
     report = verify(path)
     assert report.ok, report.problem
+    head = log.head()
+    assert head is not None and report.head == head.hash
+    result = CliRunner().invoke(main, ["audit", "verify", str(path), "--expect-head", head.hash])
+    assert result.exit_code == 0 and result.stdout.startswith(f"ok: {head.seq} entries, head "), result.output
 
 
 class Admin:
