@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from exchange_framework.admin.console import AdminConsole
+from exchange_framework.admin.console import AdminConsole, plugin_page
 from exchange_framework.admin.funds import FundsPages
 from exchange_framework.admin.markets import MarketPages
 from exchange_framework.admin.people import PeoplePages
@@ -18,7 +18,7 @@ from exchange_framework.admin.records import RecordPages
 from exchange_framework.api.context import ApiContext
 from exchange_framework.web import Web
 
-__all__ = ["ACTIONS", "OPERATOR_ROLES", "ROUTES", "AdminConsole", "AdminRoute", "allowed", "routes"]
+__all__ = ["ACTIONS", "OPERATOR_ROLES", "ROUTES", "AdminConsole", "AdminRoute", "allowed", "plugin_page", "routes"]
 
 
 def routes(ctx: ApiContext) -> list[BaseRoute]:

@@ -7,14 +7,14 @@ is done only if that append succeeded (fail closed); a refusal after the append 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from exchange_framework.admin.policy import ACTIONS, ROUTES, allowed
+from exchange_framework.admin.policy import ACTIONS, OPERATOR_ROLES, ROUTES, allowed
 from exchange_framework.api.context import ApiContext
 from exchange_framework.audit import AuditLog
 from exchange_framework.compliance import CaseStore
@@ -23,9 +23,9 @@ from exchange_framework.interfaces import AdminPage
 from exchange_framework.plugins import collect_registered
 from exchange_framework.portal.kyc import KycPages, KycReviews
 from exchange_framework.wallet import WalletService
-from exchange_framework.web import Web, WebError
+from exchange_framework.web import Handler, Web, WebError
 
-__all__ = ["NAV", "ActionRefused", "AdminConsole", "AuditUnavailable"]
+__all__ = ["NAV", "ActionRefused", "AdminConsole", "AuditUnavailable", "plugin_page"]
 
 _log = logging.getLogger(__name__)
 
@@ -197,6 +197,33 @@ class AdminConsole:
     def refuse(self, request: Request, back: str, message: str) -> Response:
         """Send a form that could not be read back to ``back`` with ``message`` (nothing was attempted)."""
         return self.web.redirect(request, back, message, "error")
+
+
+def plugin_page(fn: Handler, *, name: str, roles: Iterable[str] = OPERATOR_ROLES) -> Handler:
+    """Wrap a plugin's admin page handler (for a route from ``register_routes``) as the console's own pages are.
+
+    Only logged-in accounts with one of ``roles`` get in (others: the login page or 403), and every request is
+    appended to the audit log as ``admin.plugin.<name>`` (method, path, query) before ``fn`` runs: if it cannot be
+    recorded, ``fn`` does not run (fail closed). ``fn`` gets the request; a form post must still be read with
+    ``Web.of(request.app.state.api).form(request)`` (the CSRF check).
+    """
+    allowed_roles = tuple(roles)
+
+    async def audited(request: Request) -> Response:
+        console = request.app.state.api.extras["admin"]
+        assert isinstance(console, AdminConsole)
+        operator = console.operator(request)
+        details = {"method": request.method, "path": request.url.path, "query": request.url.query}
+        console.record(operator, request, f"admin.plugin.{name}", request.url.path, details)
+        return await fn(request)
+
+    async def handler(request: Request) -> Response:
+        web = Web.of(request.app.state.api)
+        return await web.endpoint(audited, roles=allowed_roles)(request)
+
+    handler.__name__ = getattr(fn, "__name__", "plugin_page")
+    handler.__doc__ = fn.__doc__
+    return handler
 
 
 def _sentence(text: str) -> str:

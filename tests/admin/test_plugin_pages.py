@@ -7,24 +7,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from exchange_framework import hookimpl
+from exchange_framework.admin import plugin_page
 from exchange_framework.api.app import create_app
 from exchange_framework.config import DEMO_CONFIG, load_config
 from exchange_framework.interfaces import AdminPage, CustodyBalance
 from exchange_framework.node import with_data_dir
 from exchange_framework.plugins import make_plugin_manager
-from exchange_framework.web import Web
-from tests.admin.conftest import Admin
+from tests.admin.conftest import Admin, audit_entries
 from tests.api.server import RunningServer, serve
 
 
 class ColdStoragePlugin:
-    """Adds an admin page (served behind the operator roles by the shared web layer) and reports two custody tiers."""
+    """Adds an admin page (behind a role, every request audited, with ``plugin_page``) and reports custody tiers."""
 
     @hookimpl
     def register_admin_pages(self) -> list[AdminPage]:
@@ -35,11 +36,7 @@ class ColdStoragePlugin:
         async def page(request: Request) -> Response:
             return PlainTextResponse("cold storage ceremonies")
 
-        async def guarded(request: Request) -> Response:
-            web = Web.of(request.app.state.api)
-            return await web.endpoint(page, roles=["administrator", "custody"])(request)
-
-        return [Route("/admin/plugins/cold-storage", guarded)]
+        return [Route("/admin/plugins/cold-storage", plugin_page(page, name="cold-storage", roles=["custody"]))]
 
     @hookimpl
     def custody_balances(self, assets: list[str]) -> list[CustodyBalance]:
@@ -65,8 +62,27 @@ def test_plugin_pages_are_in_the_navigation_and_custody_tiers_on_the_custody_pag
     custody = plugin_admin.as_role("custody")
     dashboard = custody.get("/admin")
     assert 'href="/admin/plugins/cold-storage" class="plugin-page">Cold storage</a>' in dashboard.text
-    assert custody.get("/admin/plugins/cold-storage").text == "cold storage ceremonies"
+    assert custody.get("/admin/plugins/cold-storage?ceremony=7").text == "cold storage ceremonies"
+    entry = audit_entries(plugin_admin.server)[-1]
+    assert (entry.actor, entry.action, entry.target) == (
+        custody.email,
+        "admin.plugin.cold-storage",
+        "/admin/plugins/cold-storage",
+    )
+    assert (entry.details["method"], entry.details["query"]) == ("GET", "ceremony=7")
+    before = len(audit_entries(plugin_admin.server))
     assert plugin_admin.as_role("support").get("/admin/plugins/cold-storage").status_code == 403
+    assert plugin_admin.as_role("administrator").get("/admin/plugins/cold-storage").status_code == 403
+    anonymous = httpx.get(f"{plugin_admin.url}/admin/plugins/cold-storage")
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=")
+    assert len(audit_entries(plugin_admin.server)) == before
+    ctx = plugin_admin.server.ctx
+    working = ctx.extras.pop("audit")
+    try:
+        refused = custody.get("/admin/plugins/cold-storage")
+        assert refused.status_code == 503 and "cold storage ceremonies" not in refused.text
+    finally:
+        ctx.extras["audit"] = working
     page = custody.get("/admin/custody")
     assert page.text.count('class="custody-row"') == 2
     assert "cold-1" in page.text and "2.50000000" in page.text and "0.12345678" in page.text
