@@ -73,7 +73,7 @@ class RejectReason(IntEnum):
     MARKET_BUY_NEEDS_CAP = 22
     CLIENT_ORDER_ID_TOO_LONG = 23
     INVALID_FEE_RATE = 24
-    DUPLICATE_REFERENCE = 25  # a funds hold with this reference already exists
+    DUPLICATE_REFERENCE = 25  # a funds hold, credit or debit with this reference already exists
     UNKNOWN_REFERENCE = 26  # no funds hold has this reference
 
 

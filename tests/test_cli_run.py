@@ -245,6 +245,6 @@ def test_help_lists_the_commands(run: Run) -> None:
     result = ok(run("--help"))
     commands = result.output.split("Commands:", 1)[1]
     listed = {line.split()[0] for line in commands.splitlines() if line.startswith("  ") and line.strip()}
-    assert {"demo", "replay", "bench", "plugins", "config"} <= listed
+    assert {"demo", "simulate", "replay", "bench", "plugins", "config"} <= listed
     bench = ok(run("bench", "--help"))
     assert "engine" in bench.output and "pipeline" in bench.output

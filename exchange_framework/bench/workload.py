@@ -19,8 +19,8 @@ def funding(spec: MarketSpec, accounts: int, base_amount: int, quote_amount: int
     """Credits that give every account ``base_amount`` and ``quote_amount`` atomic units."""
     out: list[Command] = []
     for account in range(1, accounts + 1):
-        out.append(CreditFunds(account, spec.base, base_amount, "bench"))
-        out.append(CreditFunds(account, spec.quote, quote_amount, "bench"))
+        out.append(CreditFunds(account, spec.base, base_amount, f"bench:{account}:{spec.base}"))
+        out.append(CreditFunds(account, spec.quote, quote_amount, f"bench:{account}:{spec.quote}"))
     return out
 
 

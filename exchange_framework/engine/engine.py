@@ -107,6 +107,7 @@ class MatchingEngine:
         self.client_ids: dict[tuple[int, str], int] = {}  # (account, client order id) -> order id
         self.fees_collected: dict[str, int] = dict.fromkeys(assets, 0)
         self.fund_holds: dict[str, tuple[int, str, int]] = {}  # reference -> (account, asset, amount)
+        self.transfer_refs: set[str] = set()  # references of every credit and debit applied: each is used once
         self.next_trade_id = 1
         self.last_seq = 0
         self.events: list[Event] = []
@@ -199,24 +200,38 @@ class MatchingEngine:
             return RejectReason.UNKNOWN_ACCOUNT
         return 0
 
-    def _credit(self, seq: int, cmd: CreditFunds) -> None:
+    def _transfer_reject(self, cmd: CreditFunds | DebitFunds) -> int:
+        """0 if a credit/debit may apply, else the reject reason; a non-empty reference is accepted only once."""
         reason = self._funds_reject(cmd)
+        if not reason:
+            if type(cmd.reference) is not str:
+                reason = RejectReason.INVALID_ORDER_PARAMETERS
+            elif cmd.reference and cmd.reference in self.transfer_refs:
+                reason = RejectReason.DUPLICATE_REFERENCE
+        return reason
+
+    def _credit(self, seq: int, cmd: CreditFunds) -> None:
+        reason = self._transfer_reject(cmd)
         if reason:
-            self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), cmd.reference))
+            self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), str(cmd.reference)))
             return
         acct = self.accounts.get(cmd.account) or self._new_account(cmd.account)
         acct.available[cmd.asset] += cmd.amount
+        if cmd.reference:
+            self.transfer_refs.add(cmd.reference)
         self.events.append(FundsCredited(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
 
     def _debit(self, seq: int, cmd: DebitFunds) -> None:
-        reason = self._funds_reject(cmd)
+        reason = self._transfer_reject(cmd)
         acct = self.accounts.get(cmd.account)
         if not reason and (acct is None or acct.available[cmd.asset] < cmd.amount):
             reason = RejectReason.INSUFFICIENT_BALANCE
         if reason or acct is None:
-            self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), cmd.reference))
+            self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), str(cmd.reference)))
             return
         acct.available[cmd.asset] -= cmd.amount
+        if cmd.reference:
+            self.transfer_refs.add(cmd.reference)
         self.events.append(FundsDebited(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
 
     # ------------------------------------------------------------------ new orders

@@ -17,7 +17,7 @@ from exchange_framework.engine.book import Level, Order
 from exchange_framework.engine.engine import MatchingEngine
 from exchange_framework.types import MarketStatus, OrderType, Side, StpMode, TimeInForce
 
-SNAPSHOT_VERSION = 3  # 2: per-account fee rates; 3: funds holds
+SNAPSHOT_VERSION = 4  # 2: per-account fee rates; 3: funds holds; 4: credit/debit references
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -78,6 +78,7 @@ def engine_state(engine: MatchingEngine) -> dict[str, Any]:
         "fees": [[a, engine.fees_collected[a]] for a in sorted(engine.fees_collected)],
         "accounts": accounts,
         "fund_holds": [[ref, *engine.fund_holds[ref]] for ref in sorted(engine.fund_holds)],
+        "transfer_refs": sorted(engine.transfer_refs),
         "markets": markets,
     }
 
@@ -124,7 +125,7 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
     if engine.last_seq or engine.orders or engine.accounts:
         raise ValueError("restore needs a fresh engine")
     state = msgspec.json.decode(data) if data[:1] == b"{" else msgspec.msgpack.decode(data)
-    if state.get("version") != SNAPSHOT_VERSION:
+    if state.get("version") not in (3, SNAPSHOT_VERSION):
         raise ValueError(f"snapshot version {state.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})")
     engine.last_seq = state["last_seq"]
     engine.next_trade_id = state["next_trade_id"]
@@ -139,6 +140,8 @@ def restore(engine: MatchingEngine, data: bytes) -> None:
             acct.held[asset] = held
     for reference, account_id, asset, amount in state["fund_holds"]:
         engine.fund_holds[reference] = (account_id, asset, amount)
+    # Version 3 snapshots predate the once-only references: the references before them are not known.
+    engine.transfer_refs.update(state.get("transfer_refs", ()))
     for symbol, status, last_price, bids, asks, stops in state["markets"]:
         book = engine.books.get(symbol)
         if book is None:

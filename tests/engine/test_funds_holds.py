@@ -72,3 +72,29 @@ def test_holds_survive_a_snapshot() -> None:
     restore(copy, snapshot(run.engine))
     assert copy.fund_holds == {"wd-9": (1, "ETH", 3)}
     assert snapshot(copy) == snapshot(run.engine)
+
+
+def test_a_credit_or_debit_reference_is_used_once() -> None:
+    """A retried deposit credit (same reference) is refused, so a crash and retry never credits twice."""
+    from exchange_framework.engine.commands import CreditFunds, DebitFunds
+    from exchange_framework.engine.engine import MatchingEngine
+    from exchange_framework.engine.events import FundsCredited, FundsRejected
+    from exchange_framework.engine.snapshot import restore, snapshot, state_hash
+    from exchange_framework.types import RejectReason
+    from tests.engine.helpers import ASSETS, MARKETS
+
+    engine = MatchingEngine(ASSETS, MARKETS)
+    engine.apply(1, CreditFunds(7, "BTC", 100, "dep:chain:tx:0"))
+    engine.apply(2, CreditFunds(7, "BTC", 100, "dep:chain:tx:0"))
+    engine.apply(3, DebitFunds(7, "BTC", 10, "dep:chain:tx:0"))
+    engine.apply(4, CreditFunds(7, "BTC", 5))  # no reference: not tracked
+    engine.apply(5, CreditFunds(7, "BTC", 5))
+    kinds = [type(e) for e in engine.events]
+    assert kinds == [FundsCredited, FundsRejected, FundsRejected, FundsCredited, FundsCredited]
+    assert all(e.reason is RejectReason.DUPLICATE_REFERENCE for e in engine.events if isinstance(e, FundsRejected))
+    assert engine.balance(7, "BTC") == (110, 0)
+    copy = MatchingEngine(ASSETS, MARKETS)
+    restore(copy, snapshot(engine))
+    assert state_hash(copy) == state_hash(engine)
+    copy.apply(6, CreditFunds(7, "BTC", 100, "dep:chain:tx:0"))
+    assert isinstance(copy.events[-1], FundsRejected), "the reference survives a snapshot"

@@ -328,11 +328,6 @@ def test_a_crash_before_the_credit_is_sent_credits_once_after_restart(
     assert sink.balance(ACCOUNT, "DEV") == 64 and len(sink.credits) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine does not yet refuse a second CreditFunds with a reference it has seen (the tracker's last "
-    "line of defence for a crash between the credit and recording it)",
-)
 def test_a_crash_after_the_credit_is_sent_credits_once_after_restart(
     make_tracker: Make, node: DevChain, sink: EngineSink, store: DepositStore
 ) -> None:

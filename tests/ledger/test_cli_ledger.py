@@ -27,7 +27,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str) ->
     body = body.replace('ledger = "sqlite"', f'ledger = "{backend}"')
     body = body.replace('url = "sqlite:///var/demo/ledger.db"', f'url = "{ledger_url}"')
     (tmp_path / "exchange.toml").write_text(body)
-    assert ok(invoke("demo", "--orders", "600")).exit_code == 0
+    assert ok(invoke("simulate", "--orders", "600")).exit_code == 0
     return tmp_path, ledger_url
 
 
