@@ -319,26 +319,39 @@ class Wallet:
         if all(e.usable_from_ns > now for e in entries):
             wait = min(e.usable_from_ns for e in entries) - now
             raise WalletError(f"this address is new: it can be used in {_duration(wait)} (cooling-off period)")
-        row = self.store.insert_withdrawal(
-            account=account,
-            chain=adapter.name,
-            asset=asset,
-            amount=units,
-            address=address.strip(),
-            memo=memo,
-            now_ns=now,
-        )
-        applied = await self.node.submit(HoldFunds(account=account, asset=asset, amount=units, reference=row.reference))
-        rejected = next((e for e in applied.events if isinstance(e, FundsRejected)), None)
-        if rejected is not None and rejected.reason is not RejectReason.DUPLICATE_REFERENCE:
-            row.stage = WithdrawalStage.REJECTED
-            row.reasons.append(f"not held: {rejected.reason.name.lower().replace('_', ' ')}")
-            self.store.save(row, self.clock())
-            if rejected.reason is RejectReason.INSUFFICIENT_BALANCE:
-                raise WalletError(f"insufficient {asset} balance for this withdrawal")
-            raise WalletError(f"the withdrawal was refused: {rejected.reason.name.lower().replace('_', ' ')}")
+        async with self._round_lock:  # the processor must not see the row before its funds are held
+            row = self.store.insert_withdrawal(
+                account=account,
+                chain=adapter.name,
+                asset=asset,
+                amount=units,
+                address=address.strip(),
+                memo=memo,
+                now_ns=now,
+            )
+            refused = await self._hold(row)
+        if refused:
+            raise WalletError(refused)
         self._kick.set()
         return self._view(row)
+
+    async def _hold(self, row: WithdrawalRow) -> str:
+        """Hold the withdrawal's funds (again, after a crash: an existing hold is kept); "" or why it was refused.
+
+        A refusal rejects the withdrawal.
+        """
+        command = HoldFunds(account=row.account, asset=row.asset, amount=row.amount, reference=row.reference)
+        applied = await self.node.submit(command)
+        rejected = next((e for e in applied.events if isinstance(e, FundsRejected)), None)
+        if rejected is None or rejected.reason is RejectReason.DUPLICATE_REFERENCE:
+            return ""
+        why = rejected.reason.name.lower().replace("_", " ")
+        row.stage = WithdrawalStage.REJECTED
+        row.reasons.append(f"not held: {why}")
+        self.store.save(row, self.clock())
+        if rejected.reason is RejectReason.INSUFFICIENT_BALANCE:
+            return f"insufficient {row.asset} balance for this withdrawal"
+        return f"the withdrawal was refused: {why}"
 
     async def cancel_withdrawal(self, account: int, withdrawal_id: int) -> WithdrawalView:
         """Cancel a withdrawal that has not been approved yet; its funds are released."""
@@ -466,6 +479,9 @@ class Wallet:
     async def _advance(self, row: WithdrawalRow) -> None:
         adapter = self.adapters[row.chain]
         if row.stage is WithdrawalStage.REQUESTED and not row.screened:
+            # A crash between recording the request and holding its funds leaves no hold: make sure there is one.
+            if await self._hold(row):
+                return
             request = WithdrawalRequest(row.id, row.account, row.asset, row.chain, row.amount, row.address)
             decision = await asyncio.to_thread(
                 run_screening, self.pm, "screen_withdrawal", config=self.config, request=request

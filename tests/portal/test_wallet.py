@@ -157,11 +157,6 @@ def test_wallet_without_a_wallet_service_shows_balances_and_says_so(exchange: Ex
         client.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="wallet service race (reported to the lead): a withdrawal refused for insufficient balance is saved as "
-    "rejected, and a concurrent processing round can save its stale 'requested' copy over it",
-)
 def test_a_refused_withdrawal_is_not_left_requested(chain_exchange: Exchange, alice: PortalClient) -> None:
     ex = chain_exchange
     wallet = ex.server.ctx.extras["wallet"]
