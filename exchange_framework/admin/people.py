@@ -121,7 +121,7 @@ class PeoplePages:
                     "price": market.price(order.price) if order.price else "market",
                     "qty": market.qty(order.orig_qty),
                     "filled": market.qty(order.executed_qty),
-                    "status": order.status.value if hasattr(order.status, "value") else str(order.status),
+                    "status": str(order.status).replace("_", " ").lower(),
                 }
             )
         wallet = self.console.wallet

@@ -141,7 +141,12 @@ def test_a_halted_market_refuses_new_orders_through_the_api_until_resumed(admin:
     trader = admin.user("harry")
     rest = Rest(admin.url, trader.key)
     try:
-        assert "orderId" in order(rest)
+        placed = order(rest)
+        assert "orderId" in placed
+        detail = boss.get(f"/admin/users/{trader.account}").text
+        row = detail[detail.index('class="order-row"') :].split("</tr>")[0]
+        assert f"<td>{placed['orderId']}</td><td>BTC-USDT</td><td>buy</td><td>limit</td>" in row
+        assert "1000.0" in row and "0.00100" in row and "<td>new</td>" in row
         page = boss.act("/admin/markets/BTC-USDT/status", {"status": "halted", "note": "drill"}, page="/admin/markets")
         kind, text = flash(page)
         assert kind == "success" and text.startswith("BTC-USDT is now halted (journal sequence ")
