@@ -179,6 +179,21 @@ class UtxoChainAdapter:
         if not result.get("success"):
             raise NodeMismatch(f"{self.name}: the node's wallet {self.wallet!r} would not watch {address}: {result}")
 
+    def watch_hot_wallet(self, public_key: bytes) -> str:
+        """Import the hot key's P2WPKH address into the node's watch-only wallet (rescanning once); return it.
+
+        ``build_withdrawal`` does this on first use; call it at deployment so the one-off rescan happens then.
+        """
+        address = p2wpkh_address(bytes(public_key), self.params)
+        self._watch(address)
+        return address
+
+    def hot_wallet_balance(self, public_key: bytes, *, min_confirmations: int = 1) -> int:
+        """Return what the hot key's address holds, in atomic units, counting outputs at ``min_confirmations``."""
+        address = self.watch_hot_wallet(public_key)
+        unspent = self._wallet("listunspent", min_confirmations, _MAX_CONF, [address])
+        return sum(to_atomic(u["amount"]) for u in unspent)
+
     # -- addresses ---------------------------------------------------------------------------------------------------
 
     def deposit_address(self, account: int) -> DepositAddress:

@@ -40,6 +40,9 @@ _BENCH_XPUB = (
 )
 
 
+_MWEB_HEIGHT = 432  # litecoind regtest cannot mine past it without MWEB peg-ins (see exchange_bitcoin.regtest)
+
+
 def _coins(atoms: int) -> str:
     return str(Decimal(atoms) / Decimal(10**8))
 
@@ -70,7 +73,10 @@ def run(
 def _measure(
     node: RegtestNode, blocks: int, outputs_per_block: int, withdrawals: int, n_watched: int
 ) -> dict[str, Any]:
-    node.mine(101 + withdrawals // 10 + blocks // 25 + 2)
+    setup = 101 + withdrawals // 10 + blocks // 25 + 2
+    if setup + blocks + 2 >= _MWEB_HEIGHT:
+        raise ValueError(f"--blocks {blocks} would take the regtest chain past height {_MWEB_HEIGHT} (MWEB activation)")
+    node.mine(setup)
     rpc = RpcClient(node.url, user=node.user, password=node.password, label="bench node")
     adapter = UtxoChainAdapter(rpc, PRESETS["litecoin-regtest"], name="litecoin", deposit_xpub=_BENCH_XPUB)
     watched = [adapter.deposit_address(account).address for account in range(1, n_watched + 1)]

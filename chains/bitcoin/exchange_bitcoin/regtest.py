@@ -1,5 +1,9 @@
 """A throwaway ``litecoind`` (or ``bitcoind``) regtest node for tests and benchmarks: free ports, own datadir.
 
+Keep a litecoind regtest chain below height 432: Litecoin's MWEB deployment is signalled by every regtest block and
+activates there, after which each block needs a HogEx transaction whose first one needs an MWEB peg-in, and
+``generatetoaddress`` fails with ``bad-txns-vin-empty`` (``-vbparams`` did not hold it back in 0.21.2).
+
 ``RegtestNode(datadir).start()`` writes the config, starts the daemon as a child process, waits for its RPC and
 creates a ``miner`` wallet; :meth:`RegtestNode.stop` stops it (and kills it if it will not stop). The node's data
 survives a stop, so :meth:`start` again resumes the same chain.
@@ -49,6 +53,10 @@ class RegtestNode:
         self.process: subprocess.Popen[bytes] | None = None
         self.rpc = RpcClient(self.url, user=self.user, password=self.password, timeout=60, label="regtest node")
         self._miner_address = ""
+        # Where mine() pays when given no address (default: the miner wallet). Tests that reorganise the chain set an
+        # address outside the wallet once the miner is funded: a coinbase output the wallet spends as soon as it
+        # matures is evicted from the mempool when a reorg makes it immature again.
+        self.coinbase_to: str | None = None
 
     @property
     def url(self) -> str:
@@ -125,8 +133,9 @@ class RegtestNode:
         return self._miner_address
 
     def mine(self, blocks: int = 1, address: str | None = None) -> list[str]:
-        """Mine ``blocks`` blocks (including the mempool) to ``address`` or the miner; return their hashes."""
-        return [str(h) for h in self.rpc.call("generatetoaddress", blocks, address or self.miner_address)]
+        """Mine ``blocks`` blocks (with the mempool) to ``address``, ``coinbase_to`` or the miner; return hashes."""
+        to = address or self.coinbase_to or self.miner_address
+        return [str(h) for h in self.rpc.call("generatetoaddress", blocks, to)]
 
     def fund_miner(self) -> None:
         """Make the miner wallet's coins spendable: mine past coinbase maturity (101 blocks) if not yet."""

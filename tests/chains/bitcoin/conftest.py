@@ -6,6 +6,7 @@ import hashlib
 import itertools
 from collections.abc import Collection, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import coincurve
 import pytest
@@ -21,6 +22,17 @@ from exchange_framework.interfaces import DepositAddress
 from .test_address import BIP84_ADDRESSES, BIP84_ZPUB
 
 LTC = PRESETS["litecoin-regtest"]
+# Coinbase destinations outside every wallet (two, so that a test can mine a block unlike another at its height).
+_sinks = itertools.count(3)
+
+
+def sink(n: int | None = None) -> str:
+    """A coinbase destination outside every wallet: number ``n``, or a new one (so a block differs from another)."""
+    seed = b"coinbase sink %d" % (next(_sinks) if n is None else n)
+    return p2wpkh_address(coincurve.PrivateKey(hashlib.sha256(seed).digest()).public_key.format(), LTC)
+
+
+SINKS = (sink(1), sink(2))
 _keys = itertools.count(1)
 
 
@@ -38,12 +50,32 @@ def coins(amount: int) -> str:
 @pytest.fixture(scope="session")
 def ltc_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
     # Litecoin Core relays BIP125 replacements only with mempoolreplacement=1 (its default is off, unlike Bitcoin's).
-    node = RegtestNode(tmp_path_factory.mktemp("litecoind"), extra_config="mempoolreplacement=1\n").start()
+    node = start_node(tmp_path_factory.mktemp("litecoind"))
     try:
-        node.mine(150)  # 50 mature coinbase outputs for the miner wallet
         yield node
     finally:
         node.stop()
+
+
+def start_node(datadir: Path) -> RegtestNode:
+    """Start a regtest node whose miner wallet spends only coins no test's reorg can make immature again.
+
+    Litecoin Core relays BIP125 replacements only with mempoolreplacement=1 (its default is off, unlike Bitcoin's).
+    A spend of a coinbase output that has just matured is evicted from the mempool when a reorg makes it immature
+    again; so the coinbases that mature while tests run are locked, and later blocks pay a sink outside the wallet.
+    Keep each node's chain below height 432, where Litecoin's MWEB deployment activates on regtest (see regtest.py).
+    """
+    # spendzeroconfchange=0: the miner wallet builds no chains of unconfirmed transactions, which a reorg could push
+    # past the mempool's ancestor limits
+    node = RegtestNode(datadir, extra_config="mempoolreplacement=1\nspendzeroconfchange=0\n").start()
+    node.mine(150)
+    young = [
+        {"txid": node.rpc.call("getblock", node.rpc.call("getblockhash", h))["tx"][0], "vout": 0}
+        for h in range(41, 151)
+    ]
+    node.wallet("lockunspent", False, young)
+    node.coinbase_to = SINKS[0]
+    return node
 
 
 def make_adapter(node: RegtestNode, *, confirmations: int = 3, **kwargs: object) -> UtxoChainAdapter:
@@ -103,10 +135,8 @@ class LitecoinHarness:
             signed = self.node.wallet("signrawtransactionwithwallet", raw)
             assert signed["complete"], signed
             conflicts.append(signed["hex"])
-        address = self.node.wallet("getnewaddress", "", "bech32")  # a new coinbase: blocks unlike the old ones
-        rpc.call("generateblock", address, conflicts)
-        for _ in range(depth):
-            rpc.call("generateblock", address, [])
+        for n in range(depth + 1):  # new sinks: blocks unlike the ones they replace
+            rpc.call("generateblock", sink(), conflicts if n == 0 else [])
 
     def sign(self, key_id: str, digest: bytes) -> bytes:
         assert key_id == self.hot_key_id

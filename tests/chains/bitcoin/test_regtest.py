@@ -27,7 +27,7 @@ from exchange_framework.funding.store import DepositStore, Stage
 from exchange_framework.interfaces import ChainAdapter, Decision, TxState, UnsignedTransaction
 from exchange_framework.plugins import collect_registered, make_plugin_manager
 
-from .conftest import LTC, LitecoinHarness, coins, make_adapter, sign
+from .conftest import LTC, LitecoinHarness, coins, make_adapter, sign, sink
 
 ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -88,7 +88,7 @@ def test_deposit_flip_flopping_between_branches_is_credited_once(harness: Liteco
     rpc.call("invalidateblock", original)  # the deposit goes back to the mempool...
     tracker.poll()
     assert tracker.store.deposits(txid=txid)[0].stage is Stage.ORPHANED
-    other = node.mine(1, str(node.wallet("getnewaddress", "", "bech32")))[0]  # ...and is mined in another block
+    other = node.mine(1, sink())[0]  # ...and is mined in another block
     assert other != original and txid in rpc.call("getblock", other)["tx"]
     tracker.poll()
     assert tracker.store.deposits(txid=txid)[0].stage is Stage.CONFIRMING
