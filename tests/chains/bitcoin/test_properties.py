@@ -64,8 +64,8 @@ def test_chain_state_machine(own_node: RegtestNode) -> None:
             self.payer = LitecoinHarness(ltc_node, funding=(40_000_000,) * 5)
             self.blocks = 0  # mined by rules: a node's chain must stay below MWEB's activation height
 
-        # deposits come from another key through the adapter itself (locktime 0, one confirmed input each), not from
-        # the node's wallet, whose anti-fee-sniping locktimes can run ahead of a chain that was just reorganised
+        # deposits come from another key through the adapter itself (locktime 0, one confirmed input each): the node
+        # wallet's sends between repeated tip reorgs sometimes stayed unmined (its anti-fee-sniping locktime, likely)
         @precondition(lambda self: self.unmined_deposits < 4)
         @rule(account=st.integers(1, 5), amount=st.integers(10_000, 3_000_000))
         def deposit(self, account: int, amount: int) -> None:
