@@ -30,6 +30,17 @@ from exchange_framework.bench.stats import summary
 SERVER_MODULE = "exchange_framework.bench.api_server"
 
 
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    if server.stdout is not None:
+        server.stdout.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,11 +131,7 @@ def run(orders: int = 20_000, *, clients: int = 1, concurrency: int = 64, warmup
                 )
                 seconds = time.perf_counter() - began
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            _stop(server)
     latencies = sorted(lat for r in results for lat in r["latencies"])
     errors: dict[str, int] = {}
     for r in results:
@@ -150,7 +157,8 @@ async def _subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
     received = 0
     gaps = 0
     latencies: list[int] = []
-    async with aiohttp.ClientSession() as session:
+    # limit=0: a WebSocket keeps its connection for good, and aiohttp's default pool stops at 100 connections.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = [await session.ws_connect(url, max_msg_size=0) for _ in range(count)]
         stop_at = time.monotonic() + seconds
 
@@ -209,11 +217,7 @@ def run_fanout(subscribers: int = 1_000, rate: int = 100, seconds: float = 5.0, 
             with ctx.Pool(clients) as pool:
                 results = pool.map(_subscriber_process, [(url, per, seconds)] * clients)
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            _stop(server)
     received = sum(r["received"] for r in results)
     latencies = sorted(lat for r in results for lat in r["latencies"])
     result = summary(

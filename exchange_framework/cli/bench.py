@@ -116,3 +116,39 @@ def settlement(trades: int, db: str, seed: int, batch: int, directory: Path | No
     write_json(result, json_path)
     if json_path is not None:
         click.echo(f"  wrote {json_path}")
+
+
+@bench.command()
+@click.option("--orders", default=20_000, show_default=True, help="Signed order requests to time.")
+@click.option("--clients", default=1, show_default=True, help="Load-generating processes.")
+@click.option("--concurrency", default=64, show_default=True, help="Requests in flight per client process.")
+@click.option("--subscribers", default=1_000, show_default=True, help="WebSocket subscribers for the fan-out runs.")
+@click.option("--rate", default=100, show_default=True, help="L2 messages per second each subscriber should get.")
+@click.option("--seconds", default=5.0, show_default=True, help="How long each fan-out run lasts.")
+@_json_option
+def api(
+    orders: int,
+    clients: int,
+    concurrency: int,
+    subscribers: int,
+    rate: int,
+    seconds: float,
+    json_path: Path | None,
+) -> None:
+    """REST orders/s through one server worker (durable journal on), and WebSocket fan-out counting gaps.
+
+    Fan-out is measured twice: through the hub in process (publish, encode once, queue to every subscriber) and
+    over real WebSocket connections to one uvicorn worker.
+    """
+    from exchange_framework.bench import api_bench, ws_fanout_bench
+
+    rest = api_bench.run(orders, clients=clients, concurrency=concurrency)
+    _report(rest, None)
+    hub = ws_fanout_bench.run(subscribers=subscribers, rate=rate, seconds=seconds)
+    _report(hub, None)
+    sockets = api_bench.run_fanout(subscribers=subscribers, rate=rate, seconds=seconds)
+    _report(sockets, None)
+    combined = {**rest, "ws_fanout_in_process": hub, "ws_fanout_sockets": sockets}
+    write_json(combined, json_path)
+    if json_path is not None:
+        click.echo(f"  wrote {json_path}")
