@@ -109,7 +109,7 @@ def create_app(
     )
     ctx.extras.update(hub=hub, publisher=publisher, listen_keys=ListenKeys())
     node.add_command_listener(UserStreamPublisher(ctx, hub).on_command)
-    wallet = make_wallet(config, pm, node, identity) if with_wallet else None
+    wallet = make_wallet(config, pm, node, identity, audit=lambda: ctx.extras.get("audit")) if with_wallet else None
     if wallet is not None:
         ctx.extras["wallet"] = wallet
     endpoints = api_endpoints()

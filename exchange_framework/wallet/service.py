@@ -34,6 +34,7 @@ from decimal import Decimal
 import msgspec
 import pluggy
 
+from exchange_framework.compliance.limits import LimitError, TierPolicy, check_withdrawal, recent_withdrawals
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.policy import PolicyDecision, PolicyEngine, RequestStatus
 from exchange_framework.engine.commands import Command, DebitHeldFunds, HoldFunds, ReleaseFunds
@@ -91,6 +92,7 @@ class Wallet:
         signer: CustodySigner | None,
         hot_key_id: str = "hot-1",
         policy: PolicyEngine | None = None,
+        policy_factory: Callable[[], PolicyEngine] | None = None,
         fallback_approvals: int = 1,
         cooling_off_ns: int = 24 * 3600 * 10**9,
         poll_interval: float = 1.0,
@@ -106,11 +108,14 @@ class Wallet:
         self.signer = signer
         self.hot_key_id = hot_key_id
         self.policy = policy
+        self.policy_factory = policy_factory
+        self.policy_error = ""
         self.fallback_approvals = fallback_approvals
         self.cooling_off_ns = cooling_off_ns
         self.poll_interval = poll_interval
         self.clock = clock
         self.decimals = {symbol: asset.decimals for symbol, asset in config.assets.items()}
+        self.tier_policy = TierPolicy.from_config(config)  # [compliance.kyc] withdrawal limits per KYC tier
         self.trackers: dict[str, DepositTracker] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
@@ -132,6 +137,12 @@ class Wallet:
             except Exception as exc:  # a locked or broken keystore: deposits still work, withdrawals wait
                 self.signer_error = f"the custody signer is not usable: {exc}"
                 _log.error("%s", self.signer_error)
+        if self.policy is None and self.policy_factory is not None:
+            try:
+                self.policy = await asyncio.to_thread(self.policy_factory)
+            except Exception as exc:  # fail closed: a configured policy that cannot open stops withdrawals
+                self.policy_error = f"the custody policy engine could not start: {exc}"
+                _log.error("%s", self.policy_error)
         screener = hook_screener(self.pm, self.config)
         for name, adapter in self.adapters.items():
             tracker = DepositTracker(adapter, self.deposit_store, submit=self._submit_from_thread, screen=screener)
@@ -299,8 +310,10 @@ class Wallet:
         user = self.identity.user(account)
         if user is None or user.disabled:
             raise WalletError("this account cannot withdraw")
-        if user.kyc_tier < MIN_KYC_TIER_TO_WITHDRAW:
-            raise WalletError("withdrawals need a verified identity (KYC tier 1): complete verification first")
+        try:  # the KYC tier may withdraw this asset at all (the daily sum is checked below, under the lock)
+            self.tier_policy.daily_limit(user.kyc_tier, asset)
+        except LimitError as exc:
+            raise WalletError(str(exc)) from None
         try:
             value = parse_decimal(amount, what="amount")
             units = to_atomic(value, self.decimals[asset])
@@ -320,6 +333,13 @@ class Wallet:
             wait = min(e.usable_from_ns for e in entries) - now
             raise WalletError(f"this address is new: it can be used in {_duration(wait)} (cooling-off period)")
         async with self._round_lock:  # the processor must not see the row before its funds are held
+            try:  # the KYC tier's daily limit, counted under the same lock as the insert
+                recent = recent_withdrawals(self.store, account, now_ns=now)
+                check_withdrawal(
+                    self.tier_policy, kyc_tier=user.kyc_tier, asset=asset, amount=units, recent=recent, now_ns=now
+                )
+            except LimitError as exc:
+                raise WalletError(str(exc)) from None
             row = self.store.insert_withdrawal(
                 account=account,
                 chain=adapter.name,
@@ -512,6 +532,8 @@ class Wallet:
     async def _build_and_submit(self, row: WithdrawalRow, adapter: ChainAdapter) -> None:
         if self.signer is None or not self.hot_public_key:
             raise RuntimeError(f"{self.signer_error}: withdrawals wait until the signer works")
+        if self.policy_error:
+            raise RuntimeError(f"{self.policy_error}: withdrawals wait until it works")
         if row.unsigned is None:
             unsigned = await asyncio.to_thread(
                 adapter.build_withdrawal,
@@ -549,8 +571,17 @@ class Wallet:
         assert self.signer is not None and row.unsigned is not None
         unsigned = _decode_unsigned(row.unsigned)
         if self.policy is not None:
-            approval = await asyncio.to_thread(self.policy.release, f"w{row.id}")
-            requests = approval.signing_requests(KeyScheme.SECP256K1)
+            rid = f"w{row.id}"
+            current = await asyncio.to_thread(self.policy.status, rid)
+            if current.status is RequestStatus.RELEASED:
+                # Released before a crash, but the signature was not stored: these very digests were approved.
+                requests = [
+                    SigningRequest(request_id=f"{rid}/{i}", key_id=unsigned.key_id, chain=unsigned.chain, payload=d)
+                    for i, d in enumerate(unsigned.digests)
+                ]
+            else:
+                approval = await asyncio.to_thread(self.policy.release, rid)
+                requests = approval.signing_requests(KeyScheme.SECP256K1)
         else:
             requests = [
                 SigningRequest(request_id=f"w{row.id}/{i}", key_id=unsigned.key_id, chain=unsigned.chain, payload=d)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pluggy
 
+from exchange_framework.audit import AuditLog
 from exchange_framework.config import ExchangeConfig
+from exchange_framework.custody.policy import PolicyEngine
+from exchange_framework.custody.policy_config import open_policy_engine
 from exchange_framework.custody.signing import hot_wallet_signer
 from exchange_framework.funding.store import DepositStore
 from exchange_framework.identity import IdentityStore
@@ -18,7 +24,12 @@ __all__ = ["make_wallet"]
 
 
 def make_wallet(
-    config: ExchangeConfig, pm: pluggy.PluginManager, node: ExchangeNode, identity: IdentityStore
+    config: ExchangeConfig,
+    pm: pluggy.PluginManager,
+    node: ExchangeNode,
+    identity: IdentityStore,
+    *,
+    audit: Callable[[], AuditLog | None] | None = None,
 ) -> Wallet | None:
     """The wallet over every registered chain adapter, or ``None`` when no plugin registers a chain.
 
@@ -51,4 +62,14 @@ def make_wallet(
     )
     if problem:
         wallet.signer_error = problem
+    if config.custody is not None:
+        wallet.policy_factory = lambda: _policy_engine(config, audit)
     return wallet
+
+
+def _policy_engine(config: ExchangeConfig, audit: Callable[[], AuditLog | None] | None) -> PolicyEngine:
+    """The ``[custody]`` policy engine, writing to the exchange's audit log (which must be open)."""
+    log = audit() if audit is not None else None
+    if log is None:
+        raise RuntimeError("the audit log is not open, and every custody decision must be audited")
+    return open_policy_engine(config, audit=log, clock=time.time_ns)

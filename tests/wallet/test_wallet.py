@@ -224,3 +224,58 @@ async def test_node_fault_pauses_and_nothing_is_sent_twice(setup: Setup) -> None
     await until(lambda: s.wallet.withdrawals(s.alice)[0].stage is WithdrawalStage.COMPLETED)
     assert s.chain.balance(s.outside, "ETH") == ETH  # sent exactly once
     assert s.node.balances.balances(s.alice)["ETH"] == (2 * ETH, 0)
+
+
+async def test_withdrawals_go_through_the_custody_policy_engine(setup: Setup, tmp_path: Path) -> None:
+    """With a [custody] policy, the kernel's policy engine decides: small amounts pass by rule, larger ones need an
+    approval from the custody group, and only a released request reaches the signer."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from exchange_framework.audit import AuditLog
+    from exchange_framework.custody.policy import PolicyEngine, RequestStatus
+    from exchange_framework.custody.rules import Network, PolicyConfig, Rule, RuleAction, Tier
+    from exchange_framework.custody.rules import Wallet as Source
+    from exchange_framework.custody.whitelist import WhitelistApprovers
+
+    s = setup
+    hot = address_of(s.wallet.hot_public_key)
+    config = PolicyConfig(
+        networks=[Network("devchain", "devchain-1")],
+        wallets=[Source("devchain", hot, Tier.HOT, key_id="hot-1")],
+        rules=[
+            Rule("small", RuleAction.ALLOW, asset="ETH", max_amount=ETH // 2, destination="unlisted"),
+            Rule("larger", RuleAction.APPROVE, asset="ETH", approvals=1, group="custody", destination="unlisted"),
+        ],
+        groups={"custody": frozenset({"custody@example.com"})},
+    )
+    approvers = {
+        name: Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        for name in ("a", "b", "c")
+    }
+    audit = AuditLog.open(tmp_path / "audit.log")
+    engine = PolicyEngine(
+        config, whitelist_approvers=WhitelistApprovers(approvers), audit=audit, clock=time.time_ns,
+        state_path=tmp_path / "policy.db",
+    )  # fmt: skip
+    s.wallet.policy = engine
+    await deposit(s, 3 * ETH)
+    s.wallet.add_to_whitelist(s.alice, asset="ETH", address=s.outside)
+
+    small = await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="0.25", address=s.outside)
+    await until(lambda: s.wallet.withdrawals(s.alice)[0].stage is WithdrawalStage.BROADCAST)
+    assert engine.status(f"w{small.id}").status is RequestStatus.RELEASED
+
+    large = await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="1", address=s.outside)
+    await until(lambda: s.wallet.withdrawals(s.alice)[0].stage is WithdrawalStage.AWAITING_APPROVAL)
+    assert s.wallet.withdrawals(s.alice)[0].required_approvals == 1
+    with pytest.raises(WalletError):
+        await s.wallet.approve_withdrawal(large.id, operator="support@example.com", approve=True)  # not in the group
+    await s.wallet.approve_withdrawal(large.id, operator="custody@example.com", approve=True)
+    await until(lambda: s.wallet.withdrawals(s.alice)[0].stage is WithdrawalStage.BROADCAST)
+    s.chain.mine(3)
+    await until(lambda: all(w.stage is WithdrawalStage.COMPLETED for w in s.wallet.withdrawals(s.alice)))
+    assert s.chain.balance(s.outside, "ETH") == ETH + ETH // 4
+    assert any(e.action == "custody.withdrawal.release" for e in audit.entries())
+    engine.close()
+    audit.close()
