@@ -63,6 +63,8 @@ __all__ = [
     "FeeTier",
     "Fees",
     "JournalSettings",
+    "KycSettings",
+    "KycTier",
     "Market",
     "OfacSettings",
     "PluginSettings",
@@ -306,10 +308,36 @@ class OfacSettings(_Table):
     name_threshold: Annotated[Amount, Field(ge=Decimal("0.5"), le=1)] = Decimal("0.92")
 
 
+def _tier_key(value: object) -> int:
+    # TOML table keys are always strings; KYC tiers are small integers.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= 99:
+        return int(value)
+    raise ValueError('must be a KYC tier number from "0" to "99"')
+
+
+class KycTier(_Table):
+    """``[compliance.kyc.tiers.<n>]``: what a customer verified to KYC tier n may withdraw. ``daily_withdrawal``
+    maps an asset to the most that may leave the account in any 24 hours (a decimal string); an asset not listed
+    cannot be withdrawn at this tier."""
+
+    daily_withdrawal: dict[AssetSymbol, NonNegativeAmount] = {}
+
+
+class KycSettings(_Table):
+    """``[compliance.kyc]``: identity verification. ``provider`` is the registered KYC provider new applicants go
+    to (``manual``: the built-in operator review). ``tiers``: withdrawal limits per KYC tier (a customer gets the
+    highest listed tier at or below their own; below every listed tier, no withdrawals). Unset: tier 1 and above
+    may withdraw without a daily limit, tier 0 may not."""
+
+    provider: PluginItemName = "manual"
+    tiers: dict[Annotated[int, BeforeValidator(_tier_key)], KycTier] | None = None
+
+
 class ComplianceSettings(_Table):
     """``[compliance]``: screening of sign-ups, deposits and withdrawals (cases live beside the journal)."""
 
     ofac: OfacSettings = OfacSettings()
+    kyc: KycSettings = KycSettings()
 
 
 # -- the whole file -----------------------------------------------------------------------------------------------
@@ -359,6 +387,7 @@ class ExchangeConfig(_Table):
         if self.custody is not None:
             decimals = {symbol: asset.decimals for symbol, asset in self.assets.items()}
             problems.extend(Problem(*p) for p in custody_problems(self.custody, decimals))
+        problems.extend(_kyc_problems(self.compliance.kyc, self.assets))
         if problems:
             raise PydanticCustomError(
                 "exchange_config",
@@ -488,6 +517,20 @@ def _fee_schedule_problems(fees: Fees) -> Iterator[Problem]:
         yield from _rebate_problems(loc, tier.maker, tier.taker)
     for account, rates in fees.overrides.items():
         yield from _rebate_problems(("fees", "overrides", str(account)), rates.maker, rates.taker)
+
+
+def _kyc_problems(kyc: KycSettings, assets: Mapping[str, Asset]) -> Iterator[Problem]:
+    for tier, settings in (kyc.tiers or {}).items():
+        for asset, limit in settings.daily_withdrawal.items():
+            loc: tuple[str | int, ...] = ("compliance", "kyc", "tiers", str(tier), "daily_withdrawal", asset)
+            if asset not in assets:
+                listed = ", ".join(sorted(assets)) or "none"
+                yield Problem(loc, asset, f"a limit for an asset the exchange does not list: one of {listed}")
+                continue
+            try:
+                to_atomic(limit, assets[asset].decimals)
+            except MoneyError as exc:
+                yield Problem(loc, limit, str(exc))
 
 
 def _rebate_problems(

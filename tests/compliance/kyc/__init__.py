@@ -1,0 +1,1 @@
+"""KYC tiers and limits, the manual KYC provider and the KYC vendor plugins."""
