@@ -220,3 +220,12 @@ class DevChainAdapter:
     def transaction_status(self, txid: str) -> TransactionStatus:
         """Return the node's view of ``txid``."""
         return self.node.status(txid)
+
+    # -- development only ------------------------------------------------------------------------------------------
+
+    def dev_faucet(self, public_key: bytes, asset: str, amount: int) -> str:
+        """Mint ``amount`` of ``asset`` to the address of ``public_key`` (a demo's hot wallet); return the txid.
+
+        Only a development chain has this: ``exchange demo`` funds its hot wallet with it when the adapter offers it.
+        """
+        return self.node.faucet(address_of(public_key), amount, asset)
