@@ -64,6 +64,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "exchange_framework.default_ledger",
     "exchange_framework.default_keystore",
     "exchange_framework.default_sanctions",
+    "exchange_framework.default_kyc",
 )
 
 # What each register_* hook's items must implement.
