@@ -93,6 +93,7 @@ class ExchangeNode:
         self.orders = OrderView({m: (s.base, s.quote) for m, s in self.markets.items()})
         self.balances = BalanceView(dict(self.markets))
         self._listeners: list[BatchListener] = []
+        self._history_listeners: list[BatchListener] = []
         self._command_listeners: list[CommandListener] = []
         self._waiters: deque[asyncio.Future[Applied]] = deque()
         self._shard: Shard | None = None
@@ -103,10 +104,11 @@ class ExchangeNode:
         self.settled_seq = 0
 
     # -- lifecycle
-    def add_listener(self, listener: BatchListener) -> None:
-        """Also feed ``listener(ts_ns, events)`` every applied batch (market data, streams); before :meth:`start`
-        it also sees the replayed history."""
+    def add_listener(self, listener: BatchListener, *, history: BatchListener | None = None) -> None:
+        """Feed ``listener(ts_ns, events)`` every live batch; the history replayed at start goes to ``history``
+        (default: the same listener), so a live-only consumer such as a stream publisher can skip it."""
         self._listeners.append(listener)
+        self._history_listeners.append(history if history is not None else listener)
 
     def add_command_listener(self, listener: CommandListener) -> None:
         """Also call ``listener(seq, ts_ns, command, events)`` for every live command, once the read models show
@@ -161,7 +163,7 @@ class ExchangeNode:
             command = decode_command(record.payload)
             engine.apply(record.seq, command)
             self._feed(record.seq, record.ts_ns, command, engine.events)
-            for listener in self._listeners:
+            for listener in self._history_listeners:
                 listener(record.ts_ns, engine.events)
             engine.events.clear()
 

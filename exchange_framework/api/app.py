@@ -103,7 +103,7 @@ def create_app(
     market_data = MarketData(node.assets, node.markets)
     hub = Hub()
     publisher = StreamPublisher(market_data, hub)
-    node.add_listener(publisher.on_events)
+    node.add_listener(publisher.on_events, history=market_data.apply)  # history: state only, nothing to publish
     ctx = ApiContext(
         node=node, identity=identity, units=Units(config), limiter=RateLimiter(limits), market_data=market_data
     )
