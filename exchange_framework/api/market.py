@@ -258,28 +258,14 @@ async def book_ticker(ctx: ApiContext, call: Call) -> Any:
     registry=ENDPOINTS,
 )  # fmt: skip
 async def agg_trades(ctx: ApiContext, call: Call) -> list[dict[str, Any]]:
-    """Trades of one command (one taker order) at one price form one aggregate, identified by its first trade id."""
+    """Trades of one taker order at one price form one aggregate (market data keeps them with their own ids)."""
     p = call.params
     u = ctx.units.symbol(p.text("symbol", required=True))
     limit = p.integer("limit", default=500, low=1, high=1000)
     from_id = p.integer("fromId", low=0) if "fromId" in p else None
     start = p.integer("startTime", low=0) if "startTime" in p else None
     end = p.integer("endTime", low=0) if "endTime" in p else None
-    groups: list[list[Any]] = []
-    for t in _md(ctx).trades(u.market, 1000):
-        last = groups[-1] if groups else None
-        if last is not None and last[5] == t.seq and last[1] == t.price and last[6] == t.buyer_is_maker:
-            last[2] += t.qty
-            last[4] = t.trade_id
-        else:  # [agg id, price, qty, first id, last id, seq, buyer is maker, time]
-            groups.append([t.trade_id, t.price, t.qty, t.trade_id, t.trade_id, t.seq, t.buyer_is_maker, t.time_ms])
-    rows = [
-        g
-        for g in groups
-        if (from_id is None or g[0] >= from_id) and (start is None or g[7] >= start) and (end is None or g[7] <= end)
-    ]
-    rows = rows[:limit] if from_id is not None or start is not None else rows[-limit:]
-    return [
-        {"a": g[0], "p": u.price(g[1]), "q": u.qty(g[2]), "f": g[3], "l": g[4], "T": g[7], "m": g[6], "M": True}
-        for g in rows
-    ]
+    if from_id is not None and (start is not None or end is not None):
+        raise ApiError(INVALID_PARAMETER, "Send fromId or startTime/endTime, not both.")
+    data = _md(ctx)
+    return binance.agg_trades(data, data.agg_trades(u.market, limit, from_id, start, end))

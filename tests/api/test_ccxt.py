@@ -138,7 +138,7 @@ def pro_client(exchange: Exchange, user: User) -> Any:
 
 
 def test_ccxt_pro_streams(exchange: Exchange) -> None:
-    """ccxt's WebSocket client: public order book, trades and candles; private orders, fills and balance."""
+    """ccxt's WebSocket client: public order book, trades, candles and ticker; private orders, fills, balance."""
     bob = client(exchange, exchange.bob)
 
     async def run() -> None:
@@ -164,6 +164,7 @@ def test_ccxt_pro_streams(exchange: Exchange) -> None:
             trades = asyncio.create_task(ex.watch_trades("BTC/USDT"))
             mine = asyncio.create_task(ex.watch_my_trades("BTC/USDT"))
             candles = asyncio.create_task(ex.watch_ohlcv("BTC/USDT", "1m"))
+            ticker = asyncio.create_task(ex.watch_ticker("BTC/USDT"))
             await asyncio.sleep(0.5)
             await asyncio.to_thread(bob.create_order, "BTC/USDT", "market", "sell", 0.2)
             public = await asyncio.wait_for(trades, 10)
@@ -172,6 +173,9 @@ def test_ccxt_pro_streams(exchange: Exchange) -> None:
             assert fills[-1]["side"] == "buy" and fills[-1]["amount"] == 0.2
             ohlcv = await asyncio.wait_for(candles, 10)
             assert ohlcv[-1][4] == 60000
+            last = await asyncio.wait_for(ticker, 10)
+            while last["last"] != 60000:  # the first mini ticker may predate the trade
+                last = await asyncio.wait_for(ex.watch_ticker("BTC/USDT"), 10)
         finally:
             await ex.close()
 
