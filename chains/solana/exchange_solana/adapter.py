@@ -278,6 +278,8 @@ class SolanaAdapter:
             message = from_bytes_versioned(unsigned.payload)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"payload is not a Solana message: {exc}") from None
+        if not isinstance(message, Message | MessageV0):
+            raise ValueError("only legacy and v0 messages are supported")
         if to_bytes_versioned(message) != unsigned.payload:
             raise ValueError("payload is not a canonical Solana message")
         if tuple(unsigned.digests) != (unsigned.payload,):

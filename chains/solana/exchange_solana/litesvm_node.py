@@ -77,10 +77,13 @@ class LiteSvmNode:
         if isinstance(result, FailedTransactionMetadata):
             raise RuntimeError(f"airdrop failed: {result.err}")
 
-    def execute(self, tx: VersionedTransaction | Transaction) -> str:
-        """Run a transaction signed by local keypairs (test deposits, mint setup); it lands in the next block."""
+    def execute(self, tx: VersionedTransaction | Transaction, *, skip_preflight: bool = False) -> str:
+        """Run a transaction signed by local keypairs (test deposits, mint setup); it lands in the next block.
+
+        With ``skip_preflight`` a transaction that fails still lands, failed, paying its fee (as on a cluster).
+        """
         versioned = tx if isinstance(tx, VersionedTransaction) else VersionedTransaction.from_legacy(tx)
-        return self.send_transaction(bytes(versioned))
+        return self._send(bytes(versioned), preflight=not skip_preflight)
 
     # -- SolanaNode ----------------------------------------------------------------------------------------------
 
@@ -102,6 +105,9 @@ class LiteSvmNode:
 
     def send_transaction(self, raw: bytes) -> str:
         """Simulate (preflight), then execute; ``ValueError`` with LiteSVM's error if the preflight fails."""
+        return self._send(raw, preflight=True)
+
+    def _send(self, raw: bytes, *, preflight: bool) -> str:
         try:
             tx = VersionedTransaction.from_bytes(raw)
         except ValueError as exc:
@@ -109,9 +115,9 @@ class LiteSvmNode:
         signature = str(tx.signatures[0])
         if signature in self._status:
             return signature
-        simulated = self.svm.simulate_transaction(tx)
+        simulated = self.svm.simulate_transaction(tx) if preflight else None
         if isinstance(simulated, FailedTransactionMetadata):
-            raise ValueError(f"transaction refused in preflight: {simulated.err}")
+            raise ValueError(f"transaction refused in preflight: {simulated.err()}")
         result = self.svm.send_transaction(tx)
         ok = not isinstance(result, FailedTransactionMetadata)
         keys = tuple(str(k) for k in tx.message.account_keys)

@@ -38,10 +38,10 @@ SOL = 10**9
 CHAIN_ID = "litesvm-test"
 
 
-def execute(node: LiteSvmNode, instructions: list[Instruction], *signers: Keypair) -> str:
+def execute(node: LiteSvmNode, instructions: list[Instruction], *signers: Keypair, skip_preflight: bool = False) -> str:
     """Sign ``instructions`` (first signer pays) with local keys and run them on ``node``."""
     message = MessageV0.try_compile(signers[0].pubkey(), instructions, [], Hash.from_string(node.latest_blockhash()))
-    return node.execute(VersionedTransaction(message, list(signers)))
+    return node.execute(VersionedTransaction(message, list(signers)), skip_preflight=skip_preflight)
 
 
 def ata(owner: Pubkey) -> Pubkey:
