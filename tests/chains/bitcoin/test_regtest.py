@@ -394,7 +394,7 @@ def test_plugin_registers_one_adapter_per_network(
 
     monkeypatch.setenv("LTC_RPC_TEST_PASSWORD", ltc_node.password)
     config = parse_config(
-        '[brand]\nname = "T"\n'
+        '[brand]\nname = "T"\n[plugins]\nenabled = ["bitcoin"]\n'  # this distribution's entry point only
         "[plugins.settings.bitcoin.networks.litecoin]\n"
         f'preset = "litecoin-regtest"\nurl = "{ltc_node.url}"\nrpc_user = "{ltc_node.user}"\n'
         f'rpc_password_env = "LTC_RPC_TEST_PASSWORD"\ndeposit_xpub = "{BIP84_ZPUB}"\nconfirmations = 2\n'
