@@ -191,8 +191,8 @@ class DkgParticipant:
         if package.identifier != i or len(package.commitments) != self.threshold:
             raise DkgError(f"participant {i}'s package has the wrong identifier or commitment count", culprit=i)
         try:
-            for c in package.commitments:
-                suite.check_element(c)
+            for element in package.commitments:
+                suite.check_element(element)
             suite.check_element(package.proof_r)
             if not 0 < package.proof_mu < suite.order:
                 raise GroupError("proof scalar out of range")
