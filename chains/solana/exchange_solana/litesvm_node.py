@@ -5,7 +5,7 @@ Compute Budget) but has no blocks. This node adds them: transactions sent since 
 ``mine(n)`` seals them into the next slot's block and advances the clock. Block hashes here are this node's own
 (SHA-256 over the parent hash, slot and signatures); the *recent blockhash* that transactions carry is LiteSVM's,
 which stays valid for ``blockhash_valid_blocks`` blocks (LiteSVM accepts only its latest one) and then expires.
-There are no forks, skipped slots or reorgs.
+``skip(n)`` passes slots without a block, as leaders that miss their slot do. There are no forks or reorgs.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ class LiteSvmNode:
         self._blocks: dict[int, NodeBlock] = {0: NodeBlock(0, str(Hash(genesis)), str(Hash(bytes(32))))}
         self._pending: list[NodeTransaction] = []
         self._status: dict[str, SignatureStatus | None] = {}  # None: executed, not yet in a block
+        self._raw: dict[str, bytes] = {}  # signature -> the serialised transaction
         self._blockhash_age = 0
+        self._last_block = 0
         self.svm.warp_to_slot(1)
 
     # -- chain control (tests, demos) ----------------------------------------------------------------------------
@@ -51,7 +53,7 @@ class LiteSvmNode:
     def mine(self, blocks: int = 1) -> None:
         """Seal the pending transactions into the next block, then add ``blocks - 1`` empty blocks."""
         for _ in range(blocks):
-            parent = self._blocks[self._slot]
+            parent = self._blocks[self._last_block]
             slot = self._slot + 1
             txs = tuple(self._pending)
             digest = hashlib.sha256(Hash.from_string(parent.blockhash).__bytes__() + slot.to_bytes(8, "little"))
@@ -60,11 +62,16 @@ class LiteSvmNode:
                 self._status[tx.signature] = SignatureStatus(slot, tx.ok)
             self._blocks[slot] = NodeBlock(slot, str(Hash(digest.digest())), parent.blockhash, txs)
             self._pending = []
-            self._slot = slot
+            self._slot = self._last_block = slot
             self.svm.warp_to_slot(slot + 1)
             self._blockhash_age += 1
             if self._blockhash_age >= self.blockhash_valid_blocks:
                 self.expire_blockhash()
+
+    def skip(self, slots: int = 1) -> None:
+        """Pass ``slots`` slots without producing a block; pending transactions wait for the next block."""
+        self._slot += slots
+        self.svm.warp_to_slot(self._slot + 1)
 
     def expire_blockhash(self) -> None:
         """Make the current recent blockhash invalid (what happens on a real cluster after ~150 blocks)."""
@@ -123,7 +130,12 @@ class LiteSvmNode:
         keys = tuple(str(k) for k in tx.message.account_keys)
         self._pending.append(NodeTransaction(signature, _message_bytes(tx), keys, ok))
         self._status[signature] = None
+        self._raw[signature] = raw
         return signature
+
+    def raw_transaction(self, signature: str) -> bytes | None:
+        """The serialised transaction of ``signature`` as it was sent (``None`` if never sent here)."""
+        return self._raw.get(signature)
 
     def signature_status(self, signature: str) -> SignatureStatus | None:
         """Return where ``signature`` landed; one executed but not yet sealed in a block has slot ``None``."""

@@ -95,7 +95,8 @@ class SolanaChain:
             "tokens": [TOKEN],
         }
         fields.update(overrides)
-        return SolanaAdapter(self.node, **fields)  # type: ignore[arg-type]
+        node = fields.pop("node", self.node)
+        return SolanaAdapter(node, **fields)  # type: ignore[arg-type]
 
     def deposit(self, to: DepositAddress, asset: str, amount: int, *, checked: bool = True) -> str:
         """Pay ``to`` from the depositor, with ``to.memo`` in a memo instruction when it has one."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import pytest
 from bip_utils import Bip39SeedGenerator
-from exchange_solana import InsufficientFunds, SolanaAdapter
+from exchange_solana import InsufficientFunds, JsonRpcNode, SolanaAdapter
 from exchange_solana import adapter as adapter_module
 from exchange_solana import programs as p
 from exchange_solana.keys import slip10_addresses
@@ -14,9 +17,16 @@ from solders.message import from_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 
-from exchange_framework.interfaces import DepositAddress, TxState, UnsignedTransaction
+from exchange_framework.engine.commands import Command
+from exchange_framework.engine.engine import MatchingEngine
+from exchange_framework.engine.events import Event, FundsCredited
+from exchange_framework.engine.market import AssetSpec
+from exchange_framework.funding.deposits import DepositTracker
+from exchange_framework.funding.store import DepositStore, Stage
+from exchange_framework.interfaces import Decision, DepositAddress, TxState, UnsignedTransaction
 
 from .conftest import DEPOSITOR, HOT, MNEMONIC, OUTSIDE, OWNER, PER_ACCOUNT, SOL, TOKEN, SolanaChain, ata, execute
+from .rpc_server import SolanaRpcServer
 
 
 def _withdraw(chain: SolanaChain, adapter: SolanaAdapter, asset: str, amount: int, **kw: object) -> str:
@@ -223,3 +233,46 @@ def test_settings_build_an_adapter_and_name_bad_keys() -> None:
         adapter_from_settings({**table, "deposit_owner": "0xabc"})
     with pytest.raises(ValueError, match="account_addresses"):
         adapter_from_settings({**table, "account_addresses": {"1": str(OUTSIDE), "2": str(OUTSIDE)}})
+
+
+@pytest.mark.parametrize("over_rpc", [False, True])
+def test_skipped_slots_keep_headers_linked_and_deposits_credited(
+    chain: SolanaChain, over_rpc: bool, tmp_path: Path
+) -> None:
+    """A skipped slot repeats the previous block's hash, so parent links hold; the tracker credits across skips."""
+    server = SolanaRpcServer(chain.node) if over_rpc else None
+    node = JsonRpcNode(server.url) if server else chain.node
+    adapter = chain.adapter(node=node)
+    engine = MatchingEngine({"SOL": AssetSpec("SOL", 0), "DUSD": AssetSpec("DUSD", 0)}, {})
+    credits: list[FundsCredited] = []
+
+    def submit(command: Command) -> list[Event]:
+        engine.apply(len(credits) + 1000, command)
+        events, engine.events = engine.events, []
+        credits.extend(e for e in events if isinstance(e, FundsCredited))
+        return events
+
+    store = DepositStore(tmp_path / "deposits.db")
+    tracker = DepositTracker(adapter, store, submit=submit, screen=lambda r: Decision.allow(), start_height=1)
+    try:
+        txid = chain.deposit(tracker.deposit_address(5), "SOL", SOL)
+        chain.node.skip(2)  # slots 2 and 3 without a block
+        chain.node.mine(1)  # slot 4 holds the deposit
+        chain.node.skip(1)  # slot 5 without a block
+        assert adapter.tip_height() == 5
+        headers = [adapter.block_header(h) for h in range(1, 6)]
+        assert all(h is not None for h in headers) and adapter.block_header(6) is None
+        assert all(b.parent_hash == a.hash for a, b in itertools.pairwise(headers))  # type: ignore[union-attr]
+        assert [h.hash for h in headers] == [headers[0].hash] * 3 + [headers[3].hash] * 2  # type: ignore[union-attr]
+        assert [b.header.height for b in adapter.scan(2, {adapter.deposit_address(5).address})] == [2, 3, 4, 5]
+        assert not tracker.poll().paused
+        assert [(d.stage, d.confirmations) for d in store.deposits(txid=txid)] == [(Stage.CONFIRMING, 2)]
+        chain.node.mine(1)
+        tracker.poll()
+        assert [d.stage for d in store.deposits(txid=txid)] == [Stage.CREDITED]
+        assert [(c.account, c.asset, c.amount) for c in credits] == [(5, "SOL", SOL)]
+    finally:
+        store.close()
+        if server:
+            node.close()  # type: ignore[union-attr]
+            server.stop()

@@ -11,15 +11,16 @@ Two stories are adapted, not skipped, because Solana differs from the kit's assu
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 import pytest
-from exchange_solana import SolanaAdapter
+from exchange_solana import JsonRpcNode, SolanaAdapter
 
 from exchange_framework.chains.conformance import ChainAdapterConformance
 from exchange_framework.interfaces import DepositAddress
 
 from .conftest import HOT, OUTSIDE, OWNER, PER_ACCOUNT, SOL, TOKEN, SolanaChain
+from .rpc_server import SolanaRpcServer
 
 
 class LiteSvmHarness:
@@ -79,3 +80,17 @@ class TestSolanaConformance(ChainAdapterConformance):
         for bad in ("", "not an address", good + "x", good[:-2], "0" + good[1:], "l" + good[1:]):
             assert not adapter.validate_address(bad), bad
         assert adapter.validate_address(chain_harness.withdrawal_destination)
+
+
+class TestSolanaOverJsonRpcConformance(TestSolanaConformance):
+    """The same kit with the adapter talking JSON-RPC over HTTP to a local server in front of the LiteSVM node."""
+
+    @pytest.fixture
+    def chain_harness(self, chain: SolanaChain) -> Iterator[LiteSvmHarness]:
+        server = SolanaRpcServer(chain.node)
+        rpc = JsonRpcNode(server.url)
+        harness = LiteSvmHarness(chain)
+        harness.adapter = chain.adapter(node=rpc)
+        yield harness
+        rpc.close()
+        server.stop()
