@@ -86,10 +86,15 @@ class SecureChannel:
         """Open a channel to the responder at ``address`` whose static public key must be ``peer``."""
         try:
             sock = socket.create_connection(address, timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             raise ChannelError(f"cannot connect to {address[0]}:{address[1]}: {exc}") from exc
+        return cls.connect_socket(sock, static, peer)
+
+    @classmethod
+    def connect_socket(cls, sock: socket.socket, static: X25519PrivateKey, peer: bytes) -> SecureChannel:
+        """Run the initiator's handshake on a connected ``sock``; the responder's static key must be ``peer``."""
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             ephemeral = X25519PrivateKey.generate()
             s_i, e_i = public_bytes(static), public_bytes(ephemeral)
             sock.sendall(MAGIC + s_i + e_i)
@@ -101,7 +106,7 @@ class SecureChannel:
             try:
                 ready = ChaCha20Poly1305(k_ri).decrypt(_nonce(0), reply[32:], transcript)
             except InvalidTag as exc:
-                raise ChannelError(f"{address[0]}:{address[1]} is not the pinned peer {peer.hex()}") from exc
+                raise ChannelError(f"the responder is not the pinned peer {peer.hex()}") from exc
             if ready != _READY:
                 raise ChannelError("unexpected handshake reply")
             return cls(sock, k_ir, k_ri, transcript, peer)

@@ -70,7 +70,7 @@ def test_two_nodes_cannot_sign(cluster: Cluster, shared_key: tuple[str, bytes]) 
     signer = cluster.signer()
     for i in (1, 3, 4):
         signer.nodes[i] = NodeAddress(identifier=i, host="127.0.0.1", port=_closed_port(), public_key="00" * 32)
-    with pytest.raises(SigningError, match="only 2 .* 3 are needed"):
+    with pytest.raises(SigningError, match=r"only 2 .* 3 are needed"):
         signer.sign(_request(key_id, b"payload"))
 
 
