@@ -236,6 +236,7 @@ class Fees(_Table):
     volume_asset: str | None = None  # the quote asset tiers count volume in (required with tiers)
     tiers: list[FeeTier] = []
     overrides: dict[AccountKey, FeeRates] = {}
+    review_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)  # a running exchange re-tiers accounts (0: never)
 
 
 # -- [backends], [journal], [plugins] ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.engine.commands import SetAccountFees
 from exchange_framework.engine.engine import MatchingEngine
-from exchange_framework.engine.events import Event, Trade
+from exchange_framework.engine.events import AccountFeesChanged, Event, Trade
 from exchange_framework.money import rate_to_ppm, to_atomic
 
 WINDOW_NS = 30 * 24 * 3600 * 10**9
@@ -116,3 +116,47 @@ def fee_commands(
                 SetAccountFees(account) if wanted is None else SetAccountFees(account, wanted[0], wanted[1])
             )
     return commands
+
+
+class FeeReviewer:
+    """Keeps a running exchange's per-account fee rates in step with its schedule, from its own event stream.
+
+    Feed :meth:`observe` every applied batch (history included); :meth:`due` returns the ``SetAccountFees``
+    commands to sequence now. Rates an operator set by hand (neither a tier's nor a configured override) are left
+    alone. It learns each account's current own rates from ``AccountFeesChanged`` events, so it
+    never reads the engine from another thread; the wall clock is read only by the caller, at the edge.
+    """
+
+    def __init__(self, schedule: FeeSchedule, tracker: VolumeTracker) -> None:
+        self.schedule = schedule
+        self.tracker = tracker
+        self.current: dict[int, Rates | None] = {}
+
+    @classmethod
+    def for_config(cls, config: ExchangeConfig) -> FeeReviewer:
+        return cls(FeeSchedule.from_config(config), VolumeTracker.for_config(config))
+
+    def observe(self, ts_ns: int, events: Iterable[Event]) -> None:
+        """Count trades and note rate changes."""
+        self.tracker.observe(ts_ns, events)
+        for event in events:
+            if isinstance(event, AccountFeesChanged):
+                own = None if event.maker_ppm is None else (event.maker_ppm, event.taker_ppm or 0)
+                self.current[event.account] = own
+
+    def due(self, now_ns: int) -> list[SetAccountFees]:
+        """The commands that bring every known account's own rates to what the schedule wants at ``now_ns``."""
+        self.tracker.expire(now_ns)
+        candidates = set(self.current) | set(self.schedule.overrides) | set(self.tracker.accounts())
+        tier_rates = {rates for _, rates in self.schedule.tiers}
+        commands = []
+        for account in sorted(candidates):
+            current = self.current.get(account)
+            if current is not None and current not in tier_rates and account not in self.schedule.overrides:
+                continue  # rates an operator set by hand (the admin console): not the schedule's to change
+            wanted = self.schedule.rates_for(account, self.tracker.volume(account))
+            if wanted != current:
+                commands.append(
+                    SetAccountFees(account) if wanted is None else SetAccountFees(account, wanted[0], wanted[1])
+                )
+        return commands

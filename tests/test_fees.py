@@ -109,3 +109,23 @@ def test_a_real_trade_is_counted_from_the_engine_events(write_config: Callable[.
     tracker.observe(0, engine.events)
     quote = next(e.quote_amount for e in engine.events if isinstance(e, Trade))
     assert tracker.volume(1) == tracker.volume(2) == quote > 0
+
+
+def test_the_running_exchanges_reviewer_tiers_accounts_and_leaves_hand_set_rates(
+    write_config: Callable[..., Path],
+) -> None:
+    from exchange_framework.engine.events import AccountFeesChanged
+    from exchange_framework.fees import FeeReviewer
+
+    reviewer = FeeReviewer.for_config(load_config(write_config(FEES)))
+    now = 40 * DAY
+    reviewer.observe(now, [trade(1, 2, 150 * 10**6), trade(3, 4, 1)])
+    reviewer.observe(now, [AccountFeesChanged(2, 5, 50, 400)])  # an operator set account 5 by hand
+    due = reviewer.due(now)
+    assert due == [SetAccountFees(1, 800, 1500), SetAccountFees(2, 800, 1500), SetAccountFees(9, 0, 0)]
+    for command in due:  # the engine applied them; the reviewer learns it from the events, as in the exchange
+        reviewer.observe(now, [AccountFeesChanged(3, command.account, command.maker_ppm, command.taker_ppm)])
+    assert reviewer.due(now) == []
+    # 30 days later the volume has expired: the tiered accounts go back to their markets' rates; 5 and 9 stay
+    later = now + WINDOW_NS + DAY
+    assert reviewer.due(later) == [SetAccountFees(1), SetAccountFees(2)]

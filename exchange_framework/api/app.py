@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,10 @@ from exchange_framework.api.units import Units
 from exchange_framework.api.userstream import ListenKeys, UserStreamPublisher
 from exchange_framework.audit import AuditLog
 from exchange_framework.config import ExchangeConfig
+from exchange_framework.fees import FeeReviewer
 from exchange_framework.identity import IdentityStore
 from exchange_framework.marketdata import Hub, MarketData, StreamPublisher
-from exchange_framework.node import ExchangeNode
+from exchange_framework.node import ExchangeNode, NodeClosed
 from exchange_framework.plugins import make_plugin_manager
 from exchange_framework.wallet.setup import make_wallet
 
@@ -108,6 +110,8 @@ def create_app(
         node=node, identity=identity, units=Units(config), limiter=RateLimiter(limits), market_data=market_data
     )
     ctx.extras.update(hub=hub, publisher=publisher, listen_keys=ListenKeys())
+    reviewer = FeeReviewer.for_config(config)
+    node.add_listener(reviewer.observe)
     node.add_command_listener(UserStreamPublisher(ctx, hub).on_command)
     wallet = make_wallet(config, pm, node, identity, audit=lambda: ctx.extras.get("audit")) if with_wallet else None
     if wallet is not None:
@@ -123,6 +127,7 @@ def create_app(
         audit = open_audit_log(config, ctx)
         await node.start()
         ticker = asyncio.create_task(publisher.run(), name="market-data streams")
+        fee_task = asyncio.create_task(_review_fees(node, reviewer, config.fees.review_minutes), name="fee tiers")
         if wallet is not None:
             await wallet.start()
         try:
@@ -134,6 +139,9 @@ def create_app(
         finally:
             if wallet is not None:
                 await wallet.close()
+            fee_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fee_task
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
@@ -183,6 +191,21 @@ def open_audit_log(config: ExchangeConfig, ctx: ApiContext) -> AuditLog | None:
         return None
     ctx.extras["audit"] = audit
     return audit
+
+
+async def _review_fees(node: ExchangeNode, reviewer: FeeReviewer, minutes: int) -> None:
+    """Sequence the fee-tier changes that 30-day volumes call for, every ``minutes`` (0: never)."""
+    if minutes <= 0:
+        return
+    while True:
+        try:
+            for command in reviewer.due(time.time_ns()):  # the wall clock at the edge; the commands are sequenced
+                await node.submit(command)
+        except NodeClosed:
+            return
+        except Exception:
+            _log.exception("fee tier review failed; trying again later")
+        await asyncio.sleep(minutes * 60)
 
 
 class ExchangeApp:
