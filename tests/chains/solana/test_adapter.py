@@ -38,7 +38,7 @@ def _withdraw(chain: SolanaChain, adapter: SolanaAdapter, asset: str, amount: in
 
 
 def test_slip10_addresses_match_the_published_vector() -> None:
-    """m/44'/501'/0'/0' of "abandon ... about" is the address Solana wallets show for it (Phantom, Solflare)."""
+    """m/44'/501'/0'/0' of "abandon ... about" is the address Solana wallet libraries derive for it."""
     assert slip10_addresses(Bip39SeedGenerator(MNEMONIC).Generate(), [0])[0] == (
         "HAgk14JpMQLgt6rVgv7cBQFJWFto5Dqxi472uT3DKpqk"
     )
