@@ -9,16 +9,22 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 import tomllib
 import xml.etree.ElementTree as ET
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cookiecutter.exceptions import FailedHookException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from slugify import slugify
 
+from exchange_framework.config import load_config
 from tests.api.server import free_port
 from tests.cookiecutter.throwaway import PROJECT_BIN, ROOT, generate, run
 
@@ -129,6 +135,61 @@ def test_the_readme_gives_the_commands_the_tests_run(tmp_path: Path) -> None:
         r"EXCHANGE_KEYSTORE_PASSPHRASE='[^']+' exchange --config exchange.toml demo --port \d+", commands[2]
     )
     assert "# Northwind Exchange" in readme and "BTC-USDC, SOL-USDC" in readme
+
+
+# Printable text without "{": cookiecutter renders every answer as a template, so "{{", "{%" and "{#" in an answer
+# are template code (cookiecutter refuses an answer that does not render, before the template's checks run).
+TEXT = st.text(st.characters(categories=["L", "M", "N", "P", "S", "Zs"], exclude_characters="{"), max_size=80)
+RATE_PPM = st.integers(min_value=-10_000, max_value=100_000)
+
+
+def rate(ppm: int) -> str:
+    return f"{Decimal(ppm) / 10**6:f}"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=TEXT,
+    tagline=TEXT,
+    quote=st.sampled_from(["USDT", "USDC"]),
+    bases=st.lists(st.sampled_from(BASES), min_size=1, max_size=4, unique=True),
+    maker=RATE_PPM,
+    taker=RATE_PPM.filter(lambda ppm: ppm >= 0),
+    lower=st.booleans(),
+)
+def test_any_answers_give_a_valid_exchange_or_a_clear_error(
+    capfd: pytest.CaptureFixture[str],
+    name: str,
+    tagline: str,
+    quote: str,
+    bases: list[str],
+    maker: int,
+    taker: int,
+    lower: bool,
+) -> None:
+    answers = {
+        "exchange_name": name,
+        "tagline": tagline,
+        "quote_asset": quote.lower() if lower else quote,
+        "markets": ",".join(base.lower() if lower else base for base in bases),
+        "maker_fee": rate(maker),
+        "taker_fee": rate(taker),
+    }
+    valid = bool(name.strip()) and bool(slugify(name)) and -maker <= taker
+    with tempfile.TemporaryDirectory() as out:
+        capfd.readouterr()
+        if not valid:
+            with pytest.raises(FailedHookException):
+                generate(EXCHANGE_TEMPLATE, Path(out), answers)
+            assert "Nothing was generated" in capfd.readouterr().err
+            assert list(Path(out).iterdir()) == []
+            return
+        project = generate(EXCHANGE_TEMPLATE, Path(out), answers)
+        config = load_config(project / "exchange.toml")
+    assert config.brand.name == name.strip()
+    assert config.brand.tagline == (tagline.strip() or None)
+    assert set(config.markets) == {f"{base}-{quote}" for base in bases}
+    assert (config.fees.maker, config.fees.taker) == (Decimal(maker) / 10**6, Decimal(taker) / 10**6)
 
 
 BAD_ANSWERS = [

@@ -1,19 +1,39 @@
-"""Check the answers before anything is generated: a bad answer stops generation with a message saying what to do."""
+"""Check the answers before anything is generated: a bad answer stops generation with a message saying what to do.
 
+Each answer arrives as JSON inside a Python string and is decoded with ``json.loads``: JSON writes a character
+beyond U+FFFF as a surrogate pair, which a Python string literal would keep as two lone surrogates.
+"""
+
+import json
 import re
 import sys
 import unicodedata
 from decimal import Decimal
 
-NAME = {{ cookiecutter.exchange_name | jsonify }}
-SLUG = {{ cookiecutter.__name_slug | jsonify }}  # the folder's name, when there is one
-TAGLINE = {{ cookiecutter.tagline | jsonify }}
-COLOURS = {"primary_colour": {{ cookiecutter.primary_colour | jsonify }}, "accent_colour": {{ cookiecutter.accent_colour | jsonify }}}
-QUOTE = {{ cookiecutter.__quote | jsonify }}
-MARKETS = {{ cookiecutter.markets | jsonify }}
-FEES = {"maker_fee": {{ cookiecutter.maker_fee | jsonify }}, "taker_fee": {{ cookiecutter.taker_fee | jsonify }}}
-ASSETS = {{ cookiecutter._assets | jsonify }}
-QUOTES = {{ cookiecutter._quotes | jsonify }}
+ANSWERS = json.loads(
+    {{ {
+        "exchange_name": cookiecutter.exchange_name,
+        "slug": cookiecutter.__name_slug,
+        "tagline": cookiecutter.tagline,
+        "primary_colour": cookiecutter.primary_colour,
+        "accent_colour": cookiecutter.accent_colour,
+        "quote": cookiecutter.__quote,
+        "markets": cookiecutter.markets,
+        "maker_fee": cookiecutter.maker_fee,
+        "taker_fee": cookiecutter.taker_fee,
+        "assets": cookiecutter._assets,
+        "quotes": cookiecutter._quotes,
+    } | jsonify(0) | jsonify }}
+)
+NAME = ANSWERS["exchange_name"]
+SLUG = ANSWERS["slug"]  # the folder's name, when there is one
+TAGLINE = ANSWERS["tagline"]
+COLOURS = {key: ANSWERS[key] for key in ("primary_colour", "accent_colour")}
+QUOTE = ANSWERS["quote"]
+MARKETS = ANSWERS["markets"]
+FEES = {key: ANSWERS[key] for key in ("maker_fee", "taker_fee")}
+ASSETS = ANSWERS["assets"]
+QUOTES = ANSWERS["quotes"]
 
 MAX_NAME = 80  # [brand] name in exchange.toml
 MAX_TAGLINE = 200  # [brand] tagline
