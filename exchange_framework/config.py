@@ -334,11 +334,34 @@ class KycSettings(_Table):
     tiers: dict[Annotated[int, BeforeValidator(_tier_key)], KycTier] | None = None
 
 
+class MonitoringSettings(_Table):
+    """``[compliance.monitoring]``: transaction monitoring thresholds (docs/transaction-monitoring.md), integers
+    only: ``reporting_threshold`` maps an asset to its reporting threshold in atomic units; windows are seconds;
+    ``exempt_accounts`` are the exchange's own market makers (never a layering hop). ``model``: the scoring model's
+    directory (relative to the config file), ``"builtin"`` for the packaged one, or unset for no scores."""
+
+    reporting_threshold: dict[AssetSymbol, Annotated[int, Field(gt=0)]] = {}
+    structuring_band_ppm: int = Field(default=150_000, ge=1, le=999_999)
+    structuring_min_count: int = Field(default=3, ge=2)
+    structuring_window_s: int = Field(default=7 * 86_400, ge=1)
+    rapid_window_s: int = Field(default=30 * 60, ge=1)
+    layering_min_accounts: int = Field(default=3, ge=2)
+    layering_hop_s: int = Field(default=6 * 3600, ge=1)
+    layering_window_s: int = Field(default=48 * 3600, ge=1)
+    fan_in_min_sources: int = Field(default=8, ge=2)
+    fan_in_window_s: int = Field(default=3 * 86_400, ge=1)
+    fan_out_min_destinations: int = Field(default=8, ge=2)
+    fan_out_window_s: int = Field(default=3 * 86_400, ge=1)
+    exempt_accounts: list[Annotated[int, Field(ge=0)]] = []
+    model: str | None = Field(default=None, min_length=1)
+
+
 class ComplianceSettings(_Table):
     """``[compliance]``: screening of sign-ups, deposits and withdrawals (cases live beside the journal)."""
 
     ofac: OfacSettings = OfacSettings()
     kyc: KycSettings = KycSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
 
 # -- the whole file -----------------------------------------------------------------------------------------------

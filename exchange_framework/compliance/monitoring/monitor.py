@@ -50,8 +50,9 @@ from exchange_framework.types import Side
 if TYPE_CHECKING:
     from exchange_framework.compliance.cases import CaseStore
     from exchange_framework.compliance.monitoring.model import ScoringModel
+    from exchange_framework.config import ExchangeConfig, MonitoringSettings
 
-__all__ = ["Monitor", "PartyResolver", "default_party", "record_alert"]
+__all__ = ["Monitor", "PartyResolver", "default_party", "params_from_settings", "record_alert"]
 
 PartyResolver = Callable[[str], str | None]  # a deposit / withdrawal reference -> its payer / destination, if known
 MAX_CHAINS = 16  # layering chains remembered per account (the most recent)
@@ -66,6 +67,16 @@ class _Chain:
         self.evidence = evidence
         self.start_ns = start_ns
         self.last_ns = last_ns
+
+
+def params_from_settings(settings: MonitoringSettings) -> MonitoringParams:
+    """The rule parameters of a ``[compliance.monitoring]`` table."""
+    fields = settings.model_dump(exclude={"model", "exempt_accounts", "reporting_threshold"})
+    return MonitoringParams(
+        reporting_threshold=dict(settings.reporting_threshold),
+        exempt_accounts=frozenset(settings.exempt_accounts),
+        **fields,
+    )
 
 
 def default_party(reference: str) -> str:
@@ -110,6 +121,25 @@ class Monitor:
         self._horizon_ns = NS * max(
             p.structuring_window_s, p.rapid_window_s, p.layering_window_s, p.fan_in_window_s, p.fan_out_window_s
         )
+
+    @classmethod
+    def for_config(
+        cls, config: ExchangeConfig, *, cases: CaseStore | None = None, party: PartyResolver | None = None
+    ) -> Monitor:
+        """A monitor for the exchange ``config`` describes: its markets, ``[compliance.monitoring]`` thresholds, and
+        the model it names (``"builtin"``: the packaged one; a path is relative to the config file; unset: none).
+
+        Raise :class:`~exchange_framework.compliance.monitoring.model.ModelError` if the named model cannot be used.
+        """
+        settings = config.compliance.monitoring
+        params = params_from_settings(settings)
+        model = None
+        if settings.model is not None:
+            from exchange_framework.compliance.monitoring.model import DEFAULT_MODEL_DIR, load
+
+            model = load(DEFAULT_MODEL_DIR if settings.model == "builtin" else config.resolve_path(settings.model))
+        markets = {symbol: (spec.base, spec.quote) for symbol, spec in config.engine_markets().items()}
+        return cls(markets, params, model=model, cases=cases, party=party)
 
     # -- input ------------------------------------------------------------------------------------------------------
 
