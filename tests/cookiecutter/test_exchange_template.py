@@ -46,11 +46,8 @@ ANSWERS = {
 
 
 def config_check(project: Path) -> subprocess.CompletedProcess[str]:
-    """Run the framework's ``exchange --config <project>/exchange.toml config check`` from another directory."""
-    env = {"EXCHANGE_CONFIG": ""}
-    return run(
-        [str(EXCHANGE), "--config", str(project / "exchange.toml"), "config", "check"], cwd=project.parent, env=env
-    )
+    """Run the generated README's ``exchange --config exchange.toml config check`` in the generated folder."""
+    return run([str(EXCHANGE), "--config", "exchange.toml", "config", "check"], cwd=project)
 
 
 def load(project: Path) -> dict[str, Any]:
