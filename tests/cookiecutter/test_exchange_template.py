@@ -280,6 +280,14 @@ def test_generated_exchange_runs_with_its_brand_overrides_logo_and_markets(tmp_p
         info = httpx.get(f"{base}/api/v3/exchangeInfo").json()
         symbols = {s["symbol"]: (s["baseAsset"], s["quoteAsset"], s["status"]) for s in info["symbols"]}
         assert symbols == {"BTCUSDC": ("BTC", "USDC", "TRADING"), "SOLUSDC": ("SOL", "USDC", "TRADING")}
+
+        deadline = time.monotonic() + 15  # the demo's market maker quotes every generated market
+        for symbol in symbols:
+            book = httpx.get(f"{base}/api/v3/depth", params={"symbol": symbol}).json()
+            while not (book["bids"] and book["asks"]):
+                assert time.monotonic() < deadline, f"no quotes in {symbol}: {book}"
+                time.sleep(0.2)
+                book = httpx.get(f"{base}/api/v3/depth", params={"symbol": symbol}).json()
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -289,5 +297,6 @@ def test_generated_exchange_runs_with_its_brand_overrides_logo_and_markets(tmp_p
             output, _ = process.communicate()
     assert process.returncode == 0, output
     assert f"Northwind Exchange is running at {base}" in output
-    assert (data / "commands.journal").is_file()
+    assert "Deposits and withdrawals run on: devchain" in output  # the generated dev chain and wallet settings
+    assert (data / "commands.journal").is_file() and (data / "devchain").is_dir()
     assert not (project / "var").exists(), "with --data-dir the exchange keeps nothing beside its config"
