@@ -114,7 +114,7 @@ def test_the_packaged_model_matches_this_code() -> None:
 
 
 def test_the_train_command_reports_held_out_metrics(tmp_path: Path) -> None:
-    result = CliRunner().invoke(monitoring, ["train", "--seed", "5", "--customers", "600", "--out", str(tmp_path)])
+    result = CliRunner().invoke(monitoring, ["train", "--seed", "5", "--customers", "400", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "precision" in result.output and "PR-AUC" in result.output and "rules alone" in result.output
     meta = json.loads((tmp_path / "model.json").read_text())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exchange_framework.compliance import CaseStore
 from exchange_framework.compliance.monitoring import Monitor, Rule
@@ -78,3 +80,23 @@ def test_the_queue_is_highest_score_first() -> None:
     assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
     assert monitor.queue(limit=3) == queue[:3]
     assert queue[0].score != queue[-1].score
+
+
+_HISTORY = generate(13, 120)
+_WHOLE = msgspec.json.encode(Monitor(MARKETS, PARAMS).feed(_HISTORY.batches))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    cuts=st.lists(st.integers(0, len(_HISTORY.batches)), max_size=6),
+    rewinds=st.lists(st.integers(0, 200), min_size=6, max_size=6),
+)
+def test_any_split_with_any_replayed_overlap_gives_the_alerts_of_one_pass(cuts: list[int], rewinds: list[int]) -> None:
+    batches = _HISTORY.batches
+    pieces = Monitor(MARKETS, PARAMS)
+    start = 0
+    for cut, rewind in zip([*sorted(cuts), len(batches)], rewinds, strict=False):
+        pieces.feed(batches[max(0, start - rewind) : cut])  # each piece re-sends up to 200 batches already seen
+        start = max(start, cut)
+    pieces.feed(batches[start:])
+    assert msgspec.json.encode(pieces.alerts) == _WHOLE
