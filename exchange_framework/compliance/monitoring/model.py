@@ -27,6 +27,7 @@ from typing import Any
 
 from exchange_framework.compliance.monitoring.features import FEATURES
 from exchange_framework.compliance.monitoring.monitor import Monitor
+from exchange_framework.compliance.monitoring.rules import Rule
 from exchange_framework.compliance.monitoring.synthetic import MARKETS, PARAMS, SyntheticHistory, generate
 
 __all__ = [
@@ -123,7 +124,17 @@ def train(seed: int = 7, customers: int = 4_000, *, shuffle_labels: bool = False
     held_out_seed = seed + HELD_OUT_SEED_OFFSET
     hx, hy = dataset(generate(held_out_seed, max(200, customers // 2)))
     model = ScoringModel(classifier, {})
-    metrics = evaluate(model.scores(hx), hy)
+    held_out_scores = model.scores(hx)
+    metrics: dict[str, Any] = evaluate(held_out_scores, hy)
+    metrics["per_rule"] = {}
+    for rule in Rule:
+        column = FEATURES.index(f"rule_{rule.value}")
+        picked = [i for i, row in enumerate(hx) if row[column] == 1.0]
+        labels = [hy[i] for i in picked]
+        if picked and 0 < sum(labels) < len(labels):
+            metrics["per_rule"][rule.value] = evaluate([held_out_scores[i] for i in picked], labels) | {
+                "alerts": len(picked)
+            }
     model.metadata = {
         "version": MODEL_VERSION,
         "features": list(FEATURES),
@@ -141,7 +152,7 @@ def train(seed: int = 7, customers: int = 4_000, *, shuffle_labels: bool = False
     return model
 
 
-def evaluate(scores: Sequence[float], labels: Sequence[int], cut: float = 0.5) -> dict[str, float]:
+def evaluate(scores: Sequence[float], labels: Sequence[int], cut: float = 0.5) -> dict[str, Any]:
     """Precision, recall (at ``cut``), PR-AUC (average precision) and the rules-only precision."""
     from sklearn.metrics import average_precision_score, precision_score, recall_score
 
