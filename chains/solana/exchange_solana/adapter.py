@@ -222,8 +222,13 @@ class SolanaAdapter:
             instructions.append(programs.set_compute_unit_price(self.compute_unit_price))
         fee = self._fee(100_000 + self._counter)
         if asset == self.native_asset:
+            minimum = self.node.rent_exempt_minimum(0)
+            if amount < minimum and self.node.balance(destination) == 0:
+                raise ValueError(
+                    f"{destination} is a new account: send it at least {minimum} lamports (rent exemption)"
+                )
             instructions.append(programs.system_transfer(payer, dest, amount))
-            need = amount + fee + self.node.rent_exempt_minimum(0)
+            need = amount + fee + minimum
         else:
             token = self.tokens[asset]
             mint = Pubkey.from_string(token.mint)

@@ -276,3 +276,17 @@ def test_skipped_slots_keep_headers_linked_and_deposits_credited(
         if server:
             node.close()  # type: ignore[union-attr]
             server.stop()
+
+
+def test_sol_below_rent_exemption_to_a_new_account_is_refused(chain: SolanaChain) -> None:
+    """A new account must receive at least the rent-exempt minimum; an existing one may receive a lamport."""
+    adapter = chain.adapter()
+    minimum = chain.node.rent_exempt_minimum(0)
+    fresh = str(Keypair().pubkey())
+    with pytest.raises(ValueError, match=f"at least {minimum} lamports"):
+        adapter.build_withdrawal(key_id="k", public_key=bytes(HOT.pubkey()), destination=fresh, asset="SOL", amount=1)
+    chain.node.airdrop(str(OUTSIDE), SOL)
+    txid = _withdraw(chain, adapter, "SOL", 1)
+    chain.node.mine(1)
+    assert adapter.transaction_status(txid).state is TxState.CONFIRMED
+    assert chain.node.balance(str(OUTSIDE)) == SOL + 1
