@@ -170,6 +170,8 @@ class SolanaAdapter:
         memo = ""
         found: list[tuple[int, str, int, str, str]] = []  # index, asset, amount, address, source
         for index, ix in enumerate(message.instructions):
+            if ix.program_id_index >= len(keys) or any(i >= len(keys) for i in bytes(ix.accounts)):
+                raise NodeFault(f"transaction {tx.signature} names an account its message does not list")
             program = Pubkey.from_string(keys[ix.program_id_index])
             data = bytes(ix.data)
             accounts = [keys[i] for i in bytes(ix.accounts)]
@@ -308,6 +310,8 @@ class SolanaAdapter:
         created: tuple[Pubkey, Pubkey, Pubkey] | None = None  # ata, owner, mint
         rent = 0
         for ix in message.instructions:
+            if ix.program_id_index >= len(keys) or any(i >= len(keys) for i in bytes(ix.accounts)):
+                raise ValueError("an instruction names an account the message does not list")
             program = keys[ix.program_id_index]
             data = bytes(ix.data)
             accounts = [keys[i] for i in bytes(ix.accounts)]
