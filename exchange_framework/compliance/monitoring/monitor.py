@@ -111,6 +111,7 @@ class Monitor:
         self.party = party
         self.last_seq = 0
         self.alerts: list[Alert] = []
+        self.unrecorded: list[Alert] = []  # alerts whose case could not be written yet (retried every batch)
         self._lock = threading.Lock()
         self._recent: dict[int, deque[Movement]] = {}
         self._stats: dict[int, AccountStats] = {}
@@ -144,7 +145,11 @@ class Monitor:
     # -- input ------------------------------------------------------------------------------------------------------
 
     def on_batch(self, ts_ns: int, events: Sequence[Event]) -> list[Alert]:
-        """Apply one journal batch (the node listener signature); return the alerts it raised."""
+        """Apply one journal batch (the node listener signature); return the alerts it raised.
+
+        With a case store, each alert's case is written after the batch is applied; if writing fails the error is
+        raised (the node logs it) and the alert stays in :attr:`unrecorded`, retried first on the next batch.
+        """
         with self._lock:
             start = self.last_seq
             raised: list[Alert] = []
@@ -154,8 +159,7 @@ class Monitor:
                 for movement in self._movements(ts_ns, event):
                     raised.extend(self._apply(movement))
                 self.last_seq = max(self.last_seq, event.seq)
-        for alert in raised:
-            self._open_case(alert)
+        self._record_cases(raised)
         return raised
 
     def feed(self, batches: Iterable[tuple[int, Sequence[Event]]]) -> list[Alert]:
@@ -178,7 +182,7 @@ class Monitor:
 
     def _movements(self, ts: int, ev: Event) -> list[Movement]:
         if isinstance(ev, Trade):
-            base, quote = self.markets[ev.market]
+            base, quote = self.markets.get(ev.market) or tuple(ev.market.split("-", 1))  # BASE-QUOTE symbols
             if ev.taker_side is Side.BUY:
                 buyer, seller, buyer_fee, seller_fee = ev.taker_account, ev.maker_account, ev.taker_fee, ev.maker_fee
             else:
@@ -317,18 +321,26 @@ class Monitor:
 
     # -- cases -------------------------------------------------------------------------------------------------------
 
-    def _open_case(self, alert: Alert) -> None:
-        if self.cases is not None:
+    def _record_cases(self, raised: Sequence[Alert]) -> None:
+        if self.cases is None:
+            return
+        with self._lock:
+            self.unrecorded.extend(raised)
+            pending = list(self.unrecorded)
+        for alert in pending:  # in order; a failure keeps this alert and the rest for the next batch
             record_alert(self.cases, alert)
+            with self._lock:
+                self.unrecorded.remove(alert)
 
 
-def record_alert(cases: CaseStore, alert: Alert) -> None:
+def record_alert(cases: CaseStore, alert: Alert) -> bool:
     """Open (or add to) the account's monitoring case for ``alert``: a HOLD decision by provider ``monitoring``.
 
     The case's reference is ``monitoring:<account>``, so every alert on one account lands on its open case. Its
     subject is ``monitoring`` when :class:`~exchange_framework.compliance.cases.Subject` has that member, else the
     kind of the alert's triggering movement (``deposit`` or ``withdrawal``). The decision is not ``frozen``: a
-    monitoring case is for review and blocks no funds by itself.
+    monitoring case is for review and blocks no funds by itself. An alert already on a case (a node restarted and
+    replayed its journal into a fresh monitor) is not recorded again: return False then, True if recorded.
     """
     trigger = next((m for m in alert.evidence if m.seq == alert.trigger_seq and m.account == alert.account), None)
     subject = getattr(Subject, "MONITORING", None)
@@ -350,5 +362,11 @@ def record_alert(cases: CaseStore, alert: Alert) -> None:
         "score": "" if alert.score is None else f"{alert.score:.6f}",
         "evidence": msgspec.json.encode(alert.evidence).decode(),
     }
+    reference = f"monitoring:{alert.account}"
+    marker = f"alert {alert.id},"
+    for case in cases.find(subject, reference):
+        if any(r.startswith(marker) for d in case.decisions if d.provider == "monitoring" for r in d.reasons):
+            return False
     decision = Decision.hold(*reasons, provider="monitoring")
-    cases.record(subject, f"monitoring:{alert.account}", alert.account, [decision], details)
+    cases.record(subject, reference, alert.account, [decision], details)
+    return True

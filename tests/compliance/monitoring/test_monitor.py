@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,10 +64,35 @@ def test_alerts_open_cases_with_their_evidence(tmp_path: Path) -> None:
     assert all(d.provider == "monitoring" for d in case.decisions)
     per_account = sum(1 for a in alerts if a.account == alert.account)
     assert len(case.decisions) == per_account  # later alerts on the account add to its open case
-    # replaying the journal opens nothing new
-    before = store.counts()
+    # replaying the journal, into this monitor or a fresh one (a restarted node), records nothing twice
+    before = store.list_cases(limit=10_000)
     monitor.feed(history.batches)
-    assert store.counts() == before
+    Monitor(MARKETS, PARAMS, cases=store).feed(history.batches)
+    assert store.list_cases(limit=10_000) == before
+
+
+def test_an_alert_whose_case_cannot_be_written_is_kept_and_recorded_on_the_next_batch(tmp_path: Path) -> None:
+    path = tmp_path / "compliance.db"
+    store = CaseStore(path)
+    history = generate(5, 200)
+    monitor = Monitor(MARKETS, PARAMS, cases=store)
+    probe = Monitor(MARKETS, PARAMS)
+    first_alert = next(i for i, (ts, events) in enumerate(history.batches) if probe.on_batch(ts, events))
+    monitor.feed(history.batches[:first_alert])
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.mkdir()  # the database cannot be opened: a real sqlite3 error
+    with pytest.raises(sqlite3.OperationalError):
+        monitor.feed(history.batches[first_alert : first_alert + 1])
+    (lost,) = monitor.unrecorded
+    path.rmdir()
+    store = monitor.cases = CaseStore(path)
+    monitor.feed(history.batches[first_alert + 1 :])
+    assert monitor.unrecorded == []
+    recorded = {r for c in store.list_cases(limit=10_000) for d in c.decisions for r in d.reasons}
+    assert f"alert {lost.id}, unscored" in recorded
+    assert {f"alert {a.id}, unscored" for a in monitor.alerts} <= recorded
 
 
 def test_the_queue_is_highest_score_first() -> None:
