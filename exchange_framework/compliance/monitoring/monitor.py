@@ -113,6 +113,7 @@ class Monitor:
         self.alerts: list[Alert] = []
         self.unrecorded: list[Alert] = []  # alerts whose case could not be written yet (retried every batch)
         self._lock = threading.Lock()
+        self._case_lock = threading.Lock()
         self._recent: dict[int, deque[Movement]] = {}
         self._stats: dict[int, AccountStats] = {}
         self._chains: dict[int, list[_Chain]] = {}
@@ -324,13 +325,11 @@ class Monitor:
     def _record_cases(self, raised: Sequence[Alert]) -> None:
         if self.cases is None:
             return
-        with self._lock:
+        with self._case_lock:  # one writer at a time, so no alert is recorded twice
             self.unrecorded.extend(raised)
-            pending = list(self.unrecorded)
-        for alert in pending:  # in order; a failure keeps this alert and the rest for the next batch
-            record_alert(self.cases, alert)
-            with self._lock:
-                self.unrecorded.remove(alert)
+            while self.unrecorded:  # in order; a failure keeps this alert and the rest for the next batch
+                record_alert(self.cases, self.unrecorded[0])
+                del self.unrecorded[0]
 
 
 def record_alert(cases: CaseStore, alert: Alert) -> bool:
