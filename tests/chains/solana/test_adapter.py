@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from bip_utils import Bip39SeedGenerator
-from exchange_solana import InsufficientFunds, JsonRpcNode, SolanaAdapter
+from exchange_solana import InsufficientFunds, JsonRpcNode, NodeFault, SolanaAdapter
 from exchange_solana import adapter as adapter_module
 from exchange_solana import programs as p
 from exchange_solana.keys import slip10_addresses
@@ -290,3 +290,45 @@ def test_sol_below_rent_exemption_to_a_new_account_is_refused(chain: SolanaChain
     chain.node.mine(1)
     assert adapter.transaction_status(txid).state is TxState.CONFIRMED
     assert chain.node.balance(str(OUTSIDE)) == SOL + 1
+
+
+def test_memo_deposits_without_a_known_memo_are_held(chain: SolanaChain, tmp_path: Path) -> None:
+    """On the shared address, a deposit without a memo or with an unknown one is held for an operator."""
+    adapter = chain.adapter(confirmations=1)
+    store = DepositStore(tmp_path / "deposits.db")
+    tracker = DepositTracker(
+        adapter, store, submit=lambda command: [], screen=lambda r: Decision.allow(), start_height=1
+    )
+    try:
+        shared = tracker.deposit_address(50)
+        assert shared.memo == "50"
+        bare = chain.deposit(DepositAddress(shared.address), "SOL", SOL)
+        unknown = chain.deposit(DepositAddress(shared.address, "999999"), "DUSD", 5)
+        chain.node.mine(1)
+        assert not tracker.poll().paused
+        assert {d.txid: d.stage for d in store.deposits()} == {bare: Stage.HELD, unknown: Stage.HELD}
+    finally:
+        store.close()
+
+
+def test_a_node_that_is_down_pauses_the_tracker(chain: SolanaChain, tmp_path: Path) -> None:
+    """JSON-RPC to nothing raises NodeFault; the kernel's tracker pauses with the error and resumes later."""
+    server = SolanaRpcServer(chain.node)
+    url = server.url
+    server.stop()
+    rpc = JsonRpcNode(url, timeout=0.5)
+    adapter = chain.adapter(node=rpc)
+    with pytest.raises(NodeFault):
+        adapter.tip_height()
+    store = DepositStore(tmp_path / "deposits.db")
+    tracker = DepositTracker(
+        adapter, store, submit=lambda command: [], screen=lambda r: Decision.allow(), start_height=1
+    )
+    try:
+        result = tracker.poll()
+        assert result.paused and "Solana RPC" in result.error
+        adapter.node = chain.node  # the node is back
+        assert not tracker.poll().paused
+    finally:
+        store.close()
+        rpc.close()
