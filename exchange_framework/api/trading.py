@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from exchange_framework.api.context import ApiContext
@@ -31,7 +32,7 @@ from exchange_framework.api.errors import (
 )
 from exchange_framework.api.params import Params
 from exchange_framework.api.units import MarketUnits
-from exchange_framework.engine.commands import CancelAll, CancelOrder, PlaceOrder
+from exchange_framework.engine.commands import CancelAll, CancelOrder, PlaceOrder, ReplaceOrder
 from exchange_framework.engine.events import OrderCancelled, OrderRejected
 from exchange_framework.money import ppm_to_rate
 from exchange_framework.types import OrderType, Side, StpMode, TimeInForce
@@ -499,3 +500,62 @@ async def account(ctx: ApiContext, call: Call) -> dict[str, Any]:
         "permissions": ["SPOT"],
         "uid": call.account,
     }
+
+
+def _amend_json(ctx: ApiContext, u: MarketUnits, order: OrderRecord, call: Call, seq: int) -> dict[str, Any]:
+    amended = order_json(u, order)
+    amended["origClientOrderId"] = order.client_order_id
+    return {"transactTime": call.now_ms, "executionId": seq, "amendedOrder": amended}
+
+
+async def _replace(ctx: ApiContext, call: Call, order: OrderRecord, u: MarketUnits, price: int, open_qty: int) -> Any:
+    applied = await ctx.node.submit(
+        ReplaceOrder(account=call.account, market=u.market, order_id=order.order_id, price=price, qty=open_qty)
+    )
+    for ev in applied.events:
+        if isinstance(ev, OrderRejected):
+            raise reject_error(ev.reason)
+    return applied
+
+
+@endpoint(
+    "PUT", "/api/v3/order/amend/keepPriority", "Reduce an open order's quantity, keeping its place in the queue.",
+    security=Security.TRADE, tag="trade", registry=ENDPOINTS, order=True,
+    params=(*ORDER_ID_PARAMS[:3], Param("newQty", "number", required=True,
+            description="The order's new quantity: above what is filled, below the current quantity."), *SIGNED),
+)  # fmt: skip
+async def amend_keep_priority(ctx: ApiContext, call: Call) -> dict[str, Any]:
+    u, order, _, _ = _find_order(ctx, call)
+    if order is None or not order.is_open:
+        raise ApiError(NO_SUCH_ORDER, NO_SUCH_ORDER_MSG)
+    new_qty = u.to_lots(call.params.decimal("newQty", required=True) or Decimal(0), "newQty")
+    if not order.executed_qty < new_qty < order.orig_qty:
+        raise ApiError(
+            INVALID_PARAMETER,
+            f"newQty must be less than the order's quantity {u.qty(order.orig_qty)} and more than what is filled "
+            f"({u.qty(order.executed_qty)}).",
+        )
+    applied = await _replace(ctx, call, order, u, order.price, new_qty - order.executed_qty)
+    return _amend_json(ctx, u, order, call, applied.seq)
+
+
+@endpoint(
+    "PUT", "/api/v3/order", "Change an open limit order's price and quantity in place (an extension; same order id).",
+    security=Security.TRADE, tag="trade", registry=ENDPOINTS, order=True,
+    params=(*ORDER_ID_PARAMS[:3], Param("price", "number", required=True), Param("quantity", "number", required=True,
+            description="The new total quantity (filled part included)."), *SIGNED),
+)  # fmt: skip
+async def replace_order(ctx: ApiContext, call: Call) -> dict[str, Any]:
+    """Priority is kept only when the price is unchanged and the quantity shrinks; otherwise the order goes to the
+    back of the queue at its new price and may trade at once."""
+    u, order, _, _ = _find_order(ctx, call)
+    if order is None or not order.is_open:
+        raise ApiError(NO_SUCH_ORDER, NO_SUCH_ORDER_MSG)
+    price = u.to_ticks(call.params.decimal("price", required=True) or Decimal(0))
+    qty = u.to_lots(call.params.decimal("quantity", required=True) or Decimal(0))
+    if qty <= order.executed_qty:
+        raise ApiError(
+            INVALID_PARAMETER, f"quantity must be more than what is already filled ({u.qty(order.executed_qty)})."
+        )
+    applied = await _replace(ctx, call, order, u, price, qty - order.executed_qty)
+    return _amend_json(ctx, u, order, call, applied.seq)

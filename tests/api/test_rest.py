@@ -318,3 +318,29 @@ def test_openapi_document_matches_the_routes(exchange: Exchange, alice: Rest) ->
     body = order["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     assert {"symbol", "side", "type", "timestamp", "signature"} <= set(body["required"])
     assert order["security"] == [{"apiKey": []}]
+
+
+def test_amend_keeps_priority_and_replace_moves_the_order(exchange: Exchange, alice: Rest, bob: Rest) -> None:
+    first = limit_buy(alice, qty="0.5", price="60000", newClientOrderId="first")
+    limit_buy(bob, qty="0.5", price="60000")  # queued behind alice's at the same price
+    amended = alice.signed(
+        "PUT", "/api/v3/order/amend/keepPriority", symbol="BTCUSDT", orderId=first["orderId"], newQty="0.3"
+    )
+    assert amended.status_code == 200, amended.text
+    assert amended.json()["amendedOrder"]["origQty"] == "0.30000000"
+    too_big = alice.signed("PUT", "/api/v3/order/amend/keepPriority", symbol="BTCUSDT", orderId=first["orderId"],
+                           newQty="0.9")  # fmt: skip
+    assert too_big.json()["code"] == -1130
+    # a seller takes 0.3: alice, still first in the queue, is filled before bob
+    sell = bob.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.3")
+    assert sell.status_code == 200, sell.text
+    assert alice.signed("GET", "/api/v3/order", symbol="BTCUSDT", orderId=first["orderId"]).json()["status"] == "FILLED"
+
+    second = limit_buy(alice, qty="0.2", price="59000")
+    moved = alice.signed("PUT", "/api/v3/order", symbol="BTCUSDT", origClientOrderId=second["clientOrderId"],
+                         price="59500", quantity="0.4")  # fmt: skip
+    assert moved.status_code == 200, moved.text
+    order = alice.signed("GET", "/api/v3/order", symbol="BTCUSDT", orderId=second["orderId"]).json()
+    assert (order["price"], order["origQty"], order["status"]) == ("59500.00000000", "0.40000000", "NEW")
+    other = bob.signed("PUT", "/api/v3/order", symbol="BTCUSDT", orderId=second["orderId"], price="1", quantity="1")
+    assert other.json()["code"] == -2013  # not bob's order
