@@ -120,6 +120,8 @@ async def withdraw(s: Setup, amount: str) -> int:
 async def test_over_the_tier_limit_is_refused_and_changes_nothing(setup: Setup) -> None:
     s = setup
     await withdraw(s, "0.6")
+    # let the processor put it on hold for an operator first, so the stage cannot move between the two snapshots
+    await until(lambda: s.wallet.withdrawals(s.alice)[0].stage is WithdrawalStage.SCREENING)
     before = (s.node.balances.balances(s.alice), [(w.id, w.stage) for w in s.wallet.withdrawals(s.alice)])
     with pytest.raises(WalletError, match=r"daily ETH limit at KYC tier 1 \(1 ETH in any 24 hours; 0\.4 ETH avail"):
         await withdraw(s, "0.5")
