@@ -54,7 +54,8 @@ SECURITY_HEADERS = {
 
 def api_endpoints() -> list[Endpoint]:
     """Every REST endpoint of the kernel, in the order they are matched."""
-    return [*market.ENDPOINTS, *trading.ENDPOINTS, *userstream.ENDPOINTS, *wallet_api.ENDPOINTS]
+    # Trading first: routes are tried in order, and placing orders is the hot path.
+    return [*trading.ENDPOINTS, *market.ENDPOINTS, *userstream.ENDPOINTS, *wallet_api.ENDPOINTS]
 
 
 class SecurityHeaders:

@@ -103,7 +103,7 @@ class Endpoint:
                 body = ""
                 if request.method in ("POST", "PUT"):
                     body = (await request.body()).decode("utf-8", "replace")
-                params = Params(request.url.query, body)
+                params = Params(request.scope["query_string"].decode("latin-1"), body)
                 ip = request.client.host if request.client else ""
                 headers.update(ctx.limiter.spend_weight(ip, self.weight, now_ms))
                 key = None

@@ -26,7 +26,13 @@ class Params:
         self.body = body
         self.values: dict[str, str] = {}
         for text in (query, body):
-            for name, value in parse_qsl(text, keep_blank_values=True):
+            if not text:
+                continue
+            if "%" in text or "+" in text:  # encoded characters: the full decoder
+                pairs = parse_qsl(text, keep_blank_values=True)
+            else:  # plain "a=1&b=2" (what signed clients send): split, no decoding needed
+                pairs = [(name, value) for name, _, value in (part.partition("=") for part in text.split("&") if part)]
+            for name, value in pairs:
                 self.values.setdefault(name, value)
 
     @classmethod
