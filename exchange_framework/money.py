@@ -193,7 +193,7 @@ def _to_steps(value: Decimal, step: Decimal, *, noun: str, step_name: str) -> in
     s_int = int("".join(map(str, s_digits))) * 10 ** (s_exp - low)
     steps, remainder = divmod(-v_int if v_sign else v_int, s_int)
     if not remainder:
-        return steps
+        return int(steps)
     ratio = Fraction(value) / Fraction(step)
     below = ratio.numerator // ratio.denominator
     lower = _exact_multiply(step, below)

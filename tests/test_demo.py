@@ -79,3 +79,27 @@ def test_demo_serves_a_trading_exchange_and_carries_on_after_a_restart(tmp_path:
     finally:
         second = stop(again)
     assert "API key" in second  # the demo logins' keys are shown again, not made anew
+
+
+@pytest.mark.slow
+def test_run_serves_the_exchange_without_demo_data(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "EXCHANGE_CONFIG"}
+    process = subprocess.Popen(
+        [str(EXCHANGE), "run", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/v3/ping", process)
+        time.sleep(1.5)  # a demo's market maker would have traded by now
+        trades = httpx.get(f"http://127.0.0.1:{port}/api/v3/trades", params={"symbol": "BTCUSDT"}).json()
+        assert trades == []
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    finally:
+        output = stop(process)
+    assert "serving on" in output
+    assert (tmp_path / "data" / "commands.journal").exists()

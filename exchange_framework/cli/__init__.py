@@ -24,6 +24,7 @@ BUILTIN_COMMANDS: list[str] = [
     "exchange_framework.cli.plugins_cmd:plugins",
     "exchange_framework.cli.config_cmd:config",
     "exchange_framework.cli.demo:demo",
+    "exchange_framework.cli.run:run",
     "exchange_framework.cli.simulate:simulate",
     "exchange_framework.cli.replay:replay",
     "exchange_framework.cli.bench:bench",
@@ -39,6 +40,7 @@ Examples:
   exchange demo                             the branded demo exchange: portal, API, market maker
   exchange demo --port 9000 --fresh         another port, starting over
   exchange simulate --orders 20000          a seeded market in the terminal (state kept in var/demo)
+  exchange --config my.toml run --port 8000 serve your exchange (no demo users, no market maker)
   exchange replay var/demo/commands.journal rebuild state from a journal, print its hash
   exchange bench engine --ops 200000        engine throughput and latency (--json FILE)
   exchange config check                     validate ./exchange.toml (or the demo)

@@ -22,9 +22,22 @@ DEMO_USERS = (
     ("alice@demo.exchange", "user"),
     ("bob@demo.exchange", "user"),
 )
-CUSTOMER_FUNDS = {"BTC": "2", "ETH": "20", "USDT": "100000"}
+STABLE = frozenset({"USDT", "USDC", "USD", "EUR", "DAI"})  # quoted as about one dollar
+USD_PRICES = {"BTC": "65000", "ETH": "3500", "LTC": "80", "SOL": "150"}  # demo prices; others trade near 1
+CUSTOMER_USD = Decimal(100_000)  # each demo customer gets about this much of every asset, in dollars
 BOT_FUNDS = Decimal(10**7)  # of every asset, in whole units, for the market maker and the taker
-MID_PRICES = {"BTC-USDT": "65000", "ETH-USDT": "3500"}
+
+
+def usd_price(asset: str) -> Decimal:
+    """The demo's price of one ``asset`` in dollars."""
+    return Decimal(1) if asset in STABLE else Decimal(USD_PRICES.get(asset, "1"))
+
+
+def customer_funds(asset: str) -> Decimal:
+    """How much of ``asset`` a demo customer starts with (BTC: 2; ETH: about 28; a stablecoin: 100,000)."""
+    if asset == "BTC":
+        return Decimal(2)
+    return (CUSTOMER_USD / usd_price(asset)).quantize(Decimal(1))
 
 
 @dataclass(frozen=True)
@@ -51,10 +64,9 @@ async def seed(ctx: ApiContext) -> list[DemoLogin]:
             if fresh:
                 identity.set_kyc(user.id, tier=1, status="approved")
                 key = identity.create_api_key(user.id, label="demo", scopes=[Scope.READ, Scope.TRADE])
-                for asset, amount in CUSTOMER_FUNDS.items():
-                    if asset in ctx.units.asset_decimals:
-                        units = int(Decimal(amount) * 10 ** ctx.units.asset_decimals[asset])
-                        await node.submit(CreditFunds(user.id, asset, units, f"demo:{user.id}:{asset}"))
+                for asset, decimals in ctx.units.asset_decimals.items():
+                    units = int(customer_funds(asset) * 10**decimals)
+                    await node.submit(CreditFunds(user.id, asset, units, f"demo:{user.id}:{asset}"))
             else:
                 keys = [k for k in identity.api_keys(user.id) if not k.revoked and k.label == "demo"]
                 key = keys[0] if keys else None
@@ -68,11 +80,13 @@ async def seed(ctx: ApiContext) -> list[DemoLogin]:
 
 
 def quotes_for(ctx: ApiContext) -> dict[str, Quote]:
-    """How the market maker quotes each open market: around a demo mid price, ladders worth the minimum notional."""
+    """How the market maker quotes each market: around the demo's price of base in quote, ladders well above the
+    minimum notional."""
     quotes = {}
     for market, u in ctx.units.by_market.items():
         spec = u.spec
-        mid = price_to_ticks(Decimal(MID_PRICES.get(market, "100")), u.tick_size) if market in MID_PRICES else 1000
+        price = usd_price(spec.base) / usd_price(spec.quote)
+        mid = max(1, price_to_ticks(price.quantize(u.tick_size), u.tick_size))
         spread = max(1, mid // 4000)
         per_lot = mid * spec.quote_per_tick_lot
         lots = max(spec.min_qty, -(-max(spec.min_notional, 1) // per_lot) * 100)
