@@ -46,7 +46,7 @@ def order(rest: Rest, side: str, qty: str, price: str | None = None) -> dict[str
     return body
 
 
-async def receive(ws: Any, predicate: Any, timeout: float = 10) -> dict[str, Any]:
+async def receive(ws: Any, predicate: Any, timeout: float = 30) -> dict[str, Any]:
     async def loop() -> dict[str, Any]:
         while True:
             message = json.loads(await ws.recv())
