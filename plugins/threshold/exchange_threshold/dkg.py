@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 
 from exchange_threshold.groups import SUITES, Ciphersuite, GroupError
 
-__all__ = ["DkgError", "DkgParticipant", "KeyShare", "Round1Package", "transcript_hash", "verifying_share"]
+__all__ = [
+    "DkgError",
+    "DkgParticipant",
+    "KeyShare",
+    "Round1Package",
+    "check_package",
+    "dkg_context",
+    "transcript_hash",
+    "verifying_share",
+]
 
 
 class DkgError(ValueError):
@@ -93,6 +102,11 @@ def transcript_hash(suite: Ciphersuite, context: bytes, threshold: int, packages
         p = packages[i]
         h.update(suite.serialize_scalar(i) + b"".join(p.commitments) + p.proof_r + suite.serialize_scalar(p.proof_mu))
     return h.digest()
+
+
+def dkg_context(key_id: str, session: str) -> bytes:
+    """The context a DKG session binds its proofs and transcript to: the key id and the session id."""
+    return f"exchange-threshold/dkg/v1\x00{key_id}\x00{session}".encode()
 
 
 def _pok_challenge(suite: Ciphersuite, identifier: int, context: bytes, c0: bytes, r: bytes) -> int:
@@ -187,18 +201,22 @@ class DkgParticipant:
         )
 
     def _check_package(self, i: int, package: Round1Package) -> None:
-        suite = self.suite
-        if package.identifier != i or len(package.commitments) != self.threshold:
-            raise DkgError(f"participant {i}'s package has the wrong identifier or commitment count", culprit=i)
-        try:
-            for element in package.commitments:
-                suite.check_element(element)
-            suite.check_element(package.proof_r)
-            if not 0 < package.proof_mu < suite.order:
-                raise GroupError("proof scalar out of range")
-            c = _pok_challenge(suite, i, self.context, package.commitments[0], package.proof_r)
-            ok = suite.base_mul(package.proof_mu) == suite.add(package.proof_r, suite.mul(package.commitments[0], c))
-        except GroupError as exc:
-            raise DkgError(f"participant {i}'s package is invalid: {exc}", culprit=i) from exc
-        if not ok:
-            raise DkgError(f"participant {i}'s proof of knowledge does not verify", culprit=i)
+        check_package(self.suite, i, package, self.threshold, self.context)
+
+
+def check_package(suite: Ciphersuite, i: int, package: Round1Package, threshold: int, context: bytes) -> None:
+    """Raise :class:`DkgError` naming participant ``i`` unless its round-1 package is well formed, its proof valid."""
+    if package.identifier != i or len(package.commitments) != threshold:
+        raise DkgError(f"participant {i}'s package has the wrong identifier or commitment count", culprit=i)
+    try:
+        for element in package.commitments:
+            suite.check_element(element)
+        suite.check_element(package.proof_r)
+        if not 0 < package.proof_mu < suite.order:
+            raise GroupError("proof scalar out of range")
+        c = _pok_challenge(suite, i, context, package.commitments[0], package.proof_r)
+        ok = suite.base_mul(package.proof_mu) == suite.add(package.proof_r, suite.mul(package.commitments[0], c))
+    except GroupError as exc:
+        raise DkgError(f"participant {i}'s package is invalid: {exc}", culprit=i) from exc
+    if not ok:
+        raise DkgError(f"participant {i}'s proof of knowledge does not verify", culprit=i)

@@ -50,7 +50,7 @@ from exchange_framework.custody.signing import check_payload
 from exchange_framework.interfaces import KeyScheme, SigningError
 from exchange_threshold import frost
 from exchange_threshold.channel import ChannelError, SecureChannel, public_bytes
-from exchange_threshold.dkg import DkgError, DkgParticipant, KeyShare, Round1Package
+from exchange_threshold.dkg import DkgError, DkgParticipant, KeyShare, Round1Package, dkg_context
 from exchange_threshold.groups import GroupError, suite
 from exchange_threshold.messages import (
     Commit,
@@ -233,7 +233,7 @@ class SignerNode:
         if self.config.identifier not in r.participants or any(i not in self.config.peers for i in others):
             raise ValueError("the participants must include this node and only peers pinned in its configuration")
         participant = DkgParticipant(
-            suite(r.group), self.config.identifier, r.threshold, r.participants, _context(r.key_id, r.session)
+            suite(r.group), self.config.identifier, r.threshold, r.participants, dkg_context(r.key_id, r.session)
         )
         package = participant.round1()
         with self._lock:
@@ -353,10 +353,6 @@ class SignerNode:
         )
         log.info("node %d signed request %s with key %s", share.identifier, r.request_id, r.key_id)
         return SignReply(share.identifier, s.serialize_scalar(z))
-
-
-def _context(key_id: str, session: str) -> bytes:
-    return f"exchange-threshold/dkg/v1\x00{key_id}\x00{session}".encode()
 
 
 class _Handler(socketserver.BaseRequestHandler):

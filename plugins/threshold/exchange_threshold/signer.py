@@ -40,8 +40,15 @@ from exchange_framework.interfaces import (
 )
 from exchange_threshold import frost
 from exchange_threshold.channel import ChannelError, SecureChannel, public_bytes
-from exchange_threshold.dkg import Round1Package, transcript_hash, verifying_share
-from exchange_threshold.groups import GroupError, suite
+from exchange_threshold.dkg import (
+    DkgError,
+    Round1Package,
+    check_package,
+    dkg_context,
+    transcript_hash,
+    verifying_share,
+)
+from exchange_threshold.groups import Ciphersuite, GroupError, suite
 from exchange_threshold.messages import (
     Commit,
     CommitmentWire,
@@ -145,6 +152,10 @@ class ThresholdSigner:
             timeout=parsed.timeout_seconds,
         )
 
+    def close(self) -> None:
+        """Stop the worker threads that talk to the nodes."""
+        self._pool.shutdown(wait=True)
+
     @property
     def excluded(self) -> frozenset[int]:
         """Nodes caught returning invalid shares; they are not asked again by this signer."""
@@ -212,7 +223,7 @@ class ThresholdSigner:
         self,
         request: SigningRequest,
         scheme: KeyScheme,
-        s: Any,
+        s: Ciphersuite,
         group_pk: bytes,
         verifying: Mapping[int, bytes],
         threshold: int,
@@ -292,16 +303,19 @@ class ThresholdSigner:
             packages = [r.package for _, r in sorted(r1.items())]
             if [p.identifier for p in packages] != ids:
                 raise SigningError("DKG round 1: a node answered with another identifier")
+            context = dkg_context(key_id, session)
+            parsed: dict[int, Round1Package] = {}
+            for p in packages:  # checked here too, so a bad package is blamed on its node before anyone uses it
+                try:
+                    parsed[p.identifier] = Round1Package(
+                        p.identifier, tuple(p.commitments), p.proof_r, s.deserialize_scalar(p.proof_mu)
+                    )
+                    check_package(s, p.identifier, parsed[p.identifier], self.threshold, context)
+                except (DkgError, GroupError) as exc:
+                    raise SigningError(f"DKG round 1: node {p.identifier} misbehaved: {exc}. Nothing created") from exc
             r2 = self._expect(
                 self._ask_all(channels, {i: DkgRound2(session, packages) for i in ids}), DkgRound2Reply, "DKG round 2"
             )
-            parsed = {
-                p.identifier: Round1Package(
-                    p.identifier, tuple(p.commitments), p.proof_r, s.deserialize_scalar(p.proof_mu)
-                )
-                for p in packages
-            }
-            context = f"exchange-threshold/dkg/v1\x00{key_id}\x00{session}".encode()
             transcript = transcript_hash(s, context, self.threshold, parsed)
             if any(r.transcript != transcript for r in r2.values()):
                 raise SigningError("DKG round 2: the nodes saw different round-1 broadcasts. Nothing created")
