@@ -1,4 +1,7 @@
-"""A signer node that returns a wrong signature share for payloads starting with ``MISBEHAVE`` (fault injection).
+"""A signer node that misbehaves on request (fault injection).
+
+It returns a wrong signature share for payloads starting with ``MISBEHAVE``, and a DKG round-1 package with a
+broken proof of knowledge for key ids starting with ``evil-dkg``.
 
 Run as ``python evil_node.py serve --config FILE``: the real node, with FROST's share computation wrapped.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 import sys
 
 import exchange_threshold.frost as frost
+from exchange_threshold.dkg import DkgParticipant, Round1Package
 from exchange_threshold.node import main
 
 _honest = frost.sign_share
@@ -20,6 +24,17 @@ def _sign_share(*args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 frost.sign_share = _sign_share
+_honest_round1 = DkgParticipant.round1
+
+
+def _round1(self: DkgParticipant) -> Round1Package:
+    package = _honest_round1(self)
+    if b"\x00evil-dkg" not in self.context:
+        return package
+    return Round1Package(package.identifier, package.commitments, package.proof_r, package.proof_mu + 1)
+
+
+DkgParticipant.round1 = _round1  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -97,6 +97,16 @@ def test_a_bad_share_is_identified_and_another_node_signs(cluster: Cluster, shar
         trio.sign(_request(key_id, message))
 
 
+def test_a_bad_dkg_package_is_blamed_on_its_node_and_nothing_is_created(cluster: Cluster) -> None:
+    signer = cluster.signer()
+    with pytest.raises(SigningError, match=f"node {EVIL} misbehaved: .*proof of knowledge"):
+        signer.create_key("evil-dkg-1", KeyScheme.ED25519)
+    with pytest.raises(UnknownKeyError):
+        signer.public_key("evil-dkg-1")
+    for i in IDS:  # no node stored a share: the coordinator stopped before round 2
+        assert not (cluster.root / f"node{i}" / "keys" / "evil-dkg-1").exists()
+
+
 def test_secp256k1_ecdsa_is_not_claimed(cluster: Cluster) -> None:
     signer = cluster.signer()
     assert signer.schemes == {KeyScheme.ED25519}
