@@ -1,0 +1,1 @@
+"""TRISA travel rule: SecureEnvelope sealing and opening, and the payloads inside (exchange framework plugin)."""
