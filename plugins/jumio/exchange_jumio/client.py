@@ -49,7 +49,16 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     client_id_env: str = "JUMIO_CLIENT_ID"
     client_secret_env: str = "JUMIO_CLIENT_SECRET"
     workflow_key: int = 10013  # the workflow definition to run (ID + identity verification by default)
-    callback_url: str | None = None  # where Jumio calls back when an execution is processed (no receiver yet)
+    callback_url: str | None = None  # where Jumio calls back: https://<your exchange><callback_path>
+    callback_path: str = "/hooks/jumio"
+    verified_tier: int = 1  # the KYC tier a PASSED execution gives
+
+    def __post_init__(self) -> None:
+        if not self.callback_path.startswith("/"):
+            raise ValueError(f"callback_path = {self.callback_path!r}: a path starting with '/'")
+        if self.verified_tier < 1:
+            raise ValueError("verified_tier: a KYC tier of 1 or more")
+
     timeout_seconds: float = 10
 
 
@@ -183,8 +192,8 @@ class JumioClient:
         created = _decode(self._api("POST", f"{self.settings.account_url.rstrip('/')}/api/v1/accounts", body), _Created)
         return Execution(created.account.id, created.workflow_execution.id, created.web.href)
 
-    def decide(self, reference: str) -> Decision:
-        """Read an execution's status (and its decision once processed) and map it."""
+    def decide(self, reference: str) -> tuple[str, Decision]:
+        """Read an execution's status (and its decision once processed); return the status and the decision."""
         account_id, sep, execution_id = reference.partition(":")
         if not (sep and account_id and execution_id):
             raise JumioError(f"{reference!r} is not a Jumio reference (<account id>:<workflow execution id>)")
@@ -193,7 +202,7 @@ class JumioClient:
         )
         status = _decode(self._api("GET", f"{base}/status"), _StatusBody).workflow_execution.status
         decision_type = _decode(self._api("GET", base), _Details).decision.type if status == "PROCESSED" else None
-        return execution_decision(reference, status, decision_type)
+        return status, execution_decision(reference, status, decision_type)
 
 
 def _decode(body: bytes, kind: type[_T]) -> _T:

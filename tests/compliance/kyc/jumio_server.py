@@ -12,7 +12,9 @@ import base64
 import json
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -33,10 +35,36 @@ class JumioState:
     token_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def process(self, execution_id: str) -> None:
+        """Finish an execution (the customer completed the capture and Jumio decided)."""
+        with self.lock:
+            self.executions[execution_id]["status"] = "PROCESSED"
+
+    def callback(self, url: str, execution_id: str) -> int:
+        """Send the callback Jumio sends for an execution to ``url``; return the HTTP status."""
+        execution = self.executions[execution_id]
+        body = {
+            "callbackSentAt": "2026-11-25T12:00:00.000Z",
+            "userReference": self.accounts[execution["account"]]["request"].get("userReference", ""),
+            "account": {"id": execution["account"], "href": f"https://retrieval/accounts/{execution['account']}"},
+            "workflowExecution": {"id": execution_id, "definitionKey": str(execution["key"]), "status": "PROCESSED"},
+        }
+        return post(url, json.dumps(body).encode())
+
     def expire_tokens(self) -> None:
         """Make every issued token expired."""
         with self.lock:
             self.tokens = dict.fromkeys(self.tokens, 0.0)
+
+
+def post(url: str, body: bytes) -> int:
+    """POST a JSON body to ``url``; return the HTTP status."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
 
 
 def handler_for(state: JumioState) -> type[BaseHTTPRequestHandler]:

@@ -5,29 +5,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from exchange_jumio.client import JumioError
 from exchange_jumio.plugin import JumioKycProvider, provider_for
+from starlette.applications import Starlette
 
 from exchange_framework.compliance.kyc import kyc_provider
 from exchange_framework.config import ExchangeConfig, parse_config
+from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import Decision, OnboardingRequest, Outcome
+from exchange_framework.node import with_data_dir
 from exchange_framework.plugins import make_plugin_manager
 from exchange_framework.types import AccountId
+from tests.api.server import serve as serve_app
 from tests.compliance.httpserver import serve
-from tests.compliance.kyc.jumio_server import JumioState, handler_for
+from tests.compliance.kyc.jumio_server import JumioState, handler_for, post
 from tests.conftest import MINIMAL_CONFIG
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret"
 
 
-def jumio_config(base_url: str) -> ExchangeConfig:
-    return parse_config(
-        MINIMAL_CONFIG + f'[plugins.settings.jumio]\nauth_url = "{base_url}"\naccount_url = "{base_url}"\n'
-        f'retrieval_url = "{base_url}"\ntimeout_seconds = 2\ncallback_url = "https://exchange.example/hooks/jumio"\n\n'
-        '[compliance.kyc]\nprovider = "jumio"\n'
+def jumio_config(base_url: str, data_dir: Path) -> ExchangeConfig:
+    return with_data_dir(
+        parse_config(
+            MINIMAL_CONFIG + f'[plugins.settings.jumio]\nauth_url = "{base_url}"\naccount_url = "{base_url}"\n'
+            f'retrieval_url = "{base_url}"\ntimeout_seconds = 2\ncallback_url = "https://exchange.example/hooks/jumio"\n\n'
+            '[compliance.kyc]\nprovider = "jumio"\n'
+        ),
+        data_dir,
     )
 
 
@@ -35,31 +43,46 @@ def jumio_config(base_url: str) -> ExchangeConfig:
 class Setup:
     state: JumioState
     provider: JumioKycProvider
+    identity: IdentityStore
+    account: int
+    callback_url: str
 
-    def start(self, account: int = 1001) -> str:
-        return self.provider.start(OnboardingRequest(account=AccountId(account), country="US"))
+    def start(self, account: int | None = None) -> str:
+        return self.provider.start(OnboardingRequest(account=AccountId(account or self.account), country="US"))
+
+    def kyc(self) -> tuple[int, str]:
+        user = self.identity.user(self.account)
+        assert user is not None
+        return user.kyc_tier, user.kyc_status
 
 
 @pytest.fixture
-def setup(monkeypatch: pytest.MonkeyPatch, installed_entry_points: None) -> Iterator[Setup]:
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed_entry_points: None) -> Iterator[Setup]:
     monkeypatch.setenv("JUMIO_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("JUMIO_CLIENT_SECRET", CLIENT_SECRET)
     state = JumioState(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     with serve(handler_for(state)) as base_url:
-        config = jumio_config(base_url)
-        provider = kyc_provider(make_plugin_manager(config), config)
+        config = jumio_config(base_url, tmp_path / "data")
+        pm = make_plugin_manager(config)
+        provider = kyc_provider(pm, config)
         assert isinstance(provider, JumioKycProvider)
-        yield Setup(state, provider)
+        routes = [route for routes in pm.hook.register_routes(config=config) or [] for route in routes or []]
+        identity = IdentityStore(f"sqlite:///{tmp_path / 'data' / 'identity.db'}")
+        identity.create_schema()
+        account = identity.create_user("ada@example.com", "a long enough password").id
+        with serve_app(Starlette(routes=routes)) as app:  # type: ignore[arg-type]  # any ASGI app runs here
+            yield Setup(state, provider, identity, account, app.url + "/hooks/jumio")
+        identity.close()
 
 
 def test_token_account_and_status_through_to_passed(setup: Setup) -> None:
     s = setup
-    reference = s.start(1001)
+    reference = s.start()
     account_id, execution_id = reference.split(":")
     created = s.state.accounts[account_id]["request"]
-    assert created["userReference"] == "1001" and created["workflowDefinition"] == {"key": 10013}
+    assert created["userReference"] == str(s.account) and created["workflowDefinition"] == {"key": 10013}
     assert created["callbackUrl"] == "https://exchange.example/hooks/jumio"
-    assert created["customerInternalReference"].startswith("kyc-1001-")
+    assert created["customerInternalReference"].startswith(f"kyc-{s.account}-")
     assert s.state.executions[execution_id]["account"] == account_id
     assert s.provider.status(reference) == Decision.hold(
         f"Jumio workflow execution {reference} is ACQUIRED", provider="jumio"
@@ -68,6 +91,7 @@ def test_token_account_and_status_through_to_passed(setup: Setup) -> None:
         f"Jumio workflow execution {reference} passed", provider="jumio"
     )
     assert s.state.token_requests == 1  # one token, reused
+    assert s.kyc() == (1, "approved")
 
 
 @pytest.mark.parametrize(
@@ -114,4 +138,37 @@ def test_wrong_credentials_and_missing_ones(setup: Setup, monkeypatch: pytest.Mo
     assert s.state.accounts == {}
     monkeypatch.delenv("JUMIO_CLIENT_SECRET")
     with pytest.raises(JumioError, match="JUMIO_CLIENT_SECRET"):
-        provider_for(jumio_config("http://127.0.0.1:9"))
+        provider_for(jumio_config("http://127.0.0.1:9", Path("unused")))
+
+
+def test_a_callback_brings_the_decision_in_from_the_api(setup: Setup) -> None:
+    s = setup
+    reference = s.start()
+    _account_id, execution_id = reference.split(":")
+    s.state.process(execution_id)
+    assert s.state.callback(s.callback_url, execution_id) == 200
+    assert s.kyc() == (1, "approved")
+    statuses = s.state.executions[execution_id]["reads"]
+    assert s.provider.status(reference).outcome is Outcome.ALLOW
+    assert s.state.executions[execution_id]["reads"] == statuses  # answered from the record
+
+
+def test_forged_or_bad_callbacks_change_nothing(setup: Setup) -> None:
+    s = setup
+    s.state.decision_type = "PASSED"
+    reference = s.start()
+    _account_id, execution_id = reference.split(":")
+    record = s.provider.store.get(reference)
+    # a callback claiming PROCESSED while Jumio's API says otherwise: only what the API says is recorded
+    assert s.state.callback(s.callback_url, execution_id) == 200
+    after = s.provider.store.get(reference)
+    assert after is not None and after.status != "PROCESSED" and s.kyc()[0] == 0
+    assert post(s.callback_url, b'{"account": "x"}') == 400
+    unknown = b'{"account": {"id": "a"}, "workflowExecution": {"id": "w"}}'
+    assert post(s.callback_url, unknown) == 200
+    s.state.process(execution_id)
+    s.state.fault = "500"
+    before = s.provider.store.get(reference)
+    assert s.state.callback(s.callback_url, execution_id) == 503  # Jumio will call again
+    assert s.provider.store.get(reference) == before and s.kyc()[0] == 0
+    assert record is not None and record.status == "INITIATED"
