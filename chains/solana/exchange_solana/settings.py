@@ -78,7 +78,7 @@ class SolanaSettings(_Strict):
     chain_id: StrictStr = Field(min_length=1)
     node: Literal["rpc", "litesvm"] = "rpc"
     rpc_url: StrictStr = "http://127.0.0.1:8899"
-    commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
+    commitment: Literal["confirmed", "finalized"] = "confirmed"  # getBlock accepts no "processed"
     rpc_timeout: float = Field(default=10.0, gt=0)
     confirmations: StrictInt = Field(default=32, ge=1)
     native_asset: StrictStr = Field(default="SOL", min_length=1, max_length=20)

@@ -229,6 +229,8 @@ def test_settings_build_an_adapter_and_name_bad_keys() -> None:
     assert (adapter.name, adapter.required_confirmations, adapter.tip_height()) == ("solana", 2, 0)
     with pytest.raises(ValueError, match="colour"):
         adapter_from_settings({**table, "colour": "red"})
+    with pytest.raises(ValueError, match="commitment"):
+        adapter_from_settings({**table, "commitment": "processed"})
     with pytest.raises(ValueError, match="deposit_owner"):
         adapter_from_settings({**table, "deposit_owner": "0xabc"})
     with pytest.raises(ValueError, match="account_addresses"):
