@@ -10,6 +10,15 @@ from pathlib import Path
 
 import pytest
 
+# scipy (under scikit-learn, for transaction monitoring) computes constants at import that warn if the process's
+# floating-point environment was changed first, as running LiteSVM (tests/chains/solana) does: import it before
+# any test module, in a clean process. See tests/compliance/monitoring/conftest.py.
+try:
+    import scipy.stats  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+except ImportError:  # the monitoring extra is not installed: its tests are not collected either
+    pass
+
 from exchange_framework.config import DEMO_CONFIG, ExchangeConfig, load_config
 
 # -- configuration and plugins (tests/test_config.py, test_plugins.py, test_cli.py) --------------------------------

@@ -60,6 +60,7 @@ class Subject(StrEnum):
     DEPOSIT = "deposit"
     WITHDRAWAL = "withdrawal"
     ONBOARDING = "onboarding"
+    MONITORING = "monitoring"  # a transaction-monitoring alert about an account's pattern of movements
 
 
 class CaseStatus(StrEnum):

@@ -37,6 +37,15 @@ def compliance() -> None:
     """Sanctions screening and compliance cases (docs/compliance.md)."""
 
 
+def _add_monitoring() -> None:
+    from exchange_framework.compliance.monitoring.cli import monitoring
+
+    compliance.add_command(monitoring)
+
+
+_add_monitoring()
+
+
 @compliance.command(name="ofac")
 @click.option("--refresh", is_flag=True, help="Download the list now (the last good copy stays if that fails).")
 @_JSON

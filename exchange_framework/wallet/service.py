@@ -123,7 +123,8 @@ class Wallet:
         self._processor: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._round_lock = asyncio.Lock()
-        self.hot_public_key = b""
+        self.hot_public_key = b""  # the secp256k1 hot key (Bitcoin, EVM, the dev chain)
+        self.hot_keys: dict[KeyScheme, bytes] = {}  # public key of the hot wallet key of each scheme in use
         self.signer_error = "" if signer is not None else "no custody signer is configured"
 
     # -- lifecycle
@@ -133,7 +134,9 @@ class Wallet:
         self._kick = asyncio.Event()
         if self.signer is not None:
             try:
-                self.hot_public_key = await asyncio.to_thread(self._hot_key)
+                for scheme in sorted({scheme_of(a) for a in self.adapters.values()} | {KeyScheme.SECP256K1}):
+                    self.hot_keys[scheme] = await asyncio.to_thread(self._hot_key, scheme)
+                self.hot_public_key = self.hot_keys[KeyScheme.SECP256K1]
             except Exception as exc:  # a locked or broken keystore: deposits still work, withdrawals wait
                 self.signer_error = f"the custody signer is not usable: {exc}"
                 _log.error("%s", self.signer_error)
@@ -154,12 +157,17 @@ class Wallet:
             self._threads.append(thread)
         self._processor = asyncio.create_task(self._process_forever(), name="withdrawals")
 
-    def _hot_key(self) -> bytes:
+    def hot_key_for(self, scheme: KeyScheme) -> str:
+        """The hot wallet's key id for ``scheme``: ``hot_key_id`` for secp256k1, ``<hot_key_id>-<scheme>`` else."""
+        return self.hot_key_id if scheme is KeyScheme.SECP256K1 else f"{self.hot_key_id}-{scheme.value}"
+
+    def _hot_key(self, scheme: KeyScheme) -> bytes:
         assert self.signer is not None
+        key_id = self.hot_key_for(scheme)
         try:
-            return self.signer.public_key(self.hot_key_id)
+            return self.signer.public_key(key_id)
         except Exception:  # not created yet
-            return self.signer.create_key(self.hot_key_id, KeyScheme.SECP256K1)
+            return self.signer.create_key(key_id, scheme)
 
     async def close(self) -> None:
         """Stop the trackers and the processor."""
@@ -530,15 +538,16 @@ class Wallet:
             await self._track(row, adapter)
 
     async def _build_and_submit(self, row: WithdrawalRow, adapter: ChainAdapter) -> None:
-        if self.signer is None or not self.hot_public_key:
-            raise RuntimeError(f"{self.signer_error}: withdrawals wait until the signer works")
+        scheme = scheme_of(adapter)
+        if self.signer is None or scheme not in self.hot_keys:
+            raise RuntimeError(f"{self.signer_error or 'no hot key'}: withdrawals wait until the signer works")
         if self.policy_error:
             raise RuntimeError(f"{self.policy_error}: withdrawals wait until it works")
         if row.unsigned is None:
             unsigned = await asyncio.to_thread(
                 adapter.build_withdrawal,
-                key_id=self.hot_key_id,
-                public_key=self.hot_public_key,
+                key_id=self.hot_key_for(scheme),
+                public_key=self.hot_keys[scheme],
                 destination=row.address,
                 asset=row.asset,
                 amount=row.amount,
@@ -570,23 +579,18 @@ class Wallet:
     async def _sign(self, row: WithdrawalRow, adapter: ChainAdapter) -> None:
         assert self.signer is not None and row.unsigned is not None
         unsigned = _decode_unsigned(row.unsigned)
+        scheme = scheme_of(adapter)
         if self.policy is not None:
             rid = f"w{row.id}"
             current = await asyncio.to_thread(self.policy.status, rid)
             if current.status is RequestStatus.RELEASED:
                 # Released before a crash, but the signature was not stored: these very digests were approved.
-                requests = [
-                    SigningRequest(request_id=f"{rid}/{i}", key_id=unsigned.key_id, chain=unsigned.chain, payload=d)
-                    for i, d in enumerate(unsigned.digests)
-                ]
+                requests = _requests(rid, unsigned, scheme)
             else:
                 approval = await asyncio.to_thread(self.policy.release, rid)
-                requests = approval.signing_requests(KeyScheme.SECP256K1)
+                requests = approval.signing_requests(scheme)
         else:
-            requests = [
-                SigningRequest(request_id=f"w{row.id}/{i}", key_id=unsigned.key_id, chain=unsigned.chain, payload=d)
-                for i, d in enumerate(unsigned.digests)
-            ]
+            requests = _requests(f"w{row.id}", unsigned, scheme)
         signatures = [await asyncio.to_thread(self.signer.sign, r) for r in requests]
         row.signed = await asyncio.to_thread(adapter.assemble, unsigned, signatures)
         row.stage = WithdrawalStage.SIGNED
@@ -610,6 +614,21 @@ class Wallet:
         else:
             row.error = "the network dropped the transaction: an operator must decide (funds stay held)"
         self.store.save(row, self.clock())
+
+
+def scheme_of(adapter: ChainAdapter) -> KeyScheme:
+    """The signature scheme a chain's transactions need: the adapter's optional ``signature_scheme`` attribute
+    (Ed25519 chains such as Solana set it), secp256k1 otherwise."""
+    return KeyScheme(getattr(adapter, "signature_scheme", KeyScheme.SECP256K1))
+
+
+def _requests(request_id: str, unsigned: UnsignedTransaction, scheme: KeyScheme) -> list[SigningRequest]:
+    return [
+        SigningRequest(
+            request_id=f"{request_id}/{i}", key_id=unsigned.key_id, chain=unsigned.chain, payload=d, scheme=scheme
+        )
+        for i, d in enumerate(unsigned.digests)
+    ]
 
 
 def _encode_unsigned(unsigned: UnsignedTransaction) -> bytes:

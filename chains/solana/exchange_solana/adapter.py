@@ -26,6 +26,7 @@ from exchange_framework.interfaces import (
     BlockHeader,
     DecodedTransaction,
     DepositAddress,
+    KeyScheme,
     ScannedBlock,
     TransactionStatus,
     Transfer,
@@ -84,6 +85,7 @@ class SolanaAdapter:
             raise ValueError(f"deposit_owner {deposit_owner!r} is not a base58 Solana address")
         self.node = node
         self.name = name
+        self.signature_scheme = KeyScheme.ED25519  # the wallet signs Solana messages with an Ed25519 hot key
         self.chain_id = chain_id
         self.native_asset = native_asset
         self.required_confirmations = confirmations
