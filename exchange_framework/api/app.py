@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from starlette.applications import Starlette
@@ -31,6 +31,7 @@ from exchange_framework.api.ratelimit import Limits, RateLimiter
 from exchange_framework.api.units import Units
 from exchange_framework.api.userstream import ListenKeys, UserStreamPublisher
 from exchange_framework.audit import AuditLog
+from exchange_framework.compliance.cases import CaseStore
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.fees import FeeReviewer
 from exchange_framework.identity import IdentityStore
@@ -38,6 +39,9 @@ from exchange_framework.marketdata import Hub, MarketData, StreamPublisher
 from exchange_framework.node import ExchangeNode, NodeClosed
 from exchange_framework.plugins import make_plugin_manager
 from exchange_framework.wallet.setup import make_wallet
+
+if TYPE_CHECKING:
+    from exchange_framework.compliance.monitoring import Monitor
 
 __all__ = ["SECURITY_HEADERS", "ExchangeApp", "api_endpoints", "create_app", "open_audit_log"]
 
@@ -113,6 +117,10 @@ def create_app(
     ctx.extras.update(hub=hub, publisher=publisher, listen_keys=ListenKeys())
     reviewer = FeeReviewer.for_config(config)
     node.add_listener(reviewer.observe)
+    monitor = _transaction_monitor(config)
+    if monitor is not None:
+        node.add_listener(monitor.on_batch)
+        ctx.extras["monitor"] = monitor
     node.add_command_listener(UserStreamPublisher(ctx, hub).on_command)
     wallet = make_wallet(config, pm, node, identity, audit=lambda: ctx.extras.get("audit")) if with_wallet else None
     if wallet is not None:
@@ -126,6 +134,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         identity.create_schema()
         audit = open_audit_log(config, ctx)
+        if monitor is not None:  # alerts open compliance cases (the admin console's queue)
+            monitor.cases = CaseStore.for_config(config)
         await node.start()
         ticker = asyncio.create_task(publisher.run(), name="market-data streams")
         fee_task = asyncio.create_task(_review_fees(node, reviewer, config.fees.review_minutes), name="fee tiers")
@@ -192,6 +202,19 @@ def open_audit_log(config: ExchangeConfig, ctx: ApiContext) -> AuditLog | None:
         return None
     ctx.extras["audit"] = audit
     return audit
+
+
+def _transaction_monitor(config: ExchangeConfig) -> Monitor | None:
+    """The transaction monitor of ``[compliance.monitoring]`` (rules, and scores when its model loads), or ``None``
+    if it cannot run here (the ``monitoring`` extra is not installed, or the model is unusable: logged)."""
+    try:
+        from exchange_framework.compliance.monitoring import Monitor
+
+        monitor: Monitor = Monitor.for_config(config)
+        return monitor
+    except Exception as exc:
+        _log.error("transaction monitoring is off: %s", exc)
+        return None
 
 
 async def _review_fees(node: ExchangeNode, reviewer: FeeReviewer, minutes: int) -> None:
