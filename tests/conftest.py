@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import sys
 import textwrap
@@ -9,6 +11,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from exchange_framework.config import DEMO_CONFIG, ExchangeConfig, load_config
+
+# LiteSVM's native code (tests/chains/solana) leaves the x87 floating-point state dirty in its process; later
+# long-double work then gives NaN (SQLite cast '-1e30' to NaN, which let a ledger CHECK constraint pass; scipy warned
+# at import). Every test starts from the default floating-point environment (glibc's FE_DFL_ENV).
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6") if sys.platform == "linux" else None
+
+
+@pytest.fixture(autouse=True)
+def _default_floating_point_environment() -> None:
+    if _LIBM is not None:
+        _LIBM.fesetenv(ctypes.c_void_p(-1))
+
 
 # scipy (under scikit-learn, for transaction monitoring) computes constants at import that warn if the process's
 # floating-point environment was changed first, as running LiteSVM (tests/chains/solana) does: import it before
@@ -18,8 +34,6 @@ try:
     import sklearn.ensemble  # noqa: F401
 except ImportError:  # the monitoring extra is not installed: its tests are not collected either
     pass
-
-from exchange_framework.config import DEMO_CONFIG, ExchangeConfig, load_config
 
 # -- configuration and plugins (tests/test_config.py, test_plugins.py, test_cli.py) --------------------------------
 

@@ -54,9 +54,11 @@ class LedgerBalance(SQLModel, table=True):
     """The running balance of one account in one asset (the sum of its postings)."""
 
     __tablename__ = "ledger_balances"
-    # CAST: on SQLite the balance is text, which would compare greater than any number.
+    # The sign of the exact amount, read as text on both databases: never through floating point (migration 0002).
     __table_args__ = (
-        CheckConstraint("NOT customer OR CAST(balance AS NUMERIC) >= 0", name="customer_balance_not_negative"),
+        CheckConstraint(
+            "NOT customer OR substr(CAST(balance AS TEXT), 1, 1) <> '-'", name="customer_balance_not_negative"
+        ),
     )
 
     account_id: int = Field(foreign_key="ledger_accounts.id", primary_key=True)

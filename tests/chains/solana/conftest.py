@@ -5,8 +5,11 @@ Keys are made from fixed strings; per-account addresses come from BIP39's publis
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 import pytest
 from bip_utils import Bip39SeedGenerator
@@ -24,6 +27,19 @@ from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
 from exchange_framework.interfaces import DepositAddress
+
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _clean_floating_point_state_after_litesvm() -> Iterator[None]:
+    """LiteSVM's native code leaves the x87 floating-point state dirty when its objects run or are freed (later
+    long-double work in the process gives NaN: SQLite cast '-1e30' to NaN, scipy warned at import). After each
+    module here, free them and put glibc's default floating-point environment (FE_DFL_ENV) back."""
+    yield
+    gc.collect()
+    _LIBM.fesetenv(ctypes.c_void_p(-1))
+
 
 MNEMONIC = " ".join(["abandon"] * 11 + ["about"])
 PER_ACCOUNT = slip10_addresses(Bip39SeedGenerator(MNEMONIC).Generate(), (1, 2, 3))

@@ -11,7 +11,12 @@ from exchange_framework.compliance.monitoring.model import ModelError
 from exchange_framework.config import ConfigError, ExchangeConfig, parse_config
 from tests.compliance.monitoring.events import Journal
 
-DEMO = (Path(__file__).parents[3] / "exchange_framework" / "demo" / "exchange.toml").read_text()
+# The demo's config without its own [compliance.monitoring] table (the last table in the file): each test sets one.
+DEMO = (
+    (Path(__file__).parents[3] / "exchange_framework" / "demo" / "exchange.toml")
+    .read_text()
+    .split("\n[compliance.monitoring]\n")[0]
+)
 
 
 def config(table: str, tmp_path: Path) -> ExchangeConfig:
