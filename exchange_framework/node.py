@@ -6,15 +6,16 @@ read models (orders, balances, market data) and then wakes the coroutines that s
 :meth:`ExchangeNode.submit` returns, every read model already shows the command's effect.
 
 On start the read models are rebuilt by replaying the journal (they are not the system of record), while the
-engine itself recovers from its newest snapshot plus the journal's tail. Settlement posts the journal to the
-ledger every ``settle_every`` seconds.
+engine itself recovers from its newest snapshot plus the journal's tail. Settlement posts the journal to the ledger
+every ``settle_every`` seconds, on its own thread and event loop so that it never stalls the API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -98,8 +99,8 @@ class ExchangeNode:
         self._waiters: deque[asyncio.Future[Applied]] = deque()
         self._shard: Shard | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ledger: LedgerStore | None = None
-        self._settle_task: asyncio.Task[None] | None = None
+        self._settle_thread: threading.Thread | None = None
+        self._settle_stop = threading.Event()
         self._closing = False
         self.settled_seq = 0
 
@@ -145,9 +146,12 @@ class ExchangeNode:
             shard.on_applied = self._from_writer
             shard.start()
             if self.settle_every > 0:
-                self._ledger = self._open_ledger()
-                await self._ledger.create_schema()
-                self._settle_task = asyncio.create_task(self._settle_forever(), name="settlement")
+                ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+                self._settle_thread = threading.Thread(
+                    target=lambda: asyncio.run(self._settle_in_thread(ready)), name="settlement", daemon=True
+                )
+                self._settle_thread.start()
+                await asyncio.wrap_future(ready)  # the ledger's schema is in place, or start-up fails here
         except BaseException:
             shard.close()
             self._shard = None
@@ -177,19 +181,14 @@ class ExchangeNode:
         if self._closing:
             return
         self._closing = True
-        if self._settle_task is not None:
-            self._settle_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._settle_task
         if self._shard is not None:
             await asyncio.to_thread(self._shard.sequencer.stop)
             await asyncio.sleep(0)  # deliver what the writer handed over while stopping
-            if self._ledger is not None:
-                await self._settle_once()
+            if self._settle_thread is not None:  # it settles once more, then closes the ledger
+                self._settle_stop.set()
+                await asyncio.to_thread(self._settle_thread.join)
             await asyncio.to_thread(self._shard.close)
             self._shard = None
-        if self._ledger is not None:
-            await self._ledger.close()
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_exception(NodeClosed("the exchange node stopped before the command was applied"))
@@ -249,21 +248,27 @@ class ExchangeNode:
         self.balances.apply(seq, events)
 
     # -- settlement
-    async def _settle_forever(self) -> None:
-        while True:
+    async def _settle_in_thread(self, ready: concurrent.futures.Future[None]) -> None:
+        """Settlement on its own thread and event loop, so that replaying the journal for the ledger never stalls the
+        API's loop: every ``settle_every`` seconds, and once more when the node closes."""
+        assert self._shard is not None
+        store = self._open_ledger()
+        try:
             try:
-                await self._settle_once()
-            except Exception:
-                _log.exception("settlement failed; retrying in %.1f s", self.settle_every)
-            await asyncio.sleep(self.settle_every)
-
-    async def _settle_once(self) -> None:
-        assert self._ledger is not None and self._shard is not None
-        settlement = self._settlement
-        if settlement is None:
-            settlement = self._settlement = Settlement(
-                self.config, self._ledger, self._shard.journal, snapshots=self._shard.snapshots
-            )
-        self.settled_seq = await settlement.run()
-
-    _settlement: Settlement | None = None
+                await store.create_schema()
+                settlement = Settlement(self.config, store, self._shard.journal, snapshots=self._shard.snapshots)
+            except BaseException as exc:
+                ready.set_exception(exc)
+                return
+            ready.set_result(None)
+            while True:
+                stopping = self._settle_stop.is_set()
+                try:
+                    self.settled_seq = await settlement.run()
+                except Exception:
+                    _log.exception("settlement failed; retrying in %.1f s", self.settle_every)
+                if stopping:
+                    return
+                await asyncio.to_thread(self._settle_stop.wait, self.settle_every)
+        finally:
+            await store.close()
