@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import StrEnum
 from os import PathLike
-from pathlib import Path
 
 import msgspec
 
 from exchange_framework.interfaces import BlockHeader, DepositAddress
+from exchange_framework.sqlite_file import SqliteFile
 
 __all__ = [
     "OPEN_STAGES",
@@ -182,38 +180,11 @@ def _row(values: Sequence[object]) -> DepositRow:
     )
 
 
-class DepositStore:
+class DepositStore(SqliteFile):
     """Deposit state in a SQLite file (``":memory:"`` for a throwaway store); safe to share between threads."""
 
     def __init__(self, path: str | PathLike[str]) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run a block of writes atomically (all or nothing, durable on return)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            return list(self._db.execute(sql, params).fetchall())
+        super().__init__(path, _SCHEMA)
 
     # -- block headers -------------------------------------------------------------------------------------------
 

@@ -8,15 +8,12 @@ withdrawal in a stage from which the processor can safely go on (see :mod:`excha
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from os import PathLike
-from pathlib import Path
 
 import msgspec
 
+from exchange_framework.sqlite_file import SqliteFile
 from exchange_framework.wallet.types import WithdrawalStage
 
 __all__ = ["OPEN_STAGES", "WalletStore", "WhitelistRow", "WithdrawalRow"]
@@ -127,40 +124,18 @@ def _withdrawal(values: Sequence[object]) -> WithdrawalRow:
     )
 
 
-class WalletStore:
+class WalletStore(SqliteFile):
     """Withdrawals and whitelists in one SQLite file (``":memory:"`` for a throwaway store); thread-safe."""
 
     def __init__(self, path: str | PathLike[str]) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # -- withdrawals
     def insert_withdrawal(
         self, *, account: int, chain: str, asset: str, amount: int, address: str, memo: str, now_ns: int
     ) -> WithdrawalRow:
         """Record a new withdrawal in stage ``requested`` and return it with its id."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO withdrawals (account, chain, asset, amount, address, memo, stage, requested_ns, "
                 "updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -174,7 +149,7 @@ class WalletStore:
     def save(self, row: WithdrawalRow, now_ns: int) -> None:
         """Write ``row``'s mutable fields (stage, transaction, approvals, reasons, error) durably."""
         row.updated_ns = now_ns
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE withdrawals SET stage = ?, fee = ?, txid = ?, confirmations = ?, reasons = ?, approvals = ?, "
                 "required_approvals = ?, screened = ?, unsigned = ?, signed = ?, error = ?, updated_ns = ? "
@@ -229,7 +204,7 @@ class WalletStore:
         self, *, account: int, chain: str, asset: str, address: str, memo: str, label: str, now_ns: int, usable_ns: int
     ) -> WhitelistRow:
         """Whitelist an address for ``account`` (the same address twice returns the existing entry)."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             found = db.execute(
                 "SELECT id FROM whitelist WHERE account = ? AND chain = ? AND asset = ? AND address = ? AND memo = ? "
                 "AND removed = 0",
@@ -248,7 +223,7 @@ class WalletStore:
 
     def remove_whitelist(self, account: int, entry_id: int) -> bool:
         """Remove ``account``'s entry; whether there was one."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "UPDATE whitelist SET removed = 1 WHERE id = ? AND account = ? AND removed = 0", (entry_id, account)
             )
