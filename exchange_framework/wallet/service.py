@@ -68,7 +68,6 @@ from exchange_framework.wallet.types import (
 __all__ = ["Wallet"]
 
 _log = logging.getLogger(__name__)
-MIN_KYC_TIER_TO_WITHDRAW = 1
 
 
 class Wallet:
@@ -480,10 +479,6 @@ class Wallet:
         self.store.save(row, self.clock())
 
     # -- withdrawals: the processor
-    def kick(self) -> None:
-        """Run the processor's next round now."""
-        self._kick.set()
-
     async def _process_forever(self) -> None:
         while True:
             try:
