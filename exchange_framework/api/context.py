@@ -11,6 +11,7 @@ from exchange_framework.api.endpoints import now_ms as wall_clock_ms
 from exchange_framework.api.ratelimit import RateLimiter
 from exchange_framework.api.units import Units
 from exchange_framework.identity import IdentityStore
+from exchange_framework.marketdata import MarketData
 from exchange_framework.node import ExchangeNode
 
 __all__ = ["ApiContext"]
@@ -23,8 +24,8 @@ class ApiContext:
     node: ExchangeNode
     identity: IdentityStore
     units: Units
+    market_data: MarketData
     limiter: RateLimiter = field(default_factory=RateLimiter)
     now_ms: Callable[[], int] = wall_clock_ms
-    market_data: Any = None  # exchange_framework.marketdata.MarketData, once wired
     in_flight: dict[tuple[int, str], asyncio.Future[Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # services other parts of the app attach (deposits, ...)

@@ -125,8 +125,7 @@ async def exchange_info(ctx: ApiContext, call: Call) -> dict[str, Any]:
 
 
 def _md(ctx: ApiContext) -> MarketData:
-    data: MarketData = ctx.market_data
-    return data
+    return ctx.market_data
 
 
 def _markets_of(ctx: ApiContext, call: Call) -> tuple[list[str], bool]:
