@@ -27,6 +27,7 @@ from exchange_framework.custody.rules import (
     VelocityScope,
     Wallet,
 )
+from exchange_framework.custody.tiers import TierSettings, tier_problems
 from exchange_framework.custody.whitelist import WhitelistApprovers, WhitelistError
 from exchange_framework.money import MoneyError, parse_decimal, to_atomic
 
@@ -125,6 +126,7 @@ class CustodySettings(_Table):
     whitelist_approvers: dict[_PersonName, str] = {}  # name -> Ed25519 public key, 64 hex digits
     rules: list[CustodyRule] = []
     limits: list[CustodyLimit] = []
+    tiers: TierSettings = TierSettings()  # [custody.tiers]: bands, forecaster, sweep planner (docs/custody-tiers.md)
 
 
 Loc = tuple[str | int, ...]
@@ -225,6 +227,7 @@ def custody_problems(settings: CustodySettings, decimals: Mapping[str, int]) -> 
     """Return (key path, value, message) for every mistake in ``[custody]``, given each asset's decimals."""
     config, problems = _convert(settings, decimals)
     problems.extend((("custody", *p.path), p.value, p.message) for p in config.problems())
+    problems.extend(tier_problems(settings.tiers, decimals))
     keys = {}
     for name, raw, text in _approver_keys(settings):
         if raw is None:
