@@ -65,7 +65,8 @@ class KeyShare:
     secret_share: int = field(repr=False)
     group_public_key: bytes
     verifying_shares: Mapping[int, bytes]  # G * s_j of every participant, for share verification
-    transcript: bytes  # hash of every round-1 package
+    transcript: bytes  # hash of every round-1 package (of the last refresh's packages after a refresh)
+    epoch: int = 0  # 0 from the DKG, one more after each proactive refresh (exchange_threshold.refresh)
 
 
 def _poly_eval(suite: Ciphersuite, coefficients: Sequence[int], x: int) -> int:

@@ -4,7 +4,7 @@ As the kernel's software keystore does: the key-encryption key is derived from a
 variable) with Argon2id, once per process; each record is sealed with AES-256-GCM under a fresh nonce, the record's
 name bound as associated data (a file renamed or moved to another name fails authentication). ``store.json`` holds the
 KDF parameters, the salt and an encrypted check value that tells a wrong passphrase from a damaged file. Records are
-written atomically and never replaced.
+written atomically and never replaced; a record can be deleted (a node drops the share of an epoch a refresh ended).
 """
 
 from __future__ import annotations
@@ -95,6 +95,20 @@ class SealedStore:
             return self._aead.decrypt(sealed[:12], sealed[12:], _aad(name))
         except (InvalidTag, ValueError):
             raise StoreError(f"record {name!r} at {path} failed authentication: altered or moved") from None
+
+    def delete(self, name: str) -> bool:
+        """Remove record ``name`` durably (a share of an epoch a refresh replaced); return whether it existed."""
+        path = self._path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the removal survives a crash
+        finally:
+            os.close(fd)
+        return True
 
     def names(self, prefix: str) -> list[str]:
         """Names of the records under the folder ``prefix``."""
