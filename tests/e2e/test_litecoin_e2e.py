@@ -1,0 +1,246 @@
+"""End to end on a Litecoin regtest node: deposit -> screening -> credit at depth -> trade -> withdrawal -> policy
+(two treasury approvals) -> HSM signature -> broadcast -> confirmed -> final debit -> ``exchange ledger check``."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import coincurve
+import pytest
+from embit.ec import PublicKey  # type: ignore[import-untyped]  # embit ships no type information
+from embit.script import p2pkh  # type: ignore[import-untyped]
+from embit.transaction import SIGHASH, Transaction  # type: ignore[import-untyped]
+from exchange_bitcoin.address import p2wpkh_address
+from exchange_bitcoin.network import PRESETS
+from exchange_bitcoin.regtest import RegtestNode
+from exchange_hsm_pkcs11 import Pkcs11Signer
+
+from exchange_framework.interfaces import KeyScheme
+from exchange_framework.ledger.postings import available, held
+from exchange_framework.wallet import WithdrawalStage
+from tests.chains.bitcoin.test_address import BIP84_ZPUB
+
+from .conftest import (
+    HOT_KEY_ID,
+    TREASURY,
+    Approvers,
+    HsmToken,
+    base_config,
+    create_hot_key,
+    create_users,
+    custody_config,
+    final_stage,
+    ledger_balances,
+    ledger_check,
+    running_exchange,
+    token_public_key,
+    trade,
+    until,
+    whitelist,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("installed_entry_points")]
+
+LTC = PRESETS["litecoin-regtest"]
+COIN = 10**8
+CONFIRMATIONS = 3
+RPC_PASSWORD_ENV = "EXCHANGE_E2E_LTC_RPC_PASSWORD"
+
+ASSETS = """\
+    [assets.LTC]
+    decimals = 8
+
+    [assets.USDT]
+    decimals = 6
+    """
+MARKETS = """\
+    [markets."LTC-USDT"]
+    base = "LTC"
+    quote = "USDT"
+    tick_size = "0.01"
+    lot_size = "0.0001"
+    """
+
+
+@pytest.fixture(scope="module")
+def ltc_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
+    """One regtest node for the module, its miner wallet holding mature coins (the depositors' money)."""
+    node = RegtestNode(tmp_path_factory.mktemp("e2e-litecoind")).start()
+    try:
+        node.mine(110)
+        yield node
+    finally:
+        node.stop()
+
+
+def coins(atomic: int) -> str:
+    return str(Decimal(atomic) / COIN)
+
+
+def litecoin_settings(node: RegtestNode) -> str:
+    return textwrap.dedent(
+        f"""\
+        [plugins.settings.bitcoin.networks.litecoin]
+        preset = "litecoin-regtest"
+        url = "{node.url}"
+        rpc_user = "{node.user}"
+        rpc_password_env = "{RPC_PASSWORD_ENV}"
+        deposit_xpub = "{BIP84_ZPUB}"
+        hot_key_id = "{HOT_KEY_ID}"
+        confirmations = {CONFIRMATIONS}
+        """
+    )
+
+
+def custody(hot_address: str) -> str:
+    return f"""\
+        [custody.networks.litecoin]
+        chain_id = "litecoin-regtest"
+        max_fee = "0.001"
+        fee_asset = "LTC"
+
+        [[custody.wallets]]
+        chain = "litecoin"
+        address = "{hot_address}"
+        tier = "hot"
+        key_id = "{HOT_KEY_ID}"
+
+        [[custody.rules]]
+        name = "hot LTC to whitelisted addresses, two treasury approvals"
+        action = "approve"
+        chain = "litecoin"
+        asset = "LTC"
+        tier = "hot"
+        approvals = 2
+        group = "treasury"
+        """
+
+
+def prevout(node: RegtestNode, txid: str, vout: int) -> dict[str, Any]:
+    output: dict[str, Any] = node.rpc.call("getrawtransaction", txid, True)["vout"][vout]
+    return output
+
+
+def address_of(output: dict[str, Any]) -> str:
+    """The address an output of ``getrawtransaction`` pays (0.21 lists ``addresses``; later versions ``address``)."""
+    script = output["scriptPubKey"]
+    return str(script.get("address") or script["addresses"][0])
+
+
+def check_hsm_signatures(node: RegtestNode, txid: str, hot_public: bytes) -> Transaction:
+    """Every input of the mined transaction is a P2WPKH spend by the HSM key whose BIP143 signature verifies."""
+    tx = Transaction.from_string(str(node.rpc.call("getrawtransaction", txid)))
+    key = coincurve.PublicKey(hot_public)
+    for i, txin in enumerate(tx.vin):
+        signature, public = (bytes(item) for item in txin.witness.items)
+        assert public == hot_public and signature[-1] == SIGHASH.ALL
+        value = int(Decimal(str(prevout(node, txin.txid.hex(), txin.vout)["value"])) * COIN)
+        digest = tx.sighash_segwit(i, p2pkh(PublicKey.parse(hot_public)), value, SIGHASH.ALL)
+        assert key.verify(signature[:-1], digest, hasher=None), f"input {i}'s signature does not verify"
+    return tx
+
+
+async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
+    ltc_node: RegtestNode, hsm_token: HsmToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = ltc_node
+    monkeypatch.setenv(RPC_PASSWORD_ENV, node.password)
+    root = tmp_path
+    config_path = root / "exchange.toml"
+    alice, bob = create_users(root / "data", "alice@example.com", "bob@example.com")
+    base = base_config(root, hsm_token, plugins=["bitcoin"], assets=ASSETS, markets=MARKETS)
+
+    # The operator generates the hot key inside the HSM, then configures its address in the custody policy.
+    config_path.write_text(base + litecoin_settings(node), encoding="utf-8")
+    hot_public = create_hot_key(config_path, HOT_KEY_ID, "secp256k1")
+    hot_address = p2wpkh_address(hot_public, LTC)
+    approvers = Approvers()
+    config_path.write_text(
+        base + litecoin_settings(node) + custody_config(root, approvers, body=custody(hot_address)), encoding="utf-8"
+    )
+    point, attributes = token_public_key(hsm_token, HOT_KEY_ID)
+    assert coincurve.PublicKey(point[-65:]).format() == hot_public
+    assert attributes == {"LOCAL": True, "SENSITIVE": True, "EXTRACTABLE": False, "NEVER_EXTRACTABLE": True}
+
+    # Sweeping deposit addresses into the hot wallet is not built yet: the node's miner funds the hot wallet.
+    for _ in range(2):
+        node.wallet("sendtoaddress", hot_address, "1")
+    node.mine(1)
+
+    async with running_exchange(config_path) as ex:
+        wallet = ex.wallet
+        assert isinstance(wallet.signer, Pkcs11Signer) and wallet.signer.token_label == hsm_token.label
+        assert wallet.hot_keys[KeyScheme.SECP256K1] == hot_public
+
+        # Deposit from the miner's wallet to alice's BIP84 address; credited at the 3rd confirmation, not before.
+        address, _ = wallet.deposit_address(alice, "LTC")
+        txid = str(node.wallet("sendtoaddress", address, coins(25 * COIN // 10)))
+        paid = node.rpc.call("getrawtransaction", txid, True)
+        sources = {address_of(prevout(node, i["txid"], i["vout"])) for i in paid["vin"]}
+        node.mine(CONFIRMATIONS - 1)
+        await until(
+            lambda: [(d.stage, d.confirmations) for d in wallet.deposits(alice)] == [("confirming", CONFIRMATIONS - 1)],
+            "the deposit confirming at N-1",
+            show=lambda: (wallet.deposits(alice), wallet.trackers["litecoin"].status()),
+        )
+        assert ex.node.balances.available(alice, "LTC") == 0 and ex.spy.deposits == []
+        node.mine(1)
+        await until(lambda: [d.stage for d in wallet.deposits(alice)] == ["credited"], "the deposit credited")
+        assert ex.node.balances.available(alice, "LTC") == 25 * COIN // 10
+        (screened,) = ex.spy.deposits
+        assert (screened.account, screened.txid, screened.amount, screened.address) == (
+            alice,
+            txid,
+            25 * COIN // 10,
+            address,
+        )
+        assert set(screened.source_addresses) == sources and sources
+
+        # Trade: alice sells 1 LTC to bob.
+        fill = await trade(ex, seller=alice, buyer=bob, market="LTC-USDT", qty="1", price="100")
+        assert fill.base_amount == COIN
+        assert ex.node.balances.available(alice, "LTC") == 15 * COIN // 10
+
+        # Withdrawal of 1.2 LTC to alice's wallet elsewhere: the policy wants two treasury approvals first.
+        destination = str(node.wallet("getnewaddress", "", "bech32"))
+        await whitelist(ex, approvers, chain="litecoin", asset="LTC", address=destination)
+        wallet.add_to_whitelist(alice, asset="LTC", address=destination)
+        amount = 12 * COIN // 10
+        requested = await wallet.request_withdrawal(alice, asset="LTC", amount="1.2", address=destination)
+        await until(
+            lambda: wallet.withdrawals(alice)[0].stage is WithdrawalStage.AWAITING_APPROVAL,
+            "the withdrawal waiting for approvals",
+            show=lambda: wallet.withdrawals(alice)[0],
+        )
+        await wallet.approve_withdrawal(requested.id, operator=TREASURY[0], approve=True)
+        view = wallet.withdrawals(alice)[0]
+        assert view.stage is WithdrawalStage.AWAITING_APPROVAL and view.approvals == (TREASURY[0],)
+        assert view.txid == ""  # nothing signed or sent with one approval of two
+        await wallet.approve_withdrawal(requested.id, operator=TREASURY[1], approve=True)
+        await until(
+            lambda: wallet.withdrawals(alice)[0].stage is WithdrawalStage.BROADCAST,
+            "the withdrawal broadcast",
+            show=lambda: wallet.withdrawals(alice)[0],
+        )
+        view = wallet.withdrawals(alice)[0]
+
+        node.mine(CONFIRMATIONS)
+        await until(final_stage(ex, requested.id), "the withdrawal final", show=lambda: wallet.withdrawals(alice)[0])
+        assert wallet.withdrawals(alice)[0].stage is WithdrawalStage.COMPLETED
+        assert ex.node.balances.balances(alice)["LTC"] == (3 * COIN // 10, 0)
+
+        # The mined transaction: signed by the HSM key, paying the destination exactly the amount.
+        tx = check_hsm_signatures(node, view.txid, hot_public)
+        paid_out = {out.script_pubkey.data.hex(): out.value for out in tx.vout}
+        destination_script = node.wallet("getaddressinfo", destination)["scriptPubKey"]
+        assert paid_out[destination_script] == amount
+
+    balances = await ledger_balances(ex.config)
+    assert balances.get((available(alice), "LTC"), 0) == 3 * COIN // 10
+    assert balances.get((held(alice), "LTC"), 0) == 0
+    result = await ledger_check(config_path)
+    assert result.exit_code == 0 and "ledger check passed" in result.output, result.output
