@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -48,6 +51,7 @@ from exchange_framework.wallet import WithdrawalStage
 from exchange_framework.wallet.service import Wallet
 from exchange_framework.wallet.setup import make_wallet
 
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6") if sys.platform == "linux" else None
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 SO_PIN = "5432109876"
 USER_PIN = "6789012345"
@@ -235,7 +239,14 @@ def cli(config_path: Path, *args: str) -> Result:
 
 async def ledger_check(config_path: Path) -> Result:
     """``exchange ledger check`` against the exchange's data (in a thread: the command runs its own event loop)."""
-    return await asyncio.to_thread(cli, config_path, "ledger", "check")
+
+    def check() -> Result:
+        # A worker thread that ran LiteSVM (Solana) may have its x87 state left dirty: start from the default.
+        if _LIBM is not None:
+            _LIBM.fesetenv(ctypes.c_void_p(-1))
+        return cli(config_path, "ledger", "check")
+
+    return await asyncio.to_thread(check)
 
 
 def create_hot_key(config_path: Path, key_id: str, scheme: str) -> bytes:
