@@ -26,6 +26,7 @@ from exchange_framework.api import market, streams, trading, userstream
 from exchange_framework.api import wallet as wallet_api
 from exchange_framework.api.context import ApiContext
 from exchange_framework.api.endpoints import Endpoint, routes_of
+from exchange_framework.api.fastpath import ApiFastPath, fast_responders
 from exchange_framework.api.openapi import openapi_document
 from exchange_framework.api.ratelimit import Limits, RateLimiter
 from exchange_framework.api.units import Units
@@ -174,7 +175,8 @@ def create_app(
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.api = ctx
-    wrapped: ASGIApp = SecurityHeaders(app)
+    responders = fast_responders(endpoints, [*plugin_routes, *extra_routes])
+    wrapped: ASGIApp = ApiFastPath(app, responders, SECURITY_HEADERS, fallback=SecurityHeaders(app))
     for wrapper in pm.hook.asgi_wrapper(config=config):
         if wrapper is not None:
             wrapped = wrapper(wrapped)

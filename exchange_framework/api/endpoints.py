@@ -94,6 +94,10 @@ class Endpoint:
 
     def route(self) -> Route:
         """The starlette route serving this endpoint."""
+        return Route(self.path, self.responder(), methods=[self.method], name=f"{self.method} {self.path}")
+
+    def responder(self) -> Callable[[Request], Awaitable[Response]]:
+        """The function answering one request: it never raises (errors become Binance's error JSON)."""
 
         async def serve(request: Request) -> Response:
             ctx = request.app.state.api
@@ -135,7 +139,7 @@ class Endpoint:
 
         serve.__name__ = self.handler.__name__
         serve.__doc__ = self.summary
-        return Route(self.path, serve, methods=[self.method], name=f"{self.method} {self.path}")
+        return serve
 
 
 def endpoint(
