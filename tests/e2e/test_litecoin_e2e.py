@@ -14,20 +14,22 @@ import pytest
 from embit.ec import PublicKey  # type: ignore[import-untyped]  # embit ships no type information
 from embit.script import p2pkh  # type: ignore[import-untyped]
 from embit.transaction import SIGHASH, Transaction  # type: ignore[import-untyped]
-from exchange_bitcoin.address import p2wpkh_address
+from exchange_bitcoin.adapter import UtxoChainAdapter
+from exchange_bitcoin.address import p2wpkh_address, p2wpkh_script
 from exchange_bitcoin.network import PRESETS
 from exchange_bitcoin.regtest import RegtestNode
 from exchange_hsm_pkcs11 import Pkcs11Signer
 
 from exchange_framework.interfaces import KeyScheme
 from exchange_framework.ledger.postings import available, held
-from exchange_framework.wallet import WithdrawalStage
+from exchange_framework.wallet import WithdrawalStage, WithdrawalView
 from tests.chains.bitcoin.test_address import BIP84_ZPUB
 
 from .conftest import (
     HOT_KEY_ID,
     TREASURY,
     Approvers,
+    Exchange,
     HsmToken,
     base_config,
     create_hot_key,
@@ -144,6 +146,27 @@ def check_hsm_signatures(node: RegtestNode, txid: str, hot_public: bytes) -> Tra
     return tx
 
 
+def funding_vout(node: RegtestNode, txid: str) -> int:
+    """The output of the miner's funding transaction that pays the hot wallet (the one that is not change)."""
+    details = node.wallet("gettransaction", txid)["details"]
+    (sent,) = [d for d in details if d["category"] == "send"]
+    return int(sent["vout"])
+
+
+async def approved_and_final(ex: Exchange, node: RegtestNode, withdrawal_id: int, approver: str) -> WithdrawalView:
+    """Give the last approval, wait for the broadcast, mine to depth and wait for the final debit."""
+    await ex.wallet.approve_withdrawal(withdrawal_id, operator=approver, approve=True)
+
+    def view() -> WithdrawalView:
+        return next(v for v in ex.wallet.withdrawals() if v.id == withdrawal_id)
+
+    await until(lambda: view().stage is WithdrawalStage.BROADCAST, "the withdrawal broadcast", show=view)
+    node.mine(CONFIRMATIONS)
+    await until(final_stage(ex, withdrawal_id), "the withdrawal final", show=view)
+    assert view().stage is WithdrawalStage.COMPLETED, view()
+    return view()
+
+
 async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
     ltc_node: RegtestNode, hsm_token: HsmToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,9 +189,9 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
     assert coincurve.PublicKey(point[-65:]).format() == hot_public
     assert attributes == {"LOCAL": True, "SENSITIVE": True, "EXTRACTABLE": False, "NEVER_EXTRACTABLE": True}
 
-    # Sweeping deposit addresses into the hot wallet is not built yet: the node's miner funds the hot wallet.
-    for _ in range(2):
-        node.wallet("sendtoaddress", hot_address, "1")
+    # Sweeping deposit addresses into the hot wallet is not built yet: the node's miner funds the hot wallet, with
+    # one output of 2 LTC (so the second withdrawal below can only be paid from the first one's change).
+    funding_txid = str(node.wallet("sendtoaddress", hot_address, "2"))
     node.mine(1)
 
     async with running_exchange(config_path) as ex:
@@ -220,27 +243,46 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
         view = wallet.withdrawals(alice)[0]
         assert view.stage is WithdrawalStage.AWAITING_APPROVAL and view.approvals == (TREASURY[0],)
         assert view.txid == ""  # nothing signed or sent with one approval of two
-        await wallet.approve_withdrawal(requested.id, operator=TREASURY[1], approve=True)
-        await until(
-            lambda: wallet.withdrawals(alice)[0].stage is WithdrawalStage.BROADCAST,
-            "the withdrawal broadcast",
-            show=lambda: wallet.withdrawals(alice)[0],
-        )
-        view = wallet.withdrawals(alice)[0]
-
-        node.mine(CONFIRMATIONS)
-        await until(final_stage(ex, requested.id), "the withdrawal final", show=lambda: wallet.withdrawals(alice)[0])
-        assert wallet.withdrawals(alice)[0].stage is WithdrawalStage.COMPLETED
+        first = await approved_and_final(ex, node, requested.id, TREASURY[1])
         assert ex.node.balances.balances(alice)["LTC"] == (3 * COIN // 10, 0)
 
-        # The mined transaction: signed by the HSM key, paying the destination exactly the amount.
-        tx = check_hsm_signatures(node, view.txid, hot_public)
+        # What the policy engine checked: the destination and amount asked for; the change is not a destination.
+        assert wallet.policy is not None
+        decoded = wallet.policy.status(f"w{requested.id}").decoded
+        assert (decoded.source, decoded.destination, decoded.amount) == (hot_address, destination, amount)
+
+        # The mined transaction: signed by the HSM key, paying the destination exactly the amount and the change
+        # (2 LTC - amount - fee) back to the hot key's address, where it is counted and spendable.
+        tx = check_hsm_signatures(node, first.txid, hot_public)
+        assert [(txin.txid.hex(), txin.vout) for txin in tx.vin] == [(funding_txid, funding_vout(node, funding_txid))]
         paid_out = {out.script_pubkey.data.hex(): out.value for out in tx.vout}
         destination_script = node.wallet("getaddressinfo", destination)["scriptPubKey"]
-        assert paid_out[destination_script] == amount
+        change = 2 * COIN - amount - decoded.fee
+        assert paid_out == {destination_script: amount, p2wpkh_script(hot_public).hex(): change}
+        adapter = wallet.adapters["litecoin"]
+        assert isinstance(adapter, UtxoChainAdapter)
+        assert adapter.hot_wallet_balance(hot_public) == change
+
+        # A second withdrawal can only be paid from that change output.
+        second_amount = COIN // 4
+        requested = await wallet.request_withdrawal(alice, asset="LTC", amount="0.25", address=destination)
+        await until(
+            lambda: wallet.withdrawals(alice)[0].stage is WithdrawalStage.AWAITING_APPROVAL,
+            "the second withdrawal waiting for approvals",
+            show=lambda: wallet.withdrawals(alice)[0],
+        )
+        await wallet.approve_withdrawal(requested.id, operator=TREASURY[2], approve=True)
+        second = await approved_and_final(ex, node, requested.id, TREASURY[0])
+        tx = check_hsm_signatures(node, second.txid, hot_public)
+        change_vout = [
+            out.script_pubkey.data
+            for out in Transaction.from_string(str(node.rpc.call("getrawtransaction", first.txid))).vout
+        ].index(p2wpkh_script(hot_public))
+        assert [(txin.txid.hex(), txin.vout) for txin in tx.vin] == [(first.txid, change_vout)]
+        assert ex.node.balances.balances(alice)["LTC"] == (3 * COIN // 10 - second_amount, 0)
 
     balances = await ledger_balances(ex.config)
-    assert balances.get((available(alice), "LTC"), 0) == 3 * COIN // 10
+    assert balances.get((available(alice), "LTC"), 0) == 3 * COIN // 10 - second_amount
     assert balances.get((held(alice), "LTC"), 0) == 0
     result = await ledger_check(config_path)
     assert result.exit_code == 0 and "ledger check passed" in result.output, result.output
