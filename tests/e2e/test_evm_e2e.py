@@ -41,7 +41,7 @@ from .conftest import (
     whitelist,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("installed_entry_points")]
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("installed_entry_points")]
 
 CHAIN_ID = 31337
 CONFIRMATIONS = 3

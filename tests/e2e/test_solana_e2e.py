@@ -46,7 +46,7 @@ from .conftest import (
     whitelist,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("installed_entry_points")]
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("installed_entry_points")]
 
 SOL = 10**9
 CONFIRMATIONS = 3
