@@ -263,3 +263,10 @@ def recover(
         )
     if show_secret:
         click.echo(f"master secret: {secret.hex()}")
+
+
+# -- tier bands and sweeps (exchange_framework/cli/custody_tiers.py) ------------------------------------------------
+
+from exchange_framework.cli.custody_tiers import tiers  # noqa: E402  (its own module; added to the group here)
+
+custody.add_command(tiers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple
 
 import msgspec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -161,6 +161,8 @@ class TierSettings(_Table):
     quantile: _Percent = Decimal(95)  # of recent daily withdrawal totals
     margin: _Percent = Decimal(20)  # safety margin added to the forecast, percent
     state_path: str = Field(default="var/custody/tiers.db", min_length=1)  # the sweep proposals
+    balances: Literal["ledger", "reports"] = "ledger"  # tier holdings from the ledger or custody_balances reports
+    warm_signer: str | None = Field(default=None, min_length=1)  # registered custody signer of warm-source sweeps
     default: BandSettings = BandSettings()
     assets: dict[str, AssetBandSettings] = {}
 
@@ -178,6 +180,8 @@ class TierConfig(msgspec.Struct, frozen=True):
     quantile_bp: int = 9_500
     margin_bp: int = 2_000
     state_path: str = "var/custody/tiers.db"
+    balances: str = "ledger"
+    warm_signer: str | None = None
 
     def bands_of(self, asset: str) -> TierBands:
         """Return ``asset``'s bands (its own, or the default)."""
@@ -258,6 +262,8 @@ def _convert(settings: TierSettings, decimals: Mapping[str, int]) -> tuple[TierC
         quantile_bp=quantile,
         margin_bp=margin,
         state_path=settings.state_path,
+        balances=settings.balances,
+        warm_signer=settings.warm_signer,
     )
     return config, problems
 
