@@ -7,8 +7,10 @@ it has no opinion (the kernel still holds anything nobody else screens). With on
   frozen") and what was hit. A hold, never a rejection: a rejected withdrawal's funds are released back to the
   customer and a rejected deposit is never looked at again, while a sanctioned party's funds must stay frozen
   until an operator works the case (and files the report);
-- an applicant whose name resembles a listed name or alias at ``name_threshold`` or above: HOLD for review, each
-  hit explained (matched name, score, threshold, SDN entry and programme);
+- an applicant whose name resembles a listed name or alias at ``name_threshold`` or above: HOLD with
+  :data:`FROZEN_REASON`, each hit explained (matched name, score, threshold, SDN entry and programme): the account
+  is frozen until an officer clears the case (:mod:`exchange_framework.compliance.onboarding`); an applicant
+  without a name yet (a sign-up before KYC): no opinion;
 - otherwise ALLOW, but only while a list is loaded: with no usable list (never downloaded, no cached copy) it
   answers HOLD, failing closed.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from exchange_framework.compliance.cases import FROZEN_REASON
 from exchange_framework.compliance.ofac import SdnList
+from exchange_framework.compliance.onboarding import frozen_accounts
 from exchange_framework.compliance.refresh import BUILTIN, OfacListKeeper
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.hookspecs import hookimpl
@@ -110,7 +113,9 @@ class OfacScreener:
             return Decision.hold("no applicant name to screen against the OFAC SDN list", provider=PROVIDER)
         hits = sdn.screen_name(name, threshold=self.threshold)
         if hits:
-            return Decision.hold("possible OFAC SDN name match", *(hit.explain() for hit in hits), provider=PROVIDER)
+            return Decision.hold(
+                "possible OFAC SDN name match", *(hit.explain() for hit in hits), FROZEN_REASON, provider=PROVIDER
+            )
         return Decision.allow(f"{name!r} resembles no OFAC SDN name at {self.threshold}", provider=PROVIDER)
 
     def screen_address(self, chain: str, address: str) -> Decision:
@@ -145,9 +150,10 @@ def register_sanctions_screeners(config: ExchangeConfig) -> list[SanctionsScreen
 def screen_onboarding(config: ExchangeConfig, request: OnboardingRequest) -> Decision | None:
     """Screen the applicant's name against the SDN list's names and aliases."""
     screener = _screener(config)
-    if screener is None:
+    name = applicant_name(request.details)
+    if screener is None or not name:  # nothing to screen yet (a sign-up before KYC): the kernel decides
         return None
-    return screener.screen_party(applicant_name(request.details), request.country)
+    return screener.screen_party(name, request.country)
 
 
 @hookimpl(trylast=True)
@@ -164,10 +170,17 @@ def screen_deposit(config: ExchangeConfig, request: DepositRequest) -> Decision 
 
 @hookimpl(trylast=True)
 def screen_withdrawal(config: ExchangeConfig, request: WithdrawalRequest) -> Decision | None:
-    """Screen a withdrawal's destination; a listed one freezes it (hold, so the held funds stay held)."""
+    """Screen a withdrawal's destination; a listed one freezes it (hold, so the held funds stay held).
+
+    A withdrawal of an account frozen at onboarding is held frozen whatever its destination.
+    """
     keeper = keeper_for(config)
-    if keeper is None:
+    if keeper is None or not isinstance(config, ExchangeConfig):
         return None
+    if frozen_accounts(config).is_frozen(int(request.account)):
+        return Decision.hold(
+            FROZEN_REASON, f"account {request.account} is frozen by an onboarding compliance case", provider=PROVIDER
+        )
     sdn = _current(keeper)
     if isinstance(sdn, Decision):
         return sdn

@@ -260,13 +260,16 @@ def collect_registered(pm: pluggy.PluginManager, hook_name: str, /, **kwargs: An
     return items
 
 
-def run_screening(pm: pluggy.PluginManager, hook_name: str, /, *, required: bool = True, **kwargs: Any) -> Decision:
+def run_screening(
+    pm: pluggy.PluginManager, hook_name: str, /, *, required: bool = True, record: bool = True, **kwargs: Any
+) -> Decision:
     """Call a ``screen_*`` hook and combine every plugin's answer, failing closed.
 
     The strictest decision wins. Each plugin is asked separately: one that raises or returns something that is not
     a :class:`~exchange_framework.interfaces.Decision` counts as a hold, without hiding the others' answers (a
     rejection stays a rejection). If (when ``required``) no plugin answers, the result is a hold. A result other
-    than an allow opens a compliance case (:mod:`exchange_framework.compliance.pipeline`).
+    than an allow opens a compliance case (:mod:`exchange_framework.compliance.pipeline`) unless ``record`` is False
+    (the caller records it: re-screening skips hits an officer already cleared).
     """
     hook = getattr(pm.hook, hook_name)
     implementers = [impl.plugin for impl in reversed(hook.get_hookimpls()) if not (impl.wrapper or impl.hookwrapper)]
@@ -284,7 +287,8 @@ def run_screening(pm: pluggy.PluginManager, hook_name: str, /, *, required: bool
                 result = Decision.hold(f"{hook_name} returned {result!r}, which is not a Decision")
             answers.append((name, result))
     decision = Decision.combine([answer for _, answer in answers], required=required)
-    record_screening(hook_name, kwargs, answers, decision)
+    if record:
+        record_screening(hook_name, kwargs, answers, decision)
     return decision
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from exchange_framework.compliance import CaseStatus
 from exchange_framework.funding.store import OPEN_STAGES, Stage
 from exchange_framework.identity import UserInfo
 from exchange_framework.identity.store import ROLES
-from exchange_framework.portal.kyc import KycError
+from exchange_framework.portal.kyc import KycError, onboarding_gate
 from exchange_framework.portal.wallet import WITHDRAWAL_STAGES
 from exchange_framework.types import MarketStatus
 from exchange_framework.wallet import WithdrawalStage
@@ -196,11 +197,24 @@ class PeoplePages:
 
         async def do() -> str:
             try:
-                decided = reviews.decide(
-                    submission_id, approve=decision == "approve", operator=operator.email, tier=tier, note=note
+                gate = onboarding_gate(self.ctx)
+                decided = await asyncio.to_thread(
+                    reviews.decide,
+                    submission_id,
+                    approve=decision == "approve",
+                    operator=operator.email,
+                    tier=tier,
+                    note=note,
+                    gate=gate,
                 )
             except KycError as exc:
                 raise ActionRefused(str(exc)) from None
+            held = await asyncio.to_thread(gate.blocking_case, decided.account)
+            if decided.status == "approved" and held is not None:
+                return (
+                    f"KYC submission {submission_id} approved, but account {decided.account} stays at its tier: "
+                    f"onboarding case {held.id} must be cleared first (Alerts & cases)."
+                )
             if decided.status == "approved":
                 return f"KYC submission {submission_id} approved: account {decided.account} is now tier {tier}."
             return f"KYC submission {submission_id} rejected."

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from exchange_framework.admin.console import ActionRefused, AdminConsole
 from exchange_framework.audit import AuditEntry, verify
 from exchange_framework.compliance import CaseError, CaseStatus, Resolution
+from exchange_framework.portal.kyc import onboarding_gate
 from exchange_framework.web import Form, FormError, NotFound
 
 __all__ = ["RecordPages"]
@@ -81,15 +82,21 @@ class RecordPages:
                     await asyncio.to_thread(cases.escalate, case_id, operator=operator.email, note=note)
                     return f"Case {case_id} is escalated."
                 resolution = Resolution.CLEARED if decision == "cleared" else Resolution.CONFIRMED
-                await asyncio.to_thread(
-                    cases.resolve, case_id, operator=operator.email, resolution=resolution, note=note
+                await asyncio.to_thread(  # a cleared onboarding case lets the account's deferred KYC tier apply
+                    onboarding_gate(self.ctx).resolve,
+                    case_id,
+                    operator=operator.email,
+                    resolution=resolution,
+                    note=note,
+                    identity=self.ctx.identity,
+                    store=cases,
                 )
             except CaseError as exc:
                 raise ActionRefused(str(exc)) from None
             follow_up = {
                 "withdrawal": "clear or reject the withdrawal on the withdrawals page",
                 "deposit": "credit or reject the deposit on the held deposits page",
-                "onboarding": "decide the submission in the KYC queue",
+                "onboarding": "check the account's KYC tier (a cleared account gets the tier KYC approved)",
             }.get(case.subject.value, "act on its subject")
             return f"Case {case_id} is closed as {decision}; now {follow_up}."
 

@@ -32,6 +32,7 @@ from exchange_framework.api.errors import (
 )
 from exchange_framework.api.params import Params
 from exchange_framework.api.units import MarketUnits
+from exchange_framework.compliance.onboarding import frozen_accounts, frozen_message
 from exchange_framework.engine.commands import CancelAll, CancelOrder, PlaceOrder, ReplaceOrder
 from exchange_framework.engine.events import OrderCancelled, OrderRejected
 from exchange_framework.money import ppm_to_rate
@@ -288,6 +289,8 @@ async def new_order(ctx: ApiContext, call: Call) -> dict[str, Any]:
     p = call.params
     u = ctx.units.symbol(p.text("symbol", required=True))
     cmd = place_order_command(u, call.account, p)
+    if frozen_accounts(ctx.node.config).is_frozen(call.account):  # a sanctions hit at onboarding: no trading
+        raise ApiError(NEW_ORDER_REJECTED, frozen_message(call.account, "trade"))
     resp_type = p.choice("newOrderRespType", ("ACK", "RESULT", "FULL"), default="FULL")
     key = (call.account, cmd.client_order_id)
     # The same client order id in flight: wait for the first request and answer as it did.

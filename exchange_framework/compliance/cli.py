@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 
 import click
@@ -11,8 +12,10 @@ import msgspec
 from exchange_framework.audit.log import AuditLog
 from exchange_framework.cli import format_table, state
 from exchange_framework.compliance.cases import Case, CaseError, CaseStore, Resolution
+from exchange_framework.compliance.onboarding import OnboardingGate
 from exchange_framework.compliance.refresh import OfacListKeeper, RefreshError
 from exchange_framework.config import ExchangeConfig
+from exchange_framework.identity import IdentityStore
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -48,17 +51,22 @@ _add_monitoring()
 
 @compliance.command(name="ofac")
 @click.option("--refresh", is_flag=True, help="Download the list now (the last good copy stays if that fails).")
+@click.option("--rescreen/--no-rescreen", default=True, help="After a refresh, screen every customer again.")
 @_JSON
 @click.pass_context
-def ofac_cmd(ctx: click.Context, refresh: bool, as_json: bool) -> None:
+def ofac_cmd(ctx: click.Context, refresh: bool, rescreen: bool, as_json: bool) -> None:
     """Show the OFAC SDN list in use: source, size, publication date, last refresh and its error."""
-    keeper = _keeper(state(ctx).config_or_exit())
+    config = state(ctx).config_or_exit()
+    keeper = _keeper(config)
     failed = ""
     if refresh:
         try:
             keeper.refresh()
         except RefreshError as exc:
             failed = str(exc)
+        else:
+            if rescreen and not as_json:
+                _rescreen(config)
     status = keeper.status
     if as_json:
         click.echo(msgspec.json.encode(status).decode())
@@ -185,8 +193,49 @@ def escalate_cmd(ctx: click.Context, case_id: int, operator: str, note: str) -> 
 @click.option("--note", required=True, help="Why: the finding, any report filed.")
 @click.pass_context
 def resolve_cmd(ctx: click.Context, case_id: int, operator: str, resolution: str, note: str) -> None:
-    """Close a case as cleared (false positive) or confirmed (true hit). Funds move only by the wallet's actions."""
+    """Close a case as cleared (false positive) or confirmed (true hit). Funds move only by the wallet's actions.
+
+    Clearing an onboarding case lets the account proceed: a KYC tier approved meanwhile is applied.
+    """
+    config = state(ctx).config_or_exit()
+    identity = _identity(config)
     try:
-        _show(_store(ctx).resolve(case_id, operator=operator, resolution=resolution, note=note))
+        case = _gate(config).resolve(
+            case_id, operator=operator, resolution=resolution, note=note, identity=identity, store=_store(ctx)
+        )
     except CaseError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        identity.close()
+    _show(case)
+
+
+def _identity(config: ExchangeConfig) -> IdentityStore:
+    return IdentityStore(f"sqlite:///{config.journal_path().parent / 'identity.db'}")
+
+
+def _gate(config: ExchangeConfig) -> OnboardingGate:
+    return OnboardingGate(config, audit=AuditLog.from_config(config))
+
+
+def _rescreen(config: ExchangeConfig) -> None:
+    gate = _gate(config)
+    applicants = len(gate.applicants())
+    if not applicants:  # nobody has given identity data yet
+        return
+    with click.progressbar(length=max(applicants, 1), label="re-screening customers", file=sys.stderr) as bar:
+        report = gate.rescreen(progress=bar.update)
+    click.echo(
+        f"re-screened {report.screened} customers: {report.allowed} clear, {report.already_cleared} hits already "
+        f"cleared by an officer, {len(report.new_cases)} new case(s)"
+        + (f": {', '.join(str(c) for c in report.new_cases)}" if report.new_cases else "")
+    )
+
+
+@compliance.command(name="rescreen")
+@click.pass_context
+def rescreen_cmd(ctx: click.Context) -> None:
+    """Screen every customer's identity data again (after the sanctions list changed); new hits open cases."""
+    config = state(ctx).config_or_exit()
+    _keeper(config)  # the list must be loaded (or say why not)
+    _rescreen(config)

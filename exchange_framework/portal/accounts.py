@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from exchange_framework.api.context import ApiContext
+from exchange_framework.compliance.onboarding import Applicant
 from exchange_framework.identity import IdentityError, Scope
+from exchange_framework.portal.kyc import onboarding_gate
 from exchange_framework.portal.twofactor import PendingLogins, TotpChecker, qr_svg
 from exchange_framework.web import Form, FormError, NotFound, Web, safe_next
 
@@ -65,6 +69,8 @@ class AccountPages:
             user = self.identity.create_user(values["email"], password, country=values["country"])
         except (FormError, IdentityError) as exc:
             return self.web.render(request, "signup.html", {"values": values, "error": _sentence(exc)}, status=400)
+        applicant = Applicant(account=user.id, country=user.country, email=user.email, source="signup")
+        await asyncio.to_thread(onboarding_gate(self.ctx).screen, applicant, trigger="signup", required=False)
         self.web.login(request, user)
         return self.web.redirect(
             request, "/account", "Welcome! Your account is open. Turn on two-factor authentication next.", "success"

@@ -8,6 +8,7 @@ or ``rejected`` on decision.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import sqlite3
@@ -22,10 +23,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from exchange_framework.api.context import ApiContext
+from exchange_framework.compliance.onboarding import Applicant, OnboardingGate
 from exchange_framework.identity import IdentityStore
+from exchange_framework.interfaces import Decision
 from exchange_framework.web import Form, FormError, Web
 
-__all__ = ["KycError", "KycPages", "KycReviews", "KycSubmission"]
+__all__ = ["KycError", "KycPages", "KycReviews", "KycSubmission", "onboarding_gate"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kyc_submissions (
@@ -128,9 +131,20 @@ class KycReviews:
         return found
 
     def decide(
-        self, submission_id: int, *, approve: bool, operator: str, tier: int = 1, note: str = ""
+        self,
+        submission_id: int,
+        *,
+        approve: bool,
+        operator: str,
+        tier: int = 1,
+        note: str = "",
+        gate: OnboardingGate | None = None,
     ) -> KycSubmission:
-        """An operator's decision on a pending submission; the user's KYC status and tier change with it."""
+        """An operator's decision on a pending submission; the user's KYC status and tier change with it.
+
+        With an onboarding ``gate``, an approval raises the tier only if the account is clear of onboarding cases;
+        otherwise the tier waits until a compliance officer clears the case.
+        """
         with self._lock:
             found = self.get(submission_id)
             if found is None:
@@ -146,7 +160,12 @@ class KycReviews:
                 (status, tier if approve else 0, operator, self._now(), note, submission_id),
             )
         user = self.identity.user(found.account)
-        self.identity.set_kyc(found.account, tier=tier if approve else (user.kyc_tier if user else 0), status=status)
+        if approve and gate is not None:
+            verdict = Decision.allow(f"approved by {operator} at tier {tier}", provider="manual")
+            gate.apply_kyc(self.identity, found.account, verdict, tier=tier, provider="manual")
+        else:
+            tier_now = tier if approve else (user.kyc_tier if user else 0)
+            self.identity.set_kyc(found.account, tier=tier_now, status=status)
         decided = self.get(submission_id)
         assert decided is not None
         return decided
@@ -214,7 +233,28 @@ class KycPages:
         names = ("full_name", "date_of_birth", "country", "document_number")
         values = {name: form.text(name, max_length=200) for name in names}
         try:
-            self.reviews.submit(user.id, **values)
+            submission = self.reviews.submit(user.id, **values)
         except (FormError, KycError) as exc:
             return self._page(request, user.id, error=str(exc), values=values, status=400)
+        applicant = Applicant(
+            account=user.id,
+            full_name=submission.full_name,
+            date_of_birth=submission.date_of_birth,
+            country=submission.country,
+            email=user.email,
+            source="manual",
+        )
+        # The customer is told the same whatever screening found (no tipping off); a case opens for officers.
+        await asyncio.to_thread(onboarding_gate(self.ctx).screen, applicant, trigger="kyc_submitted")
         return self.web.redirect(request, "/kyc", "Thank you: your details were sent for review.", "success")
+
+
+def onboarding_gate(ctx: ApiContext) -> OnboardingGate:
+    """The app's onboarding screening (``ctx.extras["onboarding"]``: the node's plugins, the app's audit log)."""
+    found = ctx.extras.get("onboarding")
+    if found is None:
+        found = ctx.extras["onboarding"] = OnboardingGate(
+            ctx.node.config, pm=ctx.node.pm, audit=lambda: ctx.extras.get("audit")
+        )
+    assert isinstance(found, OnboardingGate)
+    return found

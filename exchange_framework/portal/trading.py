@@ -18,6 +18,7 @@ from exchange_framework.api.errors import ApiError, reject_error
 from exchange_framework.api.params import Params
 from exchange_framework.api.trading import order_json, place_order_command, trade_json
 from exchange_framework.api.units import MarketUnits
+from exchange_framework.compliance.onboarding import frozen_accounts, frozen_message
 from exchange_framework.engine.commands import CancelOrder
 from exchange_framework.engine.events import OrderRejected
 from exchange_framework.marketdata import binance
@@ -164,6 +165,8 @@ class TradingPages:
             cmd = place_order_command(u, user.id, order_params(u.symbol, form))
         except (FormError, ApiError) as exc:
             return self.web.redirect(request, here, f"Order not placed: {_message(exc)}", "error")
+        if frozen_accounts(self.ctx.node.config).is_frozen(user.id):  # a sanctions hit at onboarding
+            return self.web.redirect(request, here, f"Order not placed: {frozen_message(user.id, 'trade')}", "error")
         applied = await self.ctx.node.submit(cmd)
         for ev in applied.events:
             if isinstance(ev, OrderRejected):

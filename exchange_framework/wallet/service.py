@@ -35,6 +35,7 @@ import msgspec
 import pluggy
 
 from exchange_framework.compliance.limits import LimitError, TierPolicy, check_withdrawal, recent_withdrawals
+from exchange_framework.compliance.onboarding import AccountFrozenError, frozen_accounts
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.policy import PolicyDecision, PolicyEngine, RequestStatus
 from exchange_framework.engine.commands import Command, DebitHeldFunds, HoldFunds, ReleaseFunds
@@ -317,6 +318,10 @@ class Wallet:
         user = self.identity.user(account)
         if user is None or user.disabled:
             raise WalletError("this account cannot withdraw")
+        try:  # a sanctions hit or rejection at onboarding freezes the account (docs/compliance.md)
+            frozen_accounts(self.config).check(account, "withdraw")
+        except AccountFrozenError as exc:
+            raise WalletError(str(exc)) from None
         try:  # the KYC tier may withdraw this asset at all (the daily sum is checked below, under the lock)
             self.tier_policy.daily_limit(user.kyc_tier, asset)
         except LimitError as exc:

@@ -206,8 +206,9 @@ def test_an_applicant_resembling_a_listed_name_is_held_with_explanations(config:
     decision = run_screening(pm, "screen_onboarding", config=config, request=applicant)
     assert decision.outcome is Outcome.HOLD and decision.reasons[0] == "possible OFAC SDN name match"
     assert "SDN entry 48603" in decision.reasons[1] and ">= 0.920" in decision.reasons[1]
+    assert decision.reasons[-1] == FROZEN_REASON  # a name hit freezes the account until an officer clears it
     (case,) = CaseStore.for_config(config).open_cases()
-    assert case.subject is Subject.ONBOARDING and not case.frozen
+    assert case.subject is Subject.ONBOARDING and case.frozen
 
 
 def test_the_screener_is_registered(config: ExchangeConfig) -> None:
