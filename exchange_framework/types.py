@@ -75,6 +75,7 @@ class RejectReason(IntEnum):
     INVALID_FEE_RATE = 24
     DUPLICATE_REFERENCE = 25  # a funds hold, credit or debit with this reference already exists
     UNKNOWN_REFERENCE = 26  # no funds hold has this reference
+    INVALID_CUSTODY_ACCOUNT = 27  # a custody account is not omnibus:<hot|warm|cold|deposit>:<chain>
 
 
 class CancelReason(IntEnum):

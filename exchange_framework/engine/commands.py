@@ -8,6 +8,8 @@ engine then applies it with :meth:`MatchingEngine.apply`. Commands are msgspec s
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from exchange_framework.types import MarketStatus, OrderType, Side, StpMode, TimeInForce
@@ -75,12 +77,18 @@ class ReplaceOrder(Command, tag="replace"):
 
 
 class CreditFunds(Command, tag="credit"):
-    """Move ``amount`` atomic units of ``asset`` into the account's available balance (deposits, transfers)."""
+    """Move ``amount`` atomic units of ``asset`` into the account's available balance (deposits, transfers).
+
+    ``custody`` names the custody account the money arrived in (``omnibus:<tier>:<chain>``, see
+    :func:`custody_account`), so the ledger credits the customer against it; empty (internal transfers, journals
+    from before custody accounts) balances against ``external``.
+    """
 
     account: int
     asset: str
     amount: int
     reference: str = ""
+    custody: str = ""
 
 
 class DebitFunds(Command, tag="debit"):
@@ -112,9 +120,57 @@ class ReleaseFunds(Command, tag="release"):
 
 
 class DebitHeldFunds(Command, tag="debit_held"):
-    """Take the funds held under ``reference`` out of the exchange (the withdrawal is final)."""
+    """Take the funds held under ``reference`` out of the exchange (the withdrawal is final).
+
+    ``custody`` names the custody account that paid (``omnibus:hot:<chain>``); empty balances against ``external``.
+    """
 
     reference: str
+    custody: str = ""
+
+
+class MoveCustody(Command, tag="move_custody"):
+    """Record money moving between custody accounts on chain: a sweep, a tier transfer, or a network fee.
+
+    ``from_account`` loses ``amount + fee`` atomic units of ``asset``, ``to_account`` receives ``amount``, and the
+    exchange's ``network_fees`` account pays ``fee`` (the miners' or validators' share). ``to_account`` is empty
+    exactly when ``amount`` is 0 (a fee alone, such as a withdrawal's network fee). Accounts are custody accounts
+    (:func:`custody_account`); ``reference`` (required) is accepted once, like credit and debit references. The
+    engine keeps no custody balances: it checks the form and the reference, nothing else.
+    """
+
+    asset: str
+    from_account: str
+    to_account: str
+    amount: int
+    fee: int
+    reference: str
+
+
+CUSTODY_TIERS = ("hot", "warm", "cold", "deposit")
+"""Custody tiers: the hot wallet, warm (threshold) and cold (offline) storage, and deposit addresses not yet swept."""
+
+_CUSTODY_RE = re.compile(r"omnibus:(hot|warm|cold|deposit):([a-z0-9][a-z0-9._-]{0,63})\Z")
+
+
+def custody_account(tier: str, chain: str) -> str:
+    """The ledger's custody (omnibus) account of ``tier`` on ``chain``: ``omnibus:<tier>:<chain>``.
+
+    Raise ``ValueError`` for a tier outside :data:`CUSTODY_TIERS` or a chain name that is not lowercase letters,
+    digits, ``.``, ``_`` and ``-`` (at most 64, starting with a letter or digit).
+    """
+    code = f"omnibus:{tier}:{chain}"
+    if not is_custody_account(code):
+        raise ValueError(
+            f"no custody account for tier {tier!r} on chain {chain!r}: the tier is one of {', '.join(CUSTODY_TIERS)} "
+            "and the chain name is lowercase letters, digits, '.', '_' or '-'"
+        )
+    return code
+
+
+def is_custody_account(code: object) -> bool:
+    """Whether ``code`` is a well-formed custody account code (``omnibus:<tier>:<chain>``)."""
+    return type(code) is str and _CUSTODY_RE.match(code) is not None
 
 
 class SetAccountFees(Command, tag="account_fees"):
@@ -148,6 +204,7 @@ AnyCommand = (
     | DebitHeldFunds
     | SetAccountFees
     | SetMarketStatus
+    | MoveCustody
 )
 
 COMMAND_TYPES: tuple[type[Command], ...] = (
@@ -162,6 +219,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     DebitHeldFunds,
     SetAccountFees,
     SetMarketStatus,
+    MoveCustody,
 )
 
 _encoder = msgspec.msgpack.Encoder()

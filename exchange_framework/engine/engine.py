@@ -26,15 +26,18 @@ from exchange_framework.engine.commands import (
     DebitFunds,
     DebitHeldFunds,
     HoldFunds,
+    MoveCustody,
     PlaceOrder,
     ReleaseFunds,
     ReplaceOrder,
     SetAccountFees,
     SetMarketStatus,
+    is_custody_account,
 )
 from exchange_framework.engine.events import (
     AccountFeesChanged,
     BookDelta,
+    CustodyMoved,
     Event,
     FundsCredited,
     FundsDebited,
@@ -107,7 +110,7 @@ class MatchingEngine:
         self.client_ids: dict[tuple[int, str], int] = {}  # (account, client order id) -> order id
         self.fees_collected: dict[str, int] = dict.fromkeys(assets, 0)
         self.fund_holds: dict[str, tuple[int, str, int]] = {}  # reference -> (account, asset, amount)
-        self.transfer_refs: set[str] = set()  # references of every credit and debit applied: each is used once
+        self.transfer_refs: set[str] = set()  # references of every credit, debit and custody move: each is used once
         self.next_trade_id = 1
         self.last_seq = 0
         self.events: list[Event] = []
@@ -124,6 +127,7 @@ class MatchingEngine:
             DebitHeldFunds: self._end_hold,
             SetAccountFees: self._set_account_fees,
             SetMarketStatus: self._set_status,
+            MoveCustody: self._move_custody,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -177,6 +181,13 @@ class MatchingEngine:
         self.events.append(FundsHeld(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
 
     def _end_hold(self, seq: int, cmd: ReleaseFunds | DebitHeldFunds) -> None:
+        custody = ""
+        if type(cmd) is DebitHeldFunds:
+            custody = cmd.custody
+            if custody != "" and not is_custody_account(custody):
+                reference = str(cmd.reference)
+                self.events.append(FundsRejected(seq, 0, "", RejectReason.INVALID_CUSTODY_ACCOUNT, reference))
+                return
         hold = self.fund_holds.pop(cmd.reference, None) if type(cmd.reference) is str else None
         if hold is None:
             self.events.append(FundsRejected(seq, 0, "", RejectReason.UNKNOWN_REFERENCE, str(cmd.reference)))
@@ -188,7 +199,7 @@ class MatchingEngine:
             acct.available[asset] += amount
             self.events.append(FundsReleased(seq, account_id, asset, amount, cmd.reference))
         else:
-            self.events.append(HeldFundsDebited(seq, account_id, asset, amount, cmd.reference))
+            self.events.append(HeldFundsDebited(seq, account_id, asset, amount, cmd.reference, custody))
 
     def _funds_reject(self, cmd: CreditFunds | DebitFunds | HoldFunds) -> int:
         """0 if a credit/debit is well formed, else the reject reason."""
@@ -212,6 +223,8 @@ class MatchingEngine:
 
     def _credit(self, seq: int, cmd: CreditFunds) -> None:
         reason = self._transfer_reject(cmd)
+        if not reason and cmd.custody != "" and not is_custody_account(cmd.custody):
+            reason = RejectReason.INVALID_CUSTODY_ACCOUNT
         if reason:
             self.events.append(FundsRejected(seq, cmd.account, cmd.asset, RejectReason(reason), str(cmd.reference)))
             return
@@ -219,7 +232,7 @@ class MatchingEngine:
         acct.available[cmd.asset] += cmd.amount
         if cmd.reference:
             self.transfer_refs.add(cmd.reference)
-        self.events.append(FundsCredited(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
+        self.events.append(FundsCredited(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference, cmd.custody))
 
     def _debit(self, seq: int, cmd: DebitFunds) -> None:
         reason = self._transfer_reject(cmd)
@@ -233,6 +246,31 @@ class MatchingEngine:
         if cmd.reference:
             self.transfer_refs.add(cmd.reference)
         self.events.append(FundsDebited(seq, cmd.account, cmd.asset, cmd.amount, cmd.reference))
+
+    def _move_custody(self, seq: int, cmd: MoveCustody) -> None:
+        """Check a custody move's form and reference (the engine keeps no custody balances) and announce it."""
+        amount, fee, to_account = cmd.amount, cmd.fee, cmd.to_account
+        reason = 0
+        if type(cmd.reference) is not str or not cmd.reference:
+            reason = RejectReason.INVALID_ORDER_PARAMETERS
+        elif cmd.asset not in self.assets:
+            reason = RejectReason.UNKNOWN_ASSET
+        elif type(amount) is not int or type(fee) is not int or amount < 0 or fee < 0 or amount + fee <= 0:
+            reason = RejectReason.INVALID_AMOUNT
+        elif (
+            not is_custody_account(cmd.from_account)
+            or (to_account != "" if amount == 0 else not is_custody_account(to_account))
+            or to_account == cmd.from_account
+        ):
+            reason = RejectReason.INVALID_CUSTODY_ACCOUNT
+        elif cmd.reference in self.transfer_refs:
+            reason = RejectReason.DUPLICATE_REFERENCE
+        if reason:
+            asset = cmd.asset if type(cmd.asset) is str else ""
+            self.events.append(FundsRejected(seq, 0, asset, RejectReason(reason), str(cmd.reference)))
+            return
+        self.transfer_refs.add(cmd.reference)
+        self.events.append(CustodyMoved(seq, cmd.asset, cmd.from_account, to_account, amount, fee, cmd.reference))
 
     # ------------------------------------------------------------------ new orders
 

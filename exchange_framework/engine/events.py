@@ -129,10 +129,14 @@ class BookDelta(Event, tag="book"):
 
 
 class FundsCredited(Event, tag="credited"):
+    """``amount`` of ``asset`` entered the account's available balance; ``custody`` is the command's custody
+    account (empty: balanced against ``external``)."""
+
     account: int
     asset: str
     amount: int
     reference: str
+    custody: str = ""
 
 
 class FundsDebited(Event, tag="debited"):
@@ -161,16 +165,29 @@ class FundsReleased(Event, tag="funds_released"):
 
 
 class HeldFundsDebited(Event, tag="held_debited"):
-    """The hold ``reference`` ended: its funds left the exchange."""
+    """The hold ``reference`` ended: its funds left the exchange, paid from ``custody`` (empty: ``external``)."""
 
     account: int
     asset: str
     amount: int
     reference: str
+    custody: str = ""
+
+
+class CustodyMoved(Event, tag="custody_moved"):
+    """``from_account`` gave ``amount + fee`` of ``asset``, ``to_account`` received ``amount`` (empty when it is 0)
+    and ``fee`` went to the network (a :class:`~exchange_framework.engine.commands.MoveCustody` was accepted)."""
+
+    asset: str
+    from_account: str
+    to_account: str
+    amount: int
+    fee: int
+    reference: str
 
 
 class FundsRejected(Event, tag="funds_rejected"):
-    """A credit, debit, hold, release or held debit was refused; nothing changed."""
+    """A credit, debit, hold, release, held debit or custody move was refused; nothing changed."""
 
     account: int
     asset: str
@@ -209,6 +226,7 @@ AnyEvent = (
     | FundsRejected
     | AccountFeesChanged
     | MarketStatusChanged
+    | CustodyMoved
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -2,8 +2,12 @@
 
 Every engine event that moves money becomes a set of postings (account, asset, amount) that sums to zero per
 asset. Customer money lives in two accounts per asset, ``available`` and ``held``, mirroring the engine; fees go to
-``fees``; money entering or leaving the exchange is balanced against ``external``. The events of one sequence
-number always settle together, so both legs of a trade and both fees land in one database transaction (DvP).
+``fees``. Money entering or leaving the exchange is balanced against the custody account it arrived in or left from
+(``omnibus:<tier>:<chain>``), or against ``external`` when the command names none (internal transfers, journals
+from before custody accounts). Custody accounts carry the NEGATIVE of what custody holds on chain, so the zero sum
+reads: customers + fees + network fees (negative: paid) + external == what custody holds. ``docs/ledger.md``
+explains the accounts. The events of one sequence number always settle together, so both legs of a trade and both
+fees land in one database transaction (DvP).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from collections.abc import Iterable
 
 import msgspec
 
+from exchange_framework.engine.commands import custody_account, is_custody_account
 from exchange_framework.engine.events import (
+    CustodyMoved,
     Event,
     FundsCredited,
     FundsDebited,
@@ -31,6 +37,24 @@ from exchange_framework.types import Side
 
 FEES = "fees"
 EXTERNAL = "external"
+NETWORK_FEES = "network_fees"
+"""What the exchange paid the networks (miners, validators) out of custody: negative, like an expense."""
+
+__all__ = [
+    "EXTERNAL",
+    "FEES",
+    "NETWORK_FEES",
+    "Entry",
+    "Posting",
+    "PostingRules",
+    "UnbalancedEntry",
+    "available",
+    "check_balanced",
+    "custody_account",
+    "held",
+    "is_custody_account",
+    "is_customer",
+]
 
 
 def available(account: int) -> str:
@@ -160,7 +184,7 @@ class PostingRules:
                     add(Posting(available(ev.account), asset, -ev.hold_delta))
                     add(Posting(held(ev.account), asset, ev.hold_delta))
             elif isinstance(ev, FundsCredited):
-                add(Posting(EXTERNAL, ev.asset, -ev.amount))
+                add(Posting(ev.custody or EXTERNAL, ev.asset, -ev.amount))
                 add(Posting(available(ev.account), ev.asset, ev.amount))
             elif isinstance(ev, FundsHeld):
                 add(Posting(available(ev.account), ev.asset, -ev.amount))
@@ -170,7 +194,14 @@ class PostingRules:
                 add(Posting(available(ev.account), ev.asset, ev.amount))
             elif isinstance(ev, HeldFundsDebited):
                 add(Posting(held(ev.account), ev.asset, -ev.amount))
-                add(Posting(EXTERNAL, ev.asset, ev.amount))
+                add(Posting(ev.custody or EXTERNAL, ev.asset, ev.amount))
+            elif isinstance(ev, CustodyMoved):
+                # custody accounts carry minus what custody holds: the payer's goes up, the payee's down
+                add(Posting(ev.from_account, ev.asset, ev.amount + ev.fee))
+                if ev.amount:
+                    add(Posting(ev.to_account, ev.asset, -ev.amount))
+                if ev.fee:
+                    add(Posting(NETWORK_FEES, ev.asset, -ev.fee))
             elif isinstance(ev, FundsDebited):
                 add(Posting(available(ev.account), ev.asset, -ev.amount))
                 add(Posting(EXTERNAL, ev.asset, ev.amount))
