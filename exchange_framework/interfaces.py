@@ -570,8 +570,20 @@ class TravelRuleProvider(Protocol):
 
     name: str
 
+    def required(self, withdrawal: WithdrawalRequest) -> bool:
+        """Return whether the transfer needs a travel rule message (its value at or above the threshold).
+
+        Answer ``True`` when in doubt (no price, unknown jurisdiction): the kernel then waits for the counterparty.
+        """
+        ...
+
     def send(self, withdrawal: WithdrawalRequest, originator: Mapping[str, str]) -> str:
-        """Send the travel rule message for an outgoing transfer and return the provider's reference."""
+        """Send the travel rule message for an outgoing transfer and return the provider's reference.
+
+        Called again for the same withdrawal after a crash or an error, so it must be idempotent by
+        ``withdrawal.withdrawal_id``: never a second, different message. Raise when the counterparty cannot be
+        reached; the kernel keeps the withdrawal held and calls again.
+        """
         ...
 
     def status(self, reference: str) -> Decision:

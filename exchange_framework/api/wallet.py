@@ -33,6 +33,7 @@ _DEPOSIT_STATUS = {"credited": 1, "rejected": 7, "orphaned": 7}  # everything el
 _WITHDRAW_STATUS = {
     WithdrawalStage.REQUESTED: 4,
     WithdrawalStage.SCREENING: 2,
+    WithdrawalStage.TRAVEL_RULE: 2,
     WithdrawalStage.AWAITING_APPROVAL: 2,
     WithdrawalStage.APPROVED: 4,
     WithdrawalStage.SIGNED: 4,

@@ -33,6 +33,7 @@ DEPOSIT_STAGES = {
 WITHDRAWAL_STAGES = {
     WithdrawalStage.REQUESTED: "Requested; the amount is held from your balance.",
     WithdrawalStage.SCREENING: "A routine compliance check is running.",
+    WithdrawalStage.TRAVEL_RULE: "Waiting for the receiving platform to confirm the beneficiary (travel rule).",
     WithdrawalStage.AWAITING_APPROVAL: "Waiting for operator approval.",
     WithdrawalStage.APPROVED: "Approved; being signed.",
     WithdrawalStage.SIGNED: "Signed; being sent to the network.",
@@ -42,7 +43,14 @@ WITHDRAWAL_STAGES = {
     WithdrawalStage.FAILED: "Could not be sent; the held amount was returned to your balance.",
     WithdrawalStage.CANCELLED: "Cancelled; the held amount was returned to your balance.",
 }
-CANCELLABLE = frozenset({WithdrawalStage.REQUESTED, WithdrawalStage.SCREENING, WithdrawalStage.AWAITING_APPROVAL})
+CANCELLABLE = frozenset(
+    {
+        WithdrawalStage.REQUESTED,
+        WithdrawalStage.SCREENING,
+        WithdrawalStage.TRAVEL_RULE,
+        WithdrawalStage.AWAITING_APPROVAL,
+    }
+)
 
 
 def deposit_progress(deposit: DepositView) -> dict[str, Any]:

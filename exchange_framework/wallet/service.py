@@ -2,12 +2,15 @@
 
 A withdrawal goes through visible stages (:class:`~exchange_framework.wallet.types.WithdrawalStage`)::
 
-    requested -> (screening, held for an operator) -> awaiting_approval (k of n) -> approved -> signed
-              -> broadcast (n of N confirmations) -> completed
+    requested -> (screening, held for an operator) -> (travel_rule) -> awaiting_approval (k of n) -> approved
+              -> signed -> broadcast (n of N confirmations) -> completed
     any stage before approved -> rejected | cancelled        (the held funds are released)
 
 1. The request holds the amount in the engine (``HoldFunds``, reference ``wd:<id>``) before anything else.
 2. The ``screen_withdrawal`` hooks decide (fail closed: no answer or an error is a hold for an operator).
+   Then, if a travel rule provider says the transfer needs it (value at or above its threshold), the withdrawal
+   waits in ``travel_rule`` (stored before the message is sent) until the beneficiary's VASP accepts; a rejection
+   releases the funds; no answer, an error or a hold keeps it there (an operator may clear or deny it).
 3. The chain adapter builds the unsigned transaction and decodes it again; the custody policy engine checks the
    decoded transaction and decides allow, block, or k-of-n approvals. Without a configured policy engine every
    withdrawal needs one operator approval: nothing is ever signed unreviewed.
@@ -46,9 +49,11 @@ from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import (
     ChainAdapter,
     CustodySigner,
+    Decision,
     KeyScheme,
     Outcome,
     SigningRequest,
+    TravelRuleProvider,
     TxState,
     UnsignedTransaction,
     WithdrawalRequest,
@@ -97,6 +102,7 @@ class Wallet:
         cooling_off_ns: int = 24 * 3600 * 10**9,
         poll_interval: float = 1.0,
         clock: Callable[[], int] = time.time_ns,
+        travel_rule: Sequence[TravelRuleProvider] = (),
     ) -> None:
         self.config = config
         self.pm = pm
@@ -114,6 +120,7 @@ class Wallet:
         self.cooling_off_ns = cooling_off_ns
         self.poll_interval = poll_interval
         self.clock = clock
+        self.travel_rule = tuple(travel_rule)  # providers asked about every screened withdrawal
         self.decimals = {symbol: asset.decimals for symbol, asset in config.assets.items()}
         self.tier_policy = TierPolicy.from_config(config)  # [compliance.kyc] withdrawal limits per KYC tier
         self.trackers: dict[str, DepositTracker] = {}
@@ -394,6 +401,7 @@ class Wallet:
             if row.stage not in (
                 WithdrawalStage.REQUESTED,
                 WithdrawalStage.SCREENING,
+                WithdrawalStage.TRAVEL_RULE,
                 WithdrawalStage.AWAITING_APPROVAL,
             ):
                 raise WalletError(f"a withdrawal that is {row.stage.value} can no longer be cancelled")
@@ -423,6 +431,14 @@ class Wallet:
                     row.screened = True
                     row.stage = WithdrawalStage.REQUESTED
                     row.reasons.append(f"screening hold cleared by {operator}" + (f": {note}" if note else ""))
+                    self.store.save(row, self.clock())
+            elif row.stage is WithdrawalStage.TRAVEL_RULE:
+                if not approve:
+                    await self._release(row, WithdrawalStage.REJECTED, reason)
+                else:  # e.g. an unhosted wallet whose owner the operator verified
+                    row.travel_rule = f"cleared by {operator}"
+                    row.stage = WithdrawalStage.REQUESTED
+                    row.reasons.append(f"travel rule hold cleared by {operator}" + (f": {note}" if note else ""))
                     self.store.save(row, self.clock())
             elif row.stage is WithdrawalStage.AWAITING_APPROVAL:
                 if operator in row.approvals:
@@ -524,6 +540,15 @@ class Wallet:
                 return
             row.screened = True
             self.store.save(row, self.clock())
+        if row.stage is WithdrawalStage.REQUESTED and not row.travel_rule:
+            request = WithdrawalRequest(row.id, row.account, row.asset, row.chain, row.amount, row.address)
+            needed = [p for p in self.travel_rule if await asyncio.to_thread(p.required, request)]
+            row.travel_rule = "required" if needed else "not_required"
+            if needed:  # stored before any message goes out
+                row.stage = WithdrawalStage.TRAVEL_RULE
+            self.store.save(row, self.clock())
+        if row.stage is WithdrawalStage.TRAVEL_RULE:
+            await self._travel_rule(row)
         if row.stage is WithdrawalStage.REQUESTED:
             await self._build_and_submit(row, adapter)
         if row.stage is WithdrawalStage.APPROVED:
@@ -536,6 +561,35 @@ class Wallet:
             self.store.save(row, self.clock())
         if row.stage is WithdrawalStage.BROADCAST:
             await self._track(row, adapter)
+
+    async def _travel_rule(self, row: WithdrawalRow) -> None:
+        """Send (again: providers are idempotent per withdrawal) and read the counterparty's answer."""
+        request = WithdrawalRequest(row.id, row.account, row.asset, row.chain, row.amount, row.address)
+        user = self.identity.user(row.account)
+        originator = {"account": str(row.account), "email": user.email if user else "", "country": ""}
+        if user is not None:
+            originator["country"] = user.country
+        decisions = []
+        for provider in self.travel_rule:
+            if await asyncio.to_thread(provider.required, request):
+                reference = await asyncio.to_thread(provider.send, request, originator)
+                decisions.append(await asyncio.to_thread(provider.status, reference))
+        decision = Decision.combine(decisions, required=False)
+        why = "; ".join(decision.reasons)
+        if decision.outcome is Outcome.REJECT:
+            await self._release(row, WithdrawalStage.REJECTED, f"travel rule: {why}")
+            return
+        if decision.outcome is Outcome.HOLD:
+            if why and (not row.reasons or row.reasons[-1] != why):
+                row.reasons.append(why)
+            row.error = ""
+            self.store.save(row, self.clock())
+            return
+        row.travel_rule = "accepted"
+        row.stage = WithdrawalStage.REQUESTED
+        row.error = ""
+        row.reasons.append(why or "travel rule: accepted")
+        self.store.save(row, self.clock())
 
     async def _build_and_submit(self, row: WithdrawalRow, adapter: ChainAdapter) -> None:
         scheme = scheme_of(adapter)

@@ -14,7 +14,7 @@ from exchange_framework.custody.policy_config import open_policy_engine
 from exchange_framework.custody.signing import hot_wallet_signer
 from exchange_framework.funding.store import DepositStore
 from exchange_framework.identity import IdentityStore
-from exchange_framework.interfaces import ChainAdapter, CustodySigner
+from exchange_framework.interfaces import ChainAdapter, CustodySigner, TravelRuleProvider
 from exchange_framework.node import ExchangeNode
 from exchange_framework.plugins import collect_registered
 from exchange_framework.wallet.service import Wallet
@@ -34,7 +34,7 @@ def make_wallet(
     """The wallet over every registered chain adapter, or ``None`` when no plugin registers a chain.
 
     Its stores live beside the journal (``deposits.db``, ``wallet.db``); the hot wallet signs with the custody
-    signer named by ``[backends] keystore``.
+    signer named by ``[backends] keystore``; withdrawals go through every registered travel rule provider.
     """
     adapters: dict[str, ChainAdapter] = collect_registered(pm, "register_chain_adapters", config=config)
     if not adapters:
@@ -46,6 +46,7 @@ def make_wallet(
     except Exception as exc:  # deposits still work; withdrawals show why they wait
         problem = f"no usable custody signer: {exc}"
     settings = config.wallet
+    travel_rule: dict[str, TravelRuleProvider] = collect_registered(pm, "register_travel_rule_providers", config=config)
     wallet = Wallet(
         config=config,
         pm=pm,
@@ -59,6 +60,7 @@ def make_wallet(
         fallback_approvals=settings.fallback_approvals,
         cooling_off_ns=settings.whitelist_cooling_off_hours * 3600 * 10**9,
         poll_interval=float(settings.poll_seconds),
+        travel_rule=list(travel_rule.values()),
     )
     if problem:
         wallet.signer_error = problem

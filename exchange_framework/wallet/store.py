@@ -22,6 +22,7 @@ OPEN_STAGES = frozenset(
     {
         WithdrawalStage.REQUESTED,
         WithdrawalStage.SCREENING,
+        WithdrawalStage.TRAVEL_RULE,
         WithdrawalStage.AWAITING_APPROVAL,
         WithdrawalStage.APPROVED,
         WithdrawalStage.SIGNED,
@@ -49,8 +50,10 @@ CREATE INDEX IF NOT EXISTS whitelist_account ON whitelist (account, id);
 
 _COLUMNS = (
     "id, account, chain, asset, amount, fee, address, memo, stage, txid, confirmations, reasons, approvals, "
-    "required_approvals, screened, unsigned, signed, error, requested_ns, updated_ns"
+    "required_approvals, screened, unsigned, signed, error, requested_ns, updated_ns, travel_rule"
 )
+# Added after the first release: files made before it get the column on open.
+_TRAVEL_RULE_COLUMN = "ALTER TABLE withdrawals ADD COLUMN travel_rule TEXT NOT NULL DEFAULT ''"
 
 
 class WithdrawalRow(msgspec.Struct):
@@ -76,6 +79,7 @@ class WithdrawalRow(msgspec.Struct):
     error: str
     requested_ns: int
     updated_ns: int
+    travel_rule: str = ""  # "" not checked yet, "not_required", "required", "accepted", "cleared by <operator>"
 
     @property
     def reference(self) -> str:
@@ -99,7 +103,7 @@ class WhitelistRow(msgspec.Struct, frozen=True):
 
 def _withdrawal(values: Sequence[object]) -> WithdrawalRow:
     (wid, account, chain, asset, amount, fee, address, memo, stage, txid, confs, reasons, approvals, required,
-     screened, unsigned, signed, error, requested, updated) = values  # fmt: skip
+     screened, unsigned, signed, error, requested, updated, travel_rule) = values  # fmt: skip
     return WithdrawalRow(
         id=int(wid),  # type: ignore[call-overload]
         account=int(account),  # type: ignore[call-overload]
@@ -121,6 +125,7 @@ def _withdrawal(values: Sequence[object]) -> WithdrawalRow:
         error=str(error),
         requested_ns=int(requested),  # type: ignore[call-overload]
         updated_ns=int(updated),  # type: ignore[call-overload]
+        travel_rule=str(travel_rule),
     )
 
 
@@ -129,6 +134,10 @@ class WalletStore(SqliteFile):
 
     def __init__(self, path: str | PathLike[str]) -> None:
         super().__init__(path, _SCHEMA)
+        with self._lock:
+            columns = {str(c[1]) for c in self._db.execute("PRAGMA table_info(withdrawals)").fetchall()}
+            if "travel_rule" not in columns:
+                self._db.execute(_TRAVEL_RULE_COLUMN)
 
     # -- withdrawals
     def insert_withdrawal(
@@ -152,8 +161,8 @@ class WalletStore(SqliteFile):
         with self.transaction() as db:
             db.execute(
                 "UPDATE withdrawals SET stage = ?, fee = ?, txid = ?, confirmations = ?, reasons = ?, approvals = ?, "
-                "required_approvals = ?, screened = ?, unsigned = ?, signed = ?, error = ?, updated_ns = ? "
-                "WHERE id = ?",
+                "required_approvals = ?, screened = ?, unsigned = ?, signed = ?, error = ?, updated_ns = ?, "
+                "travel_rule = ? WHERE id = ?",
                 (
                     row.stage.value,
                     str(row.fee),
@@ -167,6 +176,7 @@ class WalletStore(SqliteFile):
                     row.signed,
                     row.error,
                     now_ns,
+                    row.travel_rule,
                     row.id,
                 ),
             )

@@ -22,6 +22,7 @@ class WithdrawalStage(StrEnum):
 
     REQUESTED = "requested"  # held on the ledger, waiting for compliance screening
     SCREENING = "screening"
+    TRAVEL_RULE = "travel_rule"  # travel rule data sent to the beneficiary's VASP: waiting for it to accept
     AWAITING_APPROVAL = "awaiting_approval"  # custody policy wants k-of-n operator approvals
     APPROVED = "approved"  # policy passed: goes to the signer
     SIGNED = "signed"

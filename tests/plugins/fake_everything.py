@@ -181,6 +181,9 @@ class FakeSanctions:
 class FakeTravelRule:
     name = "fake-travel-rule"
 
+    def required(self, withdrawal: Any) -> bool:
+        return True
+
     def send(self, withdrawal: Any, originator: Any) -> str:
         return f"tr-{withdrawal.withdrawal_id}"
 
