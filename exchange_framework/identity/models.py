@@ -19,7 +19,7 @@ class UserRow(IdentityModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
     email: str = Field(unique=True, index=True, max_length=254)
     password_hash: str
-    totp_secret: str | None = None
+    totp_secret: str | None = None  # sealed (identity/sealing.py), never plaintext
     role: str = Field(default="user", max_length=32)
     kyc_tier: int = 0
     kyc_status: str = Field(default="none", max_length=32)
@@ -34,7 +34,7 @@ class ApiKeyRow(IdentityModel, table=True):
     __tablename__ = "api_keys"
 
     key: str = Field(primary_key=True, max_length=64)
-    secret: str = Field(max_length=64)
+    secret: str = Field(max_length=200)  # sealed (identity/sealing.py), never plaintext
     account: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     label: str = Field(default="", max_length=80)
     scopes: str = Field(default="read", max_length=64)  # comma-separated Scope values

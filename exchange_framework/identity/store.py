@@ -25,6 +25,7 @@ from sqlalchemy import func
 from sqlmodel import Session, create_engine, select
 
 from exchange_framework.identity.models import ApiKeyRow, IdentityModel, SessionRow, UserRow
+from exchange_framework.identity.sealing import SecretSealer, is_sealed, sealing_key_for
 
 __all__ = ["ApiKeyInfo", "IdentityError", "IdentityStore", "Scope", "SessionInfo", "UserInfo"]
 
@@ -112,10 +113,10 @@ def _user_info(row: UserRow) -> UserInfo:
     )
 
 
-def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
+def _key_info(row: ApiKeyRow, secret: str) -> ApiKeyInfo:
     return ApiKeyInfo(
         key=row.key,
-        secret=row.secret,
+        secret=secret,
         account=row.account,
         label=row.label,
         scopes=frozenset(Scope(s) for s in row.scopes.split(",") if s),
@@ -123,6 +124,14 @@ def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
         created_ns=row.created_ns,
         revoked=row.revoked,
     )
+
+
+def _key_context(key: str) -> str:
+    return f"api_keys.secret:{key}"
+
+
+def _totp_context(account: int) -> str:
+    return f"users.totp_secret:{account}"
 
 
 def hash_token(token: str) -> str:
@@ -133,9 +142,10 @@ def hash_token(token: str) -> str:
 class IdentityStore:
     """Users, API keys and sessions in an SQL database (``sqlite:///path`` by default)."""
 
-    def __init__(self, url: str, *, clock: Callable[[], int] | None = None) -> None:
+    def __init__(self, url: str, *, clock: Callable[[], int] | None = None, sealing_key: bytes | None = None) -> None:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        self._sealer = SecretSealer(sealing_key_for(url, sealing_key))  # API-key secrets, two-factor seeds
         self._engine = create_engine(url)
         self._hasher = PasswordHasher()
         self._lock = threading.Lock()
@@ -143,8 +153,25 @@ class IdentityStore:
         self._now: Callable[[], int] = time.time_ns if clock is None else clock
 
     def create_schema(self) -> None:
-        """Create the tables if they do not exist yet."""
+        """Create the tables if they do not exist yet, and seal secrets an older version stored in plaintext."""
         IdentityModel.metadata.create_all(self._engine)
+        self._seal_plaintext_secrets()
+
+    def _seal_plaintext_secrets(self) -> None:
+        with self._lock, Session(self._engine) as db:
+            for key_row in db.exec(select(ApiKeyRow)).all():
+                if not is_sealed(key_row.secret):
+                    key_row.secret = self._sealer.seal(key_row.secret, _key_context(key_row.key))
+                    db.add(key_row)
+            for user_row in db.exec(select(UserRow).where(UserRow.totp_secret.is_not(None))).all():  # type: ignore[union-attr]
+                assert user_row.id is not None and user_row.totp_secret is not None
+                if not is_sealed(user_row.totp_secret):
+                    user_row.totp_secret = self._sealer.seal(user_row.totp_secret, _totp_context(user_row.id))
+                    db.add(user_row)
+            db.commit()
+
+    def _open_key(self, row: ApiKeyRow) -> ApiKeyInfo:
+        return _key_info(row, self._sealer.open(row.secret, _key_context(row.key)))
 
     def close(self) -> None:
         """Release the database connections."""
@@ -221,11 +248,14 @@ class IdentityStore:
         """Return the user's two-factor secret (for checking a code), or ``None`` if two-factor is off."""
         with Session(self._engine) as db:
             row = db.get(UserRow, account)
-            return None if row is None else row.totp_secret
+            if row is None or row.totp_secret is None:
+                return None
+            return self._sealer.open(row.totp_secret, _totp_context(account))
 
     def set_totp_secret(self, account: int, secret: str | None) -> None:
         """Turn two-factor on with ``secret`` (after the user proved a code), or off with ``None``."""
-        self._update_user(account, totp_secret=secret)
+        sealed = None if secret is None else self._sealer.seal(secret, _totp_context(account))
+        self._update_user(account, totp_secret=sealed)
 
     def set_kyc(self, account: int, *, tier: int, status: str) -> None:
         """Record a KYC decision: the tier the user reached and the review status."""
@@ -279,9 +309,10 @@ class IdentityStore:
             raise IdentityError("an API key label is at most 80 characters")
         if self.user(account) is None:
             raise IdentityError(f"there is no user with account {account}")
+        key, secret = secrets.token_hex(32), secrets.token_hex(32)
         row = ApiKeyRow(
-            key=secrets.token_hex(32),
-            secret=secrets.token_hex(32),
+            key=key,
+            secret=self._sealer.seal(secret, _key_context(key)),
             account=account,
             label=label,
             scopes=",".join(sorted(scope_set)),
@@ -292,7 +323,7 @@ class IdentityStore:
             db.add(row)
             db.commit()
             db.refresh(row)
-            info = _key_info(row)
+            info = _key_info(row, secret)
             if self._keys is not None:
                 self._keys[info.key] = info
             return info
@@ -302,7 +333,8 @@ class IdentityStore:
         keys = self._keys
         if keys is None:
             with self._lock, Session(self._engine) as db:
-                keys = self._keys = {r.key: _key_info(r) for r in db.exec(select(ApiKeyRow)).all() if not r.revoked}
+                rows = db.exec(select(ApiKeyRow).where(ApiKeyRow.revoked == False)).all()  # noqa: E712
+                keys = self._keys = {r.key: self._open_key(r) for r in rows}
         return keys.get(key)
 
     def api_keys(self, account: int) -> list[ApiKeyInfo]:
@@ -311,7 +343,7 @@ class IdentityStore:
             rows = db.exec(
                 select(ApiKeyRow).where(ApiKeyRow.account == account).order_by(ApiKeyRow.created_ns)  # type: ignore[arg-type]
             ).all()
-            return [_key_info(r) for r in rows]
+            return [self._open_key(r) for r in rows]
 
     def revoke_api_key(self, account: int, key: str) -> None:
         """Revoke ``account``'s key ``key`` at once; another account's key is "not found"."""
