@@ -9,14 +9,20 @@
   Inputs handed out by :meth:`build_withdrawal` are reserved in this process for :data:`INPUT_HOLD_SECONDS`.
 - Withdrawals: PSBTs (see :mod:`exchange_bitcoin.psbt`), fee rate from ``estimatesmartfee`` (``fallback_fee``
   when the node has no estimate, as on regtest), RBF signalled on every input, :meth:`bump_fee` to replace.
+- Change: back to the paying key, or with ``change_keys`` (a pool of keys generated in the custody signer, each with
+  its key id) to the next pool key that has never received anything, so no change address is used twice. Pool
+  addresses are watched like the hot address; a withdrawal spends the outputs of one key (the hot key or a pool
+  key) and names that key in ``UnsignedTransaction.key_id``, so every signature comes from one key the custody
+  policy knows (each pool address is a ``[[custody.wallets]]`` hot wallet with its key id).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +53,8 @@ from exchange_framework.interfaces import (
 
 __all__ = ["INPUT_HOLD_SECONDS", "FeeTooHigh", "InsufficientFunds", "NodeMismatch", "UtxoChainAdapter"]
 
+_log = logging.getLogger(__name__)
+
 INPUT_HOLD_SECONDS = 600.0
 _COIN = Decimal(10**8)
 _MAX_CONF = 9_999_999
@@ -65,6 +73,21 @@ class FeeTooHigh(ValueError):
 
 class NodeMismatch(RuntimeError):
     """The node serves another network than the adapter is configured for (or cannot serve a wallet)."""
+
+
+def _check_change_keys(change_keys: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Return the change key pool as key id -> compressed public key; ``ValueError`` naming a bad entry."""
+    checked: dict[str, bytes] = {}
+    for key_id, key in change_keys.items():
+        if not isinstance(key_id, str) or not key_id:
+            raise ValueError(f"change_keys: {key_id!r} is not a key id")
+        try:
+            checked[key_id] = coincurve.PublicKey(bytes(key)).format(compressed=True)
+        except Exception:
+            raise ValueError(f"change_keys: {key_id} is not a secp256k1 public key") from None
+    if len(set(checked.values())) != len(checked):
+        raise ValueError("change_keys: a public key is listed twice: every change key id needs its own key")
+    return checked
 
 
 def to_atomic(value: Any) -> int:
@@ -92,6 +115,7 @@ class UtxoChainAdapter:
         fallback_fee: int = 20_000,
         max_fee_rate: int = 1_000_000,
         min_input_confirmations: int = 1,
+        change_keys: Mapping[str, bytes] | None = None,
     ) -> None:
         xpub = normalize_xpub(deposit_xpub)  # fail at start-up, not on the first deposit address
         for label, value, low in (
@@ -122,6 +146,9 @@ class UtxoChainAdapter:
         self._scripts: dict[str, bytes | None] = {}
         self._lock = threading.Lock()
         self._reserved: dict[tuple[str, int], float] = {}  # outpoint -> when build_withdrawal handed it out
+        self.change_keys = _check_change_keys(change_keys or {})  # key id -> compressed public key, in pool order
+        self._change_key_ids = {key: key_id for key_id, key in self.change_keys.items()}
+        self._change_reserved: dict[str, float] = {}  # change address -> when build_withdrawal handed it out
 
     # -- node --------------------------------------------------------------------------------------------------------
 
@@ -189,10 +216,36 @@ class UtxoChainAdapter:
         return address
 
     def hot_wallet_balance(self, public_key: bytes, *, min_confirmations: int = 1) -> int:
-        """Return what the hot key's address holds, in atomic units, counting outputs at ``min_confirmations``."""
-        address = self.watch_hot_wallet(public_key)
-        unspent = self._wallet("listunspent", min_confirmations, _MAX_CONF, [address])
+        """Return what the hot wallet holds (the hot key's address and every change key's), in atomic units,
+        counting outputs at ``min_confirmations``."""
+        addresses = self._hot_addresses(bytes(public_key))
+        unspent = self._wallet("listunspent", min_confirmations, _MAX_CONF, addresses)
         return sum(to_atomic(u["amount"]) for u in unspent)
+
+    def _hot_addresses(self, public_key: bytes) -> list[str]:
+        """The hot key's address and the change keys' addresses, each watched."""
+        addresses = [self.watch_hot_wallet(public_key)]
+        for key in self.change_keys.values():
+            addresses.append(p2wpkh_address(key, self.params))
+            self._watch(addresses[-1])
+        return addresses
+
+    def _next_change_key(self, fallback: bytes, now: float) -> bytes:
+        """The first pool key whose address has never received anything and is not promised to an unbroadcast
+        withdrawal (reserved for it until it is broadcast or :data:`INPUT_HOLD_SECONDS` pass); ``fallback`` (the
+        paying key) when the pool is used up or empty. Call with the lock held."""
+        if not self.change_keys:
+            return fallback
+        self._change_reserved = {a: t for a, t in self._change_reserved.items() if now - t < INPUT_HOLD_SECONDS}
+        received = self._wallet("listreceivedbyaddress", 0, True, True)
+        used = {str(r["address"]) for r in received if r.get("txids") or to_atomic(r.get("amount", 0)) > 0}
+        for key in self.change_keys.values():
+            address = p2wpkh_address(key, self.params)
+            if address not in used and address not in self._change_reserved:
+                self._change_reserved[address] = now
+                return key
+        _log.warning("%s: every change key has been used; change goes back to the paying key: add keys", self.name)
+        return fallback
 
     # -- addresses ---------------------------------------------------------------------------------------------------
 
@@ -355,7 +408,9 @@ class UtxoChainAdapter:
             destination_script = script_of_address(destination, self.params)
         except ValueError as exc:
             raise ValueError(f"bad destination for {self.name}: {exc}") from None
-        if destination_script == hot_script:
+        if destination_script == hot_script or any(
+            destination_script == p2wpkh_script(key) for key in self.change_keys.values()
+        ):
             raise ValueError("the destination is the hot wallet itself")
         return destination_script
 
@@ -372,64 +427,81 @@ class UtxoChainAdapter:
         """Build an unsigned PSBT paying ``amount`` to ``destination`` from the hot key's P2WPKH outputs.
 
         Inputs are chosen largest first among confirmed (``min_input_confirmations``) outputs not reserved by an
-        earlier build; change goes back to the hot address unless it would be dust (then it is left to the fee).
+        earlier build, all of one key: the hot key, or a change key when ``change_keys`` is set (the key with the
+        most spendable coins that can pay; the returned ``key_id`` names it). Change goes to the next unused change
+        key (without a pool: back to the paying key) unless it would be dust (then it is left to the fee).
         ``memo`` is not supported on this chain (a non-empty memo is refused).
         """
         if memo:
             raise ValueError(f"{self.name} transactions carry no memo")
         destination_script = self._check_request(key_id, public_key, destination, asset, amount)
         public_key = bytes(public_key)
-        hot_script = p2wpkh_script(public_key)
-        hot_address = p2wpkh_address(public_key, self.params)
-        self._watch(hot_address)
+        addresses = self._hot_addresses(public_key)
+        keys = {p2wpkh_script(public_key): (key_id, public_key)}
+        keys.update({p2wpkh_script(k): (i, k) for i, k in self.change_keys.items() if k != public_key})
         rate = self.fee_rate()
         dust = self.params.dust_limit
         with self._lock:
             now = time.monotonic()
             self._reserved = {k: t for k, t in self._reserved.items() if now - t < INPUT_HOLD_SECONDS}
-            unspent = self._wallet("listunspent", self.min_input_confirmations, _MAX_CONF, [hot_address])
-            candidates = [
-                Utxo(to_atomic(u["amount"]), str(u["txid"]), int(u["vout"]))
-                for u in unspent
-                if bytes.fromhex(u["scriptPubKey"]) == hot_script
-                and (str(u["txid"]), int(u["vout"])) not in self._reserved
-            ]
-            selection = select_coins(
-                candidates,
-                amount=amount,
-                fee_rate=rate,
-                destination_script=destination_script,
-                change_script=hot_script,
-                dust=dust,
-            )
+            unspent = self._wallet("listunspent", self.min_input_confirmations, _MAX_CONF, addresses)
+            by_key: dict[bytes, list[Utxo]] = {script: [] for script in keys}
+            for u in unspent:
+                script = bytes.fromhex(u["scriptPubKey"])
+                if script in by_key and (str(u["txid"]), int(u["vout"])) not in self._reserved:
+                    by_key[script].append(Utxo(to_atomic(u["amount"]), str(u["txid"]), int(u["vout"])))
+            selection = None
+            paying_script = p2wpkh_script(public_key)
+            for script in sorted(by_key, key=lambda s: -sum(u.value for u in by_key[s])):
+                selection = select_coins(
+                    by_key[script],
+                    amount=amount,
+                    fee_rate=rate,
+                    destination_script=destination_script,
+                    change_script=script,  # every change script is P2WPKH: the same size
+                    dust=dust,
+                )
+                if selection is not None:
+                    paying_script = script
+                    break
             if selection is None:
+                candidates = by_key[paying_script]
                 total = sum(c.value for c in candidates)
                 needed = amount + fee_for(rate, max(1, len(candidates)), [destination_script])
                 held = sum(1 for u in unspent if (str(u["txid"]), int(u["vout"])) in self._reserved)
                 raise InsufficientFunds(
-                    f"{hot_address} has {total} spendable in {len(candidates)} outputs ({held} more reserved by "
+                    f"{addresses[0]} has {total} spendable in {len(candidates)} outputs ({held} more reserved by "
                     f"unbroadcast withdrawals), needs about {needed} with the fee: short by {needed - total}"
+                    + (
+                        " (change keys hold the rest; a withdrawal spends the coins of one key)"
+                        if len(keys) > 1
+                        else ""
+                    )
                 )
+            paying_key_id, paying_key = keys[paying_script]
             chosen, change = selection.inputs, selection.change
+            change_key = self._next_change_key(paying_key, now) if change > 0 else paying_key
             for _, txid, vout in chosen:
                 self._reserved[(txid, vout)] = now
         try:
             spends = [Spend(txid, vout, value, self._raw_transaction(txid)) for value, txid, vout in chosen]
             psbt = build_psbt(
                 chain_id=self.chain_id,
-                public_key=public_key,
+                public_key=paying_key,
                 spends=spends,
                 destination_script=destination_script,
                 amount=amount,
                 change=change,
+                change_public_key=change_key,
             )
             withdrawal = read_psbt(psbt.serialize())
         except BaseException:
             with self._lock:
                 for _, txid, vout in chosen:
                     self._reserved.pop((txid, vout), None)
+                self._change_reserved.pop(p2wpkh_address(change_key, self.params), None)
             raise
-        return UnsignedTransaction(self.name, bytes(psbt.serialize()), withdrawal.digests, key_id)
+        return UnsignedTransaction(self.name, bytes(psbt.serialize()), withdrawal.digests, paying_key_id)
 
     def _raw_transaction(self, txid: str) -> bytes:
         return bytes.fromhex(self._wallet("gettransaction", txid, True)["hex"])
@@ -443,7 +515,7 @@ class UtxoChainAdapter:
         ``ValueError`` if there is no change output able to pay the increase.
         """
         old = self._read(unsigned)
-        change_script = p2wpkh_script(old.public_key)
+        change_script = p2wpkh_script(old.change_public_key or old.public_key)
         scripts = [old.destination_script, change_script]
         vsize = estimate_vsize(len(old.inputs), scripts)
         _, incremental = self._relay_fees()
@@ -467,6 +539,7 @@ class UtxoChainAdapter:
             destination_script=old.destination_script,
             amount=old.amount,
             change=new_change,
+            change_public_key=old.change_public_key,
         )
         replacement = read_psbt(psbt.serialize())
         return UnsignedTransaction(self.name, bytes(psbt.serialize()), replacement.digests, unsigned.key_id)
@@ -477,6 +550,12 @@ class UtxoChainAdapter:
         withdrawal = read_psbt(unsigned.payload)
         if tuple(unsigned.digests) != withdrawal.digests:
             raise ValueError("the digests do not match the payload: refusing to describe or assemble it")
+        change_key = withdrawal.change_public_key
+        if change_key is not None and change_key != withdrawal.public_key and change_key not in self._change_key_ids:
+            raise ValueError(
+                f"the change output pays {p2wpkh_address(change_key, self.params)}, which is neither the paying key's "
+                "address nor one of the configured change keys': it would be a second destination"
+            )
         return withdrawal
 
     def decode(self, unsigned: UnsignedTransaction) -> DecodedTransaction:
@@ -572,3 +651,5 @@ class UtxoChainAdapter:
         with self._lock:
             for spend in withdrawal.inputs:
                 self._reserved.pop((spend.txid, spend.vout), None)
+            if withdrawal.change_public_key is not None:
+                self._change_reserved.pop(p2wpkh_address(withdrawal.change_public_key, self.params), None)

@@ -11,6 +11,9 @@ Bitcoin and Litecoin are configurations of the same adapter::
     hot_key_id = "ltc-hot-1"                         # the custody key withdrawals are paid from
     confirmations = 6
 
+    [plugins.settings.bitcoin.networks.litecoin.change_keys]  # optional: fresh change addresses
+    "ltc-hot-1-change-1" = "02..."                   # key id in the custody signer = public key (hex)
+
 Registering opens nothing: the node is first contacted when the adapter is used.
 """
 
@@ -44,6 +47,7 @@ _ADAPTER_KEYS = {
     "fallback_fee": 20_000,
     "max_fee_rate": 1_000_000,
     "min_input_confirmations": 1,
+    "change_keys": {},
 }
 
 
@@ -82,6 +86,13 @@ def adapter_from_settings(
         timeout=float(merged["rpc_timeout"]),
         label=f"{name} node",
     )
+    change_keys = merged["change_keys"]
+    if not isinstance(change_keys, Mapping) or not all(isinstance(v, str) for v in change_keys.values()):
+        raise ValueError(f"{where} change_keys must be a table of key id = public key (hex)")
+    try:
+        parsed_change_keys = {str(k): bytes.fromhex(v) for k, v in change_keys.items()}
+    except ValueError:
+        raise ValueError(f"{where} change_keys: every public key must be hex") from None
     try:
         return UtxoChainAdapter(
             rpc,
@@ -95,6 +106,7 @@ def adapter_from_settings(
             fallback_fee=merged["fallback_fee"],
             max_fee_rate=merged["max_fee_rate"],
             min_input_confirmations=merged["min_input_confirmations"],
+            change_keys=parsed_change_keys,
         )
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None

@@ -1,10 +1,12 @@
 """Withdrawal transactions as PSBTs (BIP174, via embit): build, read back and check, sighash, finalise.
 
-A withdrawal PSBT spends P2WPKH outputs of one hot-wallet key to one destination, with at most one change output
-back to the same key. Each input carries its previous transaction (``non_witness_utxo``, checked against the
-outpoint's txid), its ``witness_utxo`` and the hot key in ``bip32_derivations``; the change output carries the hot
-key too (the PSBT way of saying "this output is ours"). A proprietary global field records the network
-(``chain_id``), so the payload alone says which network it was built for.
+A withdrawal PSBT spends P2WPKH outputs of one hot-wallet key to one destination, with at most one change output,
+back to the same key or to a fresh change key of the hot wallet. Each input carries its previous transaction
+(``non_witness_utxo``, checked against the outpoint's txid), its ``witness_utxo`` and the paying key in
+``bip32_derivations``; the change output carries its key too (the PSBT way of saying "this output is ours"). Whether
+a change key other than the paying key belongs to the hot wallet is the reader's check (the adapter knows its
+change keys). A proprietary global field records the network (``chain_id``), so the payload alone says which
+network it was built for.
 
 Digests are the BIP143 signature hashes with SIGHASH_ALL, one per input, in input order.
 """
@@ -71,6 +73,7 @@ class WithdrawalPsbt:
     change: int  # 0 when there is no change output
     fee: int
     digests: tuple[bytes, ...]
+    change_public_key: bytes | None = None  # the key the change output pays (None: no change output)
 
 
 def estimate_vsize(n_inputs: int, output_scripts: Sequence[bytes]) -> int:
@@ -91,13 +94,18 @@ def build_psbt(
     amount: int,
     change: int,
     locktime: int = 0,
+    change_public_key: bytes | None = None,
 ) -> PSBT:
-    """Return a PSBT paying ``amount`` to ``destination_script`` and ``change`` (if positive) back to the hot key."""
-    hot_script = p2wpkh_script(public_key)
+    """Return a PSBT paying ``amount`` to ``destination_script`` and ``change`` (if positive) to ``change_public_key``
+    (default: back to the paying key ``public_key``)."""
+    change_key = public_key if change_public_key is None else change_public_key
+    change_script = p2wpkh_script(change_key)
+    if change > 0 and change_script == destination_script:
+        raise ValueError("the change key's address is the destination")
     vin = [TransactionInput(bytes.fromhex(s.txid), s.vout, sequence=RBF_SEQUENCE) for s in spends]
     vout = [TransactionOutput(amount, Script(destination_script))]
     if change > 0:
-        vout.append(TransactionOutput(change, Script(hot_script)))
+        vout.append(TransactionOutput(change, Script(change_script)))
     psbt = PSBT(Transaction(version=2, vin=vin, vout=vout, locktime=locktime))
     key = PublicKey.parse(public_key)
     for scope, spend in zip(psbt.inputs, spends, strict=True):
@@ -106,7 +114,7 @@ def build_psbt(
         scope.witness_utxo = prev.vout[spend.vout]
         scope.bip32_derivations[key] = _NO_FINGERPRINT
     if change > 0:
-        psbt.outputs[1].bip32_derivations[key] = _NO_FINGERPRINT
+        psbt.outputs[1].bip32_derivations[PublicKey.parse(change_key)] = _NO_FINGERPRINT
     psbt.unknown[_CHAIN_ID_KEY] = chain_id.encode()
     return psbt
 
@@ -116,7 +124,9 @@ def read_psbt(payload: bytes) -> WithdrawalPsbt:
 
     Checked: it parses with nothing left over; it names its network; every input's previous transaction hashes to
     the outpoint's txid and agrees with its ``witness_utxo``; every input pays the same P2WPKH hot key; there is one
-    destination output and at most one change output back to that key; outputs do not exceed inputs.
+    destination output and at most one change output, which is marked with exactly the key whose P2WPKH script it
+    pays (the paying key, or another key: ``change_public_key`` says which, and the caller checks it is the
+    wallet's); an unmarked output paying the paying key is refused; outputs do not exceed inputs.
     """
     try:
         psbt = PSBT.parse(bytes(payload))
@@ -151,14 +161,19 @@ def read_psbt(payload: bytes) -> WithdrawalPsbt:
     assert public_key is not None
     hot_script = p2wpkh_script(public_key)
     tx = psbt.tx
-    destinations = [o for o in tx.vout if o.script_pubkey.data != hot_script]
-    changes = [o for o in tx.vout if o.script_pubkey.data == hot_script]
+    change_keys: dict[int, bytes] = {}  # output index -> the key it is marked with and pays
+    for index, (output, scope) in enumerate(zip(tx.vout, psbt.outputs, strict=True)):
+        marked = [k.sec() for k in scope.bip32_derivations]
+        if output.script_pubkey.data == hot_script and marked != [public_key]:
+            raise ValueError("the change output is not marked as the hot key's")
+        if marked:
+            if len(marked) != 1 or output.script_pubkey.data != p2wpkh_script(marked[0]):
+                raise ValueError(f"output {index} is marked as change of a key it does not pay")
+            change_keys[index] = marked[0]
+    destinations = [o for i, o in enumerate(tx.vout) if i not in change_keys]
+    changes = [o for i, o in enumerate(tx.vout) if i in change_keys]
     if len(destinations) != 1 or len(changes) > 1:
         raise ValueError("a withdrawal PSBT pays exactly one destination and at most one change output back to itself")
-    if changes:
-        scope = psbt.outputs[tx.vout.index(changes[0])]
-        if [k.sec() for k in scope.bip32_derivations] != [public_key]:
-            raise ValueError("the change output is not marked as the hot key's")
     total_in = sum(s.value for s in spends)
     total_out = sum(o.value for o in tx.vout)
     if total_out > total_in:
@@ -174,6 +189,7 @@ def read_psbt(payload: bytes) -> WithdrawalPsbt:
         change=changes[0].value if changes else 0,
         fee=total_in - total_out,
         digests=digests,
+        change_public_key=next(iter(change_keys.values()), None),
     )
 
 
