@@ -101,7 +101,10 @@ class WebhookVerifier:
         payload = base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
         token = f"{parts[0]}.{payload}.{parts[2]}"
         try:
-            key = self._jwks.get_signing_key_from_jwt(token)
+            kid = jwt.get_unverified_header(token).get("kid")
+            if not isinstance(kid, str) or not kid:
+                raise WebhookSignatureError("Fireblocks-Webhook-Signature names no key (kid)")
+            key = self._jwks.get_signing_key(kid)
             jwt.api_jws.decode_complete(token, key=key.key, algorithms=["RS512"])
         except jwt.PyJWKClientConnectionError as exc:
             raise WebhookSignatureError(f"the JWKS could not be read: {type(exc).__name__}") from None
