@@ -51,6 +51,7 @@ LTC = PRESETS["litecoin-regtest"]
 COIN = 10**8
 CONFIRMATIONS = 3
 RPC_PASSWORD_ENV = "EXCHANGE_E2E_LTC_RPC_PASSWORD"
+CHANGE_KEY_IDS = (f"{HOT_KEY_ID}-change-1", f"{HOT_KEY_ID}-change-2")  # the pool of change keys, in the HSM
 
 ASSETS = """\
     [assets.LTC]
@@ -83,33 +84,46 @@ def coins(atomic: int) -> str:
     return str(Decimal(atomic) / COIN)
 
 
-def litecoin_settings(node: RegtestNode) -> str:
-    return textwrap.dedent(
-        f"""\
-        [plugins.settings.bitcoin.networks.litecoin]
-        preset = "litecoin-regtest"
-        url = "{node.url}"
-        rpc_user = "{node.user}"
-        rpc_password_env = "{RPC_PASSWORD_ENV}"
-        deposit_xpub = "{BIP84_ZPUB}"
-        hot_key_id = "{HOT_KEY_ID}"
-        confirmations = {CONFIRMATIONS}
-        """
+def litecoin_settings(node: RegtestNode, change_keys: dict[str, bytes]) -> str:
+    pool = "".join(f'"{key_id}" = "{key.hex()}"\n' for key_id, key in change_keys.items())
+    return (
+        textwrap.dedent(
+            f"""\
+            [plugins.settings.bitcoin.networks.litecoin]
+            preset = "litecoin-regtest"
+            url = "{node.url}"
+            rpc_user = "{node.user}"
+            rpc_password_env = "{RPC_PASSWORD_ENV}"
+            deposit_xpub = "{BIP84_ZPUB}"
+            hot_key_id = "{HOT_KEY_ID}"
+            confirmations = {CONFIRMATIONS}
+
+            [plugins.settings.bitcoin.networks.litecoin.change_keys]
+            """
+        )
+        + pool
+        + "\n"
     )
 
 
-def custody(hot_address: str) -> str:
+def custody(wallets: dict[str, bytes]) -> str:
+    """The hot key and every change key are hot wallets of the policy, each with its key."""
+    entries = "".join(
+        f"""
+        [[custody.wallets]]
+        chain = "litecoin"
+        address = "{p2wpkh_address(key, LTC)}"
+        tier = "hot"
+        key_id = "{key_id}"
+        """
+        for key_id, key in wallets.items()
+    )
     return f"""\
         [custody.networks.litecoin]
         chain_id = "litecoin-regtest"
         max_fee = "0.001"
         fee_asset = "LTC"
-
-        [[custody.wallets]]
-        chain = "litecoin"
-        address = "{hot_address}"
-        tier = "hot"
-        key_id = "{HOT_KEY_ID}"
+        {entries}
 
         [[custody.rules]]
         name = "hot LTC to whitelisted addresses, two treasury approvals"
@@ -146,6 +160,11 @@ def check_hsm_signatures(node: RegtestNode, txid: str, hot_public: bytes) -> Tra
     return tx
 
 
+def outputs(tx: Transaction) -> dict[str, int]:
+    """Output script (hex) -> value."""
+    return {out.script_pubkey.data.hex(): out.value for out in tx.vout}
+
+
 def funding_vout(node: RegtestNode, txid: str) -> int:
     """The output of the miner's funding transaction that pays the hot wallet (the one that is not change)."""
     details = node.wallet("gettransaction", txid)["details"]
@@ -177,13 +196,19 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
     alice, bob = create_users(root / "data", "alice@example.com", "bob@example.com")
     base = base_config(root, hsm_token, plugins=["bitcoin"], assets=ASSETS, markets=MARKETS)
 
-    # The operator generates the hot key inside the HSM, then configures its address in the custody policy.
-    config_path.write_text(base + litecoin_settings(node), encoding="utf-8")
+    # The operator generates the hot key and a pool of change keys inside the HSM, then configures their addresses
+    # in the custody policy and the change keys in the chain's settings.
+    config_path.write_text(base + litecoin_settings(node, {}), encoding="utf-8")
     hot_public = create_hot_key(config_path, HOT_KEY_ID, "secp256k1")
     hot_address = p2wpkh_address(hot_public, LTC)
+    change_keys = {key_id: create_hot_key(config_path, key_id, "secp256k1") for key_id in CHANGE_KEY_IDS}
+    change_addresses = [p2wpkh_address(key, LTC) for key in change_keys.values()]
     approvers = Approvers()
     config_path.write_text(
-        base + litecoin_settings(node) + custody_config(root, approvers, body=custody(hot_address)), encoding="utf-8"
+        base
+        + litecoin_settings(node, change_keys)
+        + custody_config(root, approvers, body=custody({HOT_KEY_ID: hot_public, **change_keys})),
+        encoding="utf-8",
     )
     point, attributes = token_public_key(hsm_token, HOT_KEY_ID)
     assert coincurve.PublicKey(point[-65:]).format() == hot_public
@@ -251,19 +276,20 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
         decoded = wallet.policy.status(f"w{requested.id}").decoded
         assert (decoded.source, decoded.destination, decoded.amount) == (hot_address, destination, amount)
 
-        # The mined transaction: signed by the HSM key, paying the destination exactly the amount and the change
-        # (2 LTC - amount - fee) back to the hot key's address, where it is counted and spendable.
+        # The mined transaction: signed by the HSM hot key, paying the destination exactly the amount and the change
+        # (2 LTC - amount - fee) to the first change key's fresh address, where it is counted and spendable.
         tx = check_hsm_signatures(node, first.txid, hot_public)
         assert [(txin.txid.hex(), txin.vout) for txin in tx.vin] == [(funding_txid, funding_vout(node, funding_txid))]
-        paid_out = {out.script_pubkey.data.hex(): out.value for out in tx.vout}
         destination_script = node.wallet("getaddressinfo", destination)["scriptPubKey"]
         change = 2 * COIN - amount - decoded.fee
-        assert paid_out == {destination_script: amount, p2wpkh_script(hot_public).hex(): change}
+        first_change = p2wpkh_script(change_keys[CHANGE_KEY_IDS[0]])
+        assert outputs(tx) == {destination_script: amount, first_change.hex(): change}
         adapter = wallet.adapters["litecoin"]
         assert isinstance(adapter, UtxoChainAdapter)
         assert adapter.hot_wallet_balance(hot_public) == change
 
-        # A second withdrawal can only be paid from that change output.
+        # A second withdrawal can only be paid from that change: signed in the HSM by the change key, its own
+        # change to the next fresh address.
         second_amount = COIN // 4
         requested = await wallet.request_withdrawal(alice, asset="LTC", amount="0.25", address=destination)
         await until(
@@ -271,14 +297,21 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
             "the second withdrawal waiting for approvals",
             show=lambda: wallet.withdrawals(alice)[0],
         )
+        decoded = wallet.policy.status(f"w{requested.id}").decoded
+        assert (decoded.source, decoded.destination, decoded.amount) == (
+            change_addresses[0],
+            destination,
+            second_amount,
+        )
         await wallet.approve_withdrawal(requested.id, operator=TREASURY[2], approve=True)
         second = await approved_and_final(ex, node, requested.id, TREASURY[0])
-        tx = check_hsm_signatures(node, second.txid, hot_public)
-        change_vout = [
-            out.script_pubkey.data
-            for out in Transaction.from_string(str(node.rpc.call("getrawtransaction", first.txid))).vout
-        ].index(p2wpkh_script(hot_public))
+        tx = check_hsm_signatures(node, second.txid, change_keys[CHANGE_KEY_IDS[0]])
+        first_tx = Transaction.from_string(str(node.rpc.call("getrawtransaction", first.txid)))
+        change_vout = [out.script_pubkey.data for out in first_tx.vout].index(first_change)
         assert [(txin.txid.hex(), txin.vout) for txin in tx.vin] == [(first.txid, change_vout)]
+        second_change = p2wpkh_script(change_keys[CHANGE_KEY_IDS[1]]).hex()
+        assert outputs(tx) == {destination_script: second_amount, second_change: change - second_amount - decoded.fee}
+        assert adapter.hot_wallet_balance(hot_public) == change - second_amount - decoded.fee
         assert ex.node.balances.balances(alice)["LTC"] == (3 * COIN // 10 - second_amount, 0)
 
     balances = await ledger_balances(ex.config)
