@@ -16,6 +16,8 @@ from exchange_bitcoin.adapter import UtxoChainAdapter
 from exchange_bitcoin.address import p2wpkh_address, p2wpkh_script
 from exchange_bitcoin.psbt import Spend, build_psbt, read_psbt
 from exchange_bitcoin.regtest import RegtestNode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exchange_framework.interfaces import TxState, UnsignedTransaction
 
@@ -85,6 +87,29 @@ def test_a_psbt_names_the_key_its_change_pays() -> None:
             change=10**5,
             change_public_key=other,
         )
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(10_000, 10**9), min_size=1, max_size=3), st.integers(1, 10**6), st.integers(0, 2))
+def test_change_reads_back_with_the_key_it_pays(values: list[int], amount: int, which: int) -> None:
+    change_key = [PUB, PUBLIC["hot-change-1"], PUBLIC["hot-change-2"]][which]
+    spends = [spend_of(v, salt=i) for i, v in enumerate(values)]
+    total = sum(values)
+    amount = min(amount, total // 2)
+    change = (total - amount) // 2
+    read = read_psbt(
+        build_psbt(
+            chain_id="net",
+            public_key=PUB,
+            spends=spends,
+            destination_script=DEST,
+            amount=amount,
+            change=change,
+            change_public_key=change_key,
+        ).serialize()
+    )
+    assert (read.public_key, read.destination_script, read.amount) == (PUB, DEST, amount)
+    assert (read.change, read.change_public_key, read.fee) == (change, change_key, total - amount - change)
 
 
 @pytest.fixture
