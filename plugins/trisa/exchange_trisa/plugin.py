@@ -5,7 +5,7 @@ See ``docs/travel-rule.md`` for every setting. The plugin is inactive without th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +13,27 @@ import msgspec
 
 from exchange_framework import hookimpl
 from exchange_framework.config import ExchangeConfig
+from exchange_framework.funding.store import DepositStore
 from exchange_framework.interfaces import TravelRuleProvider
 from exchange_trisa import envelope
 from exchange_trisa.directory import CounterpartyDirectory, GdsDirectory, StaticDirectory
 from exchange_trisa.provider import UNKNOWN_VASP_POLICIES, TrisaProvider, parse_prices
+from exchange_trisa.receiver import Receiver
 from exchange_trisa.store import TransferStore
 from exchange_trisa.thresholds import parse_thresholds
-from exchange_trisa.transport import MtlsIdentity, TrisaClient
+from exchange_trisa.transport import MtlsIdentity, TrisaClient, TrisaServer
 
-__all__ = ["Settings", "TrisaSettingsError", "make_provider", "provider_for", "register_travel_rule_providers"]
+__all__ = [
+    "Settings",
+    "TrisaSettingsError",
+    "customer_addresses",
+    "make_provider",
+    "provider_for",
+    "register_travel_rule_providers",
+    "server_for",
+    "shutdown",
+    "startup",
+]
 
 NAME = "trisa"
 
@@ -48,6 +60,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     counterparties: dict[str, dict[str, str]] = {}  # common name -> {endpoint, name, country, sealing_key}
     addresses: dict[str, str] = {}  # destination address -> the common name of the VASP holding it
     timeout_seconds: float = 10.0
+    listen: str = ""  # "host:port" to answer incoming transfers on ("" = send only)
+    receive_chains: list[str] = []  # chains whose deposit addresses are our customers' (for incoming transfers)
 
 
 def _read(config_root: Path, path: str, what: str) -> bytes:
@@ -104,6 +118,22 @@ def make_provider(settings: Settings, *, root: Path, data_dir: Path, decimals: M
 
 
 _providers: dict[int, tuple[ExchangeConfig, TrisaProvider]] = {}
+_servers: dict[int, tuple[ExchangeConfig, TrisaServer, DepositStore]] = {}
+
+
+def customer_addresses(deposits: DepositStore, chains: Sequence[str]) -> Callable[[str], bool]:
+    """Whether an address is a deposit address handed to one of our customers on one of ``chains``."""
+
+    def is_customer(address: str) -> bool:
+        return any(address == watched for chain in chains for watched, _memo in deposits.watched(chain))
+
+    return is_customer
+
+
+def server_for(config: Any) -> TrisaServer | None:
+    """Our node's running TRISA server for ``config`` (started by ``startup`` when ``listen`` is set)."""
+    found = _servers.get(id(config))
+    return found[1] if found is not None and found[0] is config else None
 
 
 def provider_for(config: Any) -> TrisaProvider | None:
@@ -129,8 +159,42 @@ def provider_for(config: Any) -> TrisaProvider | None:
 
 @hookimpl
 def startup(config: ExchangeConfig) -> None:
-    """Check the settings, certificates and keys as the exchange starts (a mistake stops it with a clear message)."""
-    provider_for(config)
+    """Check the settings, certificates and keys as the exchange starts (a mistake stops it with a clear message);
+    with ``listen``, start answering incoming transfers."""
+    provider = provider_for(config)
+    if provider is None or server_for(config) is not None:
+        return
+    settings = msgspec.convert(dict(config.plugin_settings(NAME)), Settings)
+    if not settings.listen:
+        return
+    if not settings.receive_chains:
+        raise TrisaSettingsError("[plugins.settings.trisa] listen needs receive_chains = [<chain names>]")
+    deposits = DepositStore(config.journal_path().parent / "deposits.db")
+    receiver = Receiver(
+        sealing_key=provider.sealing_key,
+        is_customer=customer_addresses(deposits, settings.receive_chains),
+        store=provider.store,
+    )
+    server = TrisaServer(
+        provider.client.identity,
+        transfer=receiver.transfer,
+        key_exchange=receiver.key_exchange,
+        address=settings.listen,
+    )
+    server.start()
+    _servers[id(config)] = (config, server, deposits)
+
+
+@hookimpl
+def shutdown(config: ExchangeConfig) -> None:
+    """Stop answering incoming transfers and close the provider's connections."""
+    found = _servers.pop(id(config), None)
+    if found is not None and found[0] is config:
+        found[1].stop()
+        found[2].close()
+    provider = _providers.pop(id(config), None)
+    if provider is not None and provider[0] is config:
+        provider[1].client.close()
 
 
 @hookimpl

@@ -11,33 +11,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exchange_trisa import envelope, identity
+from exchange_trisa.store import IncomingTransfer, TransferStore
 from exchange_trisa.transport import signing_key_message
 from exchange_trisa.wire import ErrorCode, SecureEnvelope, SigningKey, TransferState, TrisaError
 
 __all__ = ["IncomingTransfer", "Receiver", "error_envelope"]
 
 _log = logging.getLogger(__name__)
-
-
-class IncomingTransfer(msgspec.Struct, frozen=True):
-    """A transfer a peer announced to us and what we answered (``code`` 0 and ``accepted`` when accepted)."""
-
-    envelope_id: str
-    peer: str
-    accepted: bool
-    code: int
-    message: str
-    beneficiary_accounts: tuple[str, ...] = ()
-    originator_names: tuple[str, ...] = ()
 
 
 def error_envelope(envelope_id: str, code: int, message: str, *, retry: bool = False) -> Any:
@@ -53,12 +42,22 @@ def error_envelope(envelope_id: str, code: int, message: str, *, retry: bool = F
 class Receiver:
     """Answers ``Transfer`` and ``KeyExchange`` calls for our node.
 
-    ``is_customer(address)`` says whether a wallet address belongs to one of our customers.
+    ``is_customer(address)`` says whether a wallet address belongs to one of our customers. With a ``store``, every
+    answer is kept there (and survives a restart); ``received`` holds this process's answers.
     """
 
-    def __init__(self, *, sealing_key: rsa.RSAPrivateKey, is_customer: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        *,
+        sealing_key: rsa.RSAPrivateKey,
+        is_customer: Callable[[str], bool],
+        store: TransferStore | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.sealing_key = sealing_key
         self.is_customer = is_customer
+        self.store = store
+        self.clock = clock
         self.peer_keys: dict[str, rsa.RSAPublicKey] = {}
         self.received: dict[tuple[str, str], IncomingTransfer] = {}
         self._lock = threading.Lock()
@@ -83,6 +82,8 @@ class Receiver:
         with self._lock:
             earlier = self.received.get((peer, eid))
             sender_key = self.peer_keys.get(peer)
+        if earlier is None and self.store is not None:
+            earlier = self.store.incoming(peer, eid)
         if request.HasField("error"):
             return error_envelope(eid, ErrorCode.BAD_REQUEST, "error envelopes are not answered")
         try:
@@ -109,9 +110,7 @@ class Receiver:
             return self._refuse(
                 peer, eid, ErrorCode.UNKNOWN_WALLET_ADDRESS, "the beneficiary address is not one of our customers'"
             )
-        record = IncomingTransfer(eid, peer, True, 0, "accepted", accounts, originators)
-        with self._lock:
-            self.received[(peer, eid)] = record
+        self._keep(IncomingTransfer(eid, peer, True, 0, "accepted", accounts, originators))
         payload.received_at = datetime.now(UTC).isoformat()
         reply = envelope.seal(payload, sender_key, envelope_id=eid)
         reply.transfer_state = TransferState.ACCEPTED
@@ -119,6 +118,11 @@ class Receiver:
 
     def _refuse(self, peer: str, eid: str, code: int, message: str) -> Any:
         _log.info("TRISA transfer %s from %s refused: %s", eid, peer, message)
-        with self._lock:
-            self.received[(peer, eid)] = IncomingTransfer(eid, peer, False, code, message)
+        self._keep(IncomingTransfer(eid, peer, False, code, message))
         return error_envelope(eid, code, message)
+
+    def _keep(self, record: IncomingTransfer) -> None:
+        if self.store is not None:
+            self.store.put_incoming(record, self.clock())
+        with self._lock:
+            self.received[(record.peer, record.envelope_id)] = record

@@ -136,6 +136,7 @@ class TrisaClient:
             private_key=identity.private_key,
             certificate_chain=identity.certificate,
         )
+        self.identity = identity
         self.timeout = timeout
         self._channels: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()

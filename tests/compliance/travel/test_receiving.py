@@ -1,0 +1,67 @@
+"""Our exchange answering incoming TRISA transfers: the plugin's ``startup`` serves ``listen`` with mTLS, accepts a
+transfer to one of our customers' deposit addresses, refuses others with a TRISA code, keeps every answer in
+``trisa.db`` and gives the same answer for the same envelope after a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exchange_trisa import envelope, plugin
+from exchange_trisa.store import TransferStore
+from exchange_trisa.transport import TrisaClient
+from exchange_trisa.wire import ErrorCode, TransferState
+
+from exchange_framework.config import load_config
+from exchange_framework.funding.store import DepositStore, insert_address
+from exchange_framework.interfaces import DepositAddress
+from tests.compliance.travel.pki import ThrowawayCA, sealing_key
+from tests.compliance.travel.test_provider import TOML, write_files
+from tests.compliance.travel.test_transport import transfer_payload
+
+OUR_CUSTOMER = "0xc0ffee0000000000000000000000000000000007"
+
+
+def test_the_exchange_answers_incoming_transfers_and_keeps_the_answers(tmp_path: Path, write_config: object) -> None:
+    ca = ThrowawayCA.create()
+    write_files(ca, tmp_path / "trisa")
+    listening = '[plugins.settings.trisa]\nlisten = "127.0.0.1:0"\nreceive_chains = ["devchain"]\n'
+    path = write_config(TOML.replace("[plugins.settings.trisa]\n", listening, 1))  # type: ignore[operator]
+    config = load_config(path)
+    data_dir = config.journal_path().parent
+    deposits = DepositStore(data_dir / "deposits.db")
+    with deposits.transaction() as db:
+        insert_address(db, "devchain", 7, DepositAddress(OUR_CUSTOMER))
+    deposits.close()
+    plugin.startup(config)
+    server = plugin.server_for(config)
+    assert server is not None and server.port
+    endpoint = f"127.0.0.1:{server.port}"
+    bob_key = sealing_key()
+    bob = TrisaClient(ca.issue("bob.vasp.test"), timeout=5)
+    try:
+        ours = bob.key_exchange(endpoint, bob_key.public_key(), name="alice.vasp.test")
+        accepted = bob.transfer(endpoint, envelope.seal(transfer_payload(OUR_CUSTOMER), ours, envelope_id="in-1"))
+        assert accepted.transfer_state == TransferState.ACCEPTED
+        assert envelope.open(accepted, bob_key).received_at
+        refused = bob.transfer(endpoint, envelope.seal(transfer_payload("0xstranger"), ours, envelope_id="in-2"))
+        assert refused.error.code == ErrorCode.UNKNOWN_WALLET_ADDRESS
+        plugin.shutdown(config)
+        assert plugin.server_for(config) is None
+        plugin.startup(config)  # restarted: the answers were kept
+        server = plugin.server_for(config)
+        assert server is not None
+        endpoint = f"127.0.0.1:{server.port}"
+        bob.close()
+        bob = TrisaClient(ca.issue("bob.vasp.test"), timeout=5)
+        ours = bob.key_exchange(endpoint, bob_key.public_key())
+        again = bob.transfer(endpoint, envelope.seal(transfer_payload("0xstranger"), ours, envelope_id="in-2"))
+        assert again.error.code == ErrorCode.UNKNOWN_WALLET_ADDRESS
+    finally:
+        bob.close()
+        plugin.shutdown(config)
+    store = TransferStore(data_dir / "trisa.db")
+    first, second = store.incoming("bob.vasp.test", "in-1"), store.incoming("bob.vasp.test", "in-2")
+    assert first is not None and first.accepted and first.beneficiary_accounts == (OUR_CUSTOMER,)
+    assert first.originator_names == ("Howard, Jane",)
+    assert second is not None and not second.accepted and second.code == ErrorCode.UNKNOWN_WALLET_ADDRESS
+    store.close()
