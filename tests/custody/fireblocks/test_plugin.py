@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from starlette.routing import Route
-
 from exchange_fireblocks import plugin
 from exchange_fireblocks.settings import FireblocksConfigError
+from starlette.routing import Route
+
 from exchange_framework.config import ExchangeConfig, load_config
 from exchange_framework.interfaces import CustodyBalance
 from exchange_framework.plugins import make_plugin_manager
