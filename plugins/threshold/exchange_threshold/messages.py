@@ -15,8 +15,24 @@ __all__ = [
     "DkgRound2",
     "DkgRound2Reply",
     "EncryptedShare",
+    "EpochReply",
     "ErrorReply",
+    "KeyStatus",
     "PackageWire",
+    "RefreshAbort",
+    "RefreshCommit",
+    "RefreshFinish",
+    "RefreshFinishReply",
+    "RefreshPackageWire",
+    "RefreshRound1",
+    "RefreshRound1Reply",
+    "RefreshRound2",
+    "RefreshRound2Reply",
+    "RepairFinish",
+    "RepairRound1",
+    "RepairRound1Reply",
+    "RepairRound2",
+    "RepairRound2Reply",
     "Reply",
     "Request",
     "Sign",
@@ -77,11 +93,12 @@ class DkgFinish(msgspec.Struct, frozen=True, tag=True):
 
 
 class Commit(msgspec.Struct, frozen=True, tag=True):
-    """FROST round one for a signing session on ``key_id``."""
+    """FROST round one for a signing session on ``key_id`` with the share of ``epoch`` (refused at any other)."""
 
     session: str
     key_id: str
     group_public_key: bytes
+    epoch: int = 0
 
 
 class Sign(msgspec.Struct, frozen=True, tag=True):
@@ -94,9 +111,113 @@ class Sign(msgspec.Struct, frozen=True, tag=True):
     group_public_key: bytes
     payload: bytes
     commitments: list[CommitmentWire]
+    epoch: int = 0
 
 
-Request = DkgRound1 | DkgRound2 | DkgFinish | Commit | Sign
+class RefreshRound1(msgspec.Struct, frozen=True, tag=True):
+    """Start refreshing ``key_id`` from ``epoch``: deal a zero sharing among ``dealers``, return its commitments."""
+
+    session: str
+    key_id: str
+    group_public_key: bytes
+    epoch: int
+    dealers: list[int]
+
+
+class RefreshPackageWire(msgspec.Struct, frozen=True):
+    """A refresh dealer's commitments to the coefficients 1..t-1 of its zero sharing."""
+
+    identifier: int
+    commitments: list[bytes]
+
+
+class RefreshRound2(msgspec.Struct, frozen=True, tag=True):
+    """Every dealer's package: check them, return the encrypted sub-shares for the other dealers."""
+
+    session: str
+    packages: list[RefreshPackageWire]
+
+
+class RefreshFinish(msgspec.Struct, frozen=True, tag=True):
+    """The encrypted sub-shares addressed to this node: check them, keep the new share as pending."""
+
+    session: str
+    shares: list[EncryptedShare]
+
+
+class RefreshCommit(msgspec.Struct, frozen=True, tag=True):
+    """The coordinator recorded ``epoch``: make the pending share of that epoch current, delete the older ones."""
+
+    key_id: str
+    group_public_key: bytes
+    epoch: int
+
+
+class RefreshAbort(msgspec.Struct, frozen=True, tag=True):
+    """The refresh to ``epoch`` did not commit: forget its pending share and session, keep the current share."""
+
+    session: str
+    key_id: str
+    group_public_key: bytes
+    epoch: int
+
+
+class RepairRound1(msgspec.Struct, frozen=True, tag=True):
+    """Helper step 1: split ``lambda_i(target) * s_i`` into parts for the other ``helpers`` (encrypted to each)."""
+
+    session: str
+    key_id: str
+    group_public_key: bytes
+    epoch: int
+    helpers: list[int]
+    target: int
+
+
+class RepairRound2(msgspec.Struct, frozen=True, tag=True):
+    """Helper step 2: the parts addressed to this helper; return their sum encrypted to the target."""
+
+    session: str
+    parts: list[EncryptedShare]
+
+
+class RepairFinish(msgspec.Struct, frozen=True, tag=True):
+    """To the node being repaired: the key's public data at ``epoch`` and the helpers' sums; rebuild, check, keep."""
+
+    session: str
+    key_id: str
+    group: str
+    threshold: int
+    group_public_key: bytes
+    epoch: int
+    verifying_shares: dict[int, bytes]
+    transcript: bytes
+    helpers: list[int]
+    parts: list[EncryptedShare]
+
+
+class KeyStatus(msgspec.Struct, frozen=True, tag=True):
+    """Which epoch of ``key_id`` this node holds (and any pending refresh)."""
+
+    key_id: str
+    group_public_key: bytes
+
+
+Request = (
+    DkgRound1
+    | DkgRound2
+    | DkgFinish
+    | Commit
+    | Sign
+    | RefreshRound1
+    | RefreshRound2
+    | RefreshFinish
+    | RefreshCommit
+    | RefreshAbort
+    | RepairRound1
+    | RepairRound2
+    | RepairFinish
+    | KeyStatus
+)
 
 
 class DkgRound1Reply(msgspec.Struct, frozen=True, tag=True):
@@ -133,6 +254,45 @@ class SignReply(msgspec.Struct, frozen=True, tag=True):
     share: bytes
 
 
+class RefreshRound1Reply(msgspec.Struct, frozen=True, tag=True):
+    """A dealer's refresh package."""
+
+    package: RefreshPackageWire
+
+
+class RefreshRound2Reply(msgspec.Struct, frozen=True, tag=True):
+    """A dealer's encrypted sub-shares for the other dealers, and the transcript hash it saw."""
+
+    shares: list[EncryptedShare]
+    transcript: bytes
+
+
+class RefreshFinishReply(msgspec.Struct, frozen=True, tag=True):
+    """A node prepared its new share: the new verifying share and the transcript hash."""
+
+    verifying_share: bytes
+    transcript: bytes
+
+
+class RepairRound1Reply(msgspec.Struct, frozen=True, tag=True):
+    """A helper's encrypted parts for the other helpers."""
+
+    parts: list[EncryptedShare]
+
+
+class RepairRound2Reply(msgspec.Struct, frozen=True, tag=True):
+    """A helper's sum of parts, encrypted to the node being repaired."""
+
+    part: EncryptedShare
+
+
+class EpochReply(msgspec.Struct, frozen=True, tag=True):
+    """The epoch of the share a node holds now (None: no share), and the epoch of a pending refresh, if any."""
+
+    epoch: int | None
+    pending_epoch: int | None = None
+
+
 class ErrorReply(msgspec.Struct, frozen=True, tag=True):
     """The node refused or failed; ``culprit`` names a participant it found misbehaving (DKG), if any."""
 
@@ -140,7 +300,20 @@ class ErrorReply(msgspec.Struct, frozen=True, tag=True):
     culprit: int | None = None
 
 
-Reply = DkgRound1Reply | DkgRound2Reply | DkgFinishReply | CommitReply | SignReply | ErrorReply
+Reply = (
+    DkgRound1Reply
+    | DkgRound2Reply
+    | DkgFinishReply
+    | CommitReply
+    | SignReply
+    | RefreshRound1Reply
+    | RefreshRound2Reply
+    | RefreshFinishReply
+    | RepairRound1Reply
+    | RepairRound2Reply
+    | EpochReply
+    | ErrorReply
+)
 
 _request_decoder: msgspec.msgpack.Decoder[Request] = msgspec.msgpack.Decoder(Request)
 _reply_decoder: msgspec.msgpack.Decoder[Reply] = msgspec.msgpack.Decoder(Reply)

@@ -72,6 +72,10 @@ from exchange_threshold.messages import (
     decode_request,
     encode,
 )
+from exchange_threshold.node_refresh import REFRESH_REQUESTS, RefreshService
+from exchange_threshold.refresh import RefreshError
+from exchange_threshold.repair import RepairError
+from exchange_threshold.shares import ShareBook, key_share_from_json, key_share_to_json
 from exchange_threshold.store import DEFAULT_PASSPHRASE_ENV, SealedStore, read_passphrase
 
 __all__ = [
@@ -148,37 +152,6 @@ def dkg_share_key(
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=transcript, info=info).derive(secret)
 
 
-def key_share_to_json(share: KeyShare) -> bytes:
-    """Serialize a key share (secret included: only ever written sealed)."""
-    s = suite(share.group)
-    return json.dumps(
-        {
-            "group": share.group,
-            "identifier": share.identifier,
-            "threshold": share.threshold,
-            "secret_share": s.serialize_scalar(share.secret_share).hex(),
-            "group_public_key": share.group_public_key.hex(),
-            "verifying_shares": {str(i): v.hex() for i, v in share.verifying_shares.items()},
-            "transcript": share.transcript.hex(),
-        }
-    ).encode()
-
-
-def key_share_from_json(data: bytes) -> KeyShare:
-    """Parse what :func:`key_share_to_json` wrote."""
-    raw = json.loads(data)
-    s = suite(raw["group"])
-    return KeyShare(
-        group=raw["group"],
-        identifier=raw["identifier"],
-        threshold=raw["threshold"],
-        secret_share=s.deserialize_scalar(bytes.fromhex(raw["secret_share"])),
-        group_public_key=bytes.fromhex(raw["group_public_key"]),
-        verifying_shares={int(i): bytes.fromhex(v) for i, v in raw["verifying_shares"].items()},
-        transcript=bytes.fromhex(raw["transcript"]),
-    )
-
-
 @dataclass
 class _DkgSession:
     key_id: str
@@ -194,6 +167,7 @@ class _Pending:
     nonces: frost.Nonces
     commitment: frost.Commitment
     created: float
+    epoch: int = 0
 
 
 class SignerNode:
@@ -203,6 +177,8 @@ class SignerNode:
         self.config = config
         self.store = store
         self.identity = load_identity(store)
+        self.shares = ShareBook(store)
+        self._refresh = RefreshService(config.identifier, config.peers, self.identity, self.shares)
         self._lock = threading.Lock()
         self._dkg: dict[str, _DkgSession] = {}
         self._pending: dict[str, _Pending] = {}
@@ -218,9 +194,13 @@ class SignerNode:
                 return self._dkg_finish(request)
             if isinstance(request, Commit):
                 return self._commit(request)
+            if isinstance(request, REFRESH_REQUESTS):
+                return self._refresh.handle(request)
             return self._sign(request)
-        except DkgError as exc:
+        except (DkgError, RefreshError) as exc:
             return ErrorReply(f"node {self.config.identifier}: {exc}", exc.culprit)
+        except RepairError as exc:
+            return ErrorReply(f"node {self.config.identifier}: {exc}")
         except (SigningError, frost.FrostError, GroupError, ValueError) as exc:
             return ErrorReply(f"node {self.config.identifier}: {exc}")
 
@@ -291,8 +271,7 @@ class SignerNode:
                 # a different transcript (inconsistent broadcast) or an altered share
                 raise DkgError(f"the share from node {item.sender} does not decrypt", culprit=item.sender) from exc
         share = session.participant.finish(received)
-        name = f"keys/{session.key_id}/{share.group_public_key.hex()}"
-        if not self.store.put(name, key_share_to_json(share)):
+        if not self.shares.add_initial(session.key_id, share):
             raise DkgError(f"a share of key {session.key_id} with this public key exists already")
         return DkgFinishReply(share.group_public_key, share.verifying_shares[me], share.transcript)
 
@@ -305,16 +284,17 @@ class SignerNode:
 
     # -- signing --------------------------------------------------------------------------------------------------
 
-    def _load_share(self, key_id: str, group_public_key: bytes) -> KeyShare:
+    def _load_share(self, key_id: str, group_public_key: bytes, epoch: int) -> KeyShare:
+        """The current share of the key, which must be of ``epoch``: a share of an old epoch never signs."""
         if not KEY_ID_PATTERN.fullmatch(key_id) or len(group_public_key) not in (32, 33):
             raise ValueError("invalid key id or group public key")
-        data = self.store.get(f"keys/{key_id}/{group_public_key.hex()}")
-        if data is None:
-            raise SigningError(f"node {self.config.identifier} holds no share of key {key_id!r} with that public key")
-        return key_share_from_json(data)
+        try:
+            return self.shares.current(key_id, group_public_key, epoch)
+        except SigningError as exc:
+            raise SigningError(f"node {self.config.identifier}: {exc}") from None
 
     def _commit(self, r: Commit) -> Reply:
-        share = self._load_share(r.key_id, r.group_public_key)
+        share = self._load_share(r.key_id, r.group_public_key, r.epoch)
         nonces, commitment = frost.commit(suite(share.group), share.identifier, share.secret_share)
         now = time.monotonic()
         with self._lock:
@@ -324,7 +304,7 @@ class SignerNode:
                 del self._pending[old]
             while len(self._pending) >= PENDING_NONCES_MAX:
                 del self._pending[next(iter(self._pending))]
-            self._pending[r.session] = _Pending(r.key_id, r.group_public_key, nonces, commitment, now)
+            self._pending[r.session] = _Pending(r.key_id, r.group_public_key, nonces, commitment, now, share.epoch)
         return CommitReply(CommitmentWire(commitment.identifier, commitment.hiding, commitment.binding))
 
     def _sign(self, r: Sign) -> Reply:
@@ -332,9 +312,9 @@ class SignerNode:
             pending = self._pending.pop(r.session, None)  # single use, whatever happens next
         if pending is None or time.monotonic() - pending.created > PENDING_NONCES_TTL:
             raise ValueError(f"no round-one commitment for session {r.session} (expired or used)")
-        if (r.key_id, r.group_public_key) != (pending.key_id, pending.group_public_key):
-            raise ValueError("the request names another key than the one committed for")
-        share = self._load_share(r.key_id, r.group_public_key)
+        if (r.key_id, r.group_public_key, r.epoch) != (pending.key_id, pending.group_public_key, pending.epoch):
+            raise ValueError("the request names another key or epoch than the one committed for")
+        share = self._load_share(r.key_id, r.group_public_key, r.epoch)
         scheme = _SCHEMES[share.group]
         if r.scheme != scheme.value:
             raise ValueError(f"key {r.key_id!r} is {scheme}, the request says {r.scheme}: refusing")

@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,6 +70,7 @@ from exchange_threshold.messages import (
     encode,
 )
 from exchange_threshold.node import load_identity
+from exchange_threshold.resharing import KeyEpoch, Refresher, RefreshResult, RepairResult, key_epoch
 from exchange_threshold.store import DEFAULT_PASSPHRASE_ENV, SealedStore, read_passphrase
 
 __all__ = ["SETTINGS_NAME", "NodeAddress", "ThresholdSettings", "ThresholdSigner"]
@@ -101,6 +103,7 @@ class ThresholdSettings(BaseModel):
     threshold: int = Field(default=3, ge=2)
     nodes: list[NodeAddress] = Field(min_length=2)
     timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    refresh_interval_hours: int = Field(default=168, ge=1)  # proactive refresh: `exchange threshold refresh --due`
 
     @classmethod
     def parse(cls, settings: Mapping[str, Any]) -> ThresholdSettings:
@@ -129,16 +132,19 @@ class ThresholdSigner:
         *,
         threshold: int = 3,
         timeout: float = 5.0,
+        refresh_interval_hours: int = 168,
     ) -> None:
         self._store_source = store
         self._opened: SealedStore | None = store if isinstance(store, SealedStore) else None
         self.nodes = {n.identifier: n for n in nodes}
         self.threshold = threshold
         self.timeout = timeout
+        self.refresh_interval_hours = refresh_interval_hours
         self._excluded: set[int] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(len(self.nodes), 1), thread_name_prefix="threshold")
         self.last_signers: tuple[int, ...] = ()  # the nodes whose shares made the last signature
+        self._refresher = Refresher(self)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], root: Path, *, kdf: KdfCost | None = None) -> ThresholdSigner:
@@ -150,6 +156,7 @@ class ThresholdSigner:
             parsed.nodes,
             threshold=parsed.threshold,
             timeout=parsed.timeout_seconds,
+            refresh_interval_hours=parsed.refresh_interval_hours,
         )
 
     def close(self) -> None:
@@ -202,20 +209,56 @@ class ThresholdSigner:
         check_request(request, scheme)
         s = suite(record["group"])
         group_pk = bytes.fromhex(record["group_public_key"])
-        verifying = {int(i): bytes.fromhex(v) for i, v in record["verifying_shares"].items()}
+        state = key_epoch(self._store(), request.key_id, record)
+        verifying = state.verifying_shares
         threshold = int(record["threshold"])
-        candidates = [i for i in sorted(verifying) if i in self.nodes and i not in self._excluded]
+        candidates = [
+            i for i in sorted(verifying) if i in self.nodes and i not in self._excluded and i not in state.needs_repair
+        ]
         for _ in range(len(self.nodes)):
             if len(candidates) < threshold:
                 break
-            signature, failed = self._sign_once(request, scheme, s, group_pk, verifying, threshold, candidates)
+            signature, failed = self._sign_once(
+                request, scheme, s, group_pk, verifying, threshold, candidates, state.epoch
+            )
             if signature is not None:
                 return signature
             candidates = [i for i in candidates if i not in failed and i not in self._excluded]
         raise SigningError(
             f"only {len(candidates)} of the key's {len(verifying)} nodes answered with valid shares, "
-            f"{threshold} are needed: nothing was signed (excluded as misbehaving: {sorted(self._excluded) or 'none'})"
+            f"{threshold} are needed: nothing was signed (excluded as misbehaving: {sorted(self._excluded) or 'none'}; "
+            f"needing repair after a refresh: {sorted(state.needs_repair) or 'none'})"
         )
+
+    # -- refresh and repair ----------------------------------------------------------------------------------------
+
+    def refresh(self, key_id: str) -> RefreshResult:
+        """Proactively refresh ``key_id``: new shares of the same key on the reachable nodes, old shares deleted.
+
+        Needs ``threshold`` reachable nodes holding the current epoch; raises ``SigningError`` (nothing changed)
+        otherwise. Nodes that were offline are marked as needing repair (see :meth:`repair`).
+        """
+        return self._refresher.refresh(key_id)
+
+    def repair(self, key_id: str, node: int) -> RepairResult:
+        """Give ``node`` its share of the key's current epoch back (it missed a refresh, or lost its share)."""
+        return self._refresher.repair(key_id, node)
+
+    def key_state(self, key_id: str) -> KeyEpoch:
+        """The key's epoch, verifying shares, nodes needing repair and the time of its last refresh."""
+        return key_epoch(self._store(), key_id, self._record(key_id))
+
+    def key_ids(self) -> list[str]:
+        """The ids of every key this signer holds."""
+        return [name.partition("/")[2] for name in self._store().names("keys")]
+
+    def refresh_due(self, key_id: str, *, now: float | None = None) -> bool:
+        """Whether ``key_id``'s last refresh (or creation) is ``refresh_interval_hours`` old or more."""
+        state = self.key_state(key_id)
+        since = state.refreshed_at or state.created_at
+        if since is None:
+            return True
+        return (time.time() if now is None else now) - since >= self.refresh_interval_hours * 3600
 
     # -- signing ---------------------------------------------------------------------------------------------------
 
@@ -228,12 +271,13 @@ class ThresholdSigner:
         verifying: Mapping[int, bytes],
         threshold: int,
         candidates: Sequence[int],
+        epoch: int = 0,
     ) -> tuple[bytes | None, set[int]]:
         session = secrets.token_hex(16)
         channels = self._open(candidates)
         failed = set(candidates) - set(channels)
         try:
-            commit = Commit(session, request.key_id, group_pk)
+            commit = Commit(session, request.key_id, group_pk, epoch)
             replies = self._ask_all(channels, {i: commit for i in channels})
             commitments: dict[int, frost.Commitment] = {}
             for i, reply in replies.items():
@@ -252,7 +296,9 @@ class ThresholdSigner:
             chosen = sorted(commitments)[:threshold]
             listed = [commitments[i] for i in chosen]
             wire = [CommitmentWire(c.identifier, c.hiding, c.binding) for c in listed]
-            sign = Sign(session, request.request_id, request.key_id, scheme.value, group_pk, request.payload, wire)
+            sign = Sign(
+                session, request.request_id, request.key_id, scheme.value, group_pk, request.payload, wire, epoch
+            )
             answers = self._ask_all({i: channels[i] for i in chosen}, {i: sign for i in chosen})
         finally:
             for channel in channels.values():
@@ -348,6 +394,7 @@ class ThresholdSigner:
             "threshold": self.threshold,
             "verifying_shares": {str(i): v.hex() for i, v in shares.items()},
             "transcript": transcript.hex(),
+            "created_at": int(time.time()),
         }
 
     # -- plumbing --------------------------------------------------------------------------------------------------
