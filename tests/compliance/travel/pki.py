@@ -76,6 +76,22 @@ class ThrowawayCA:
         return MtlsIdentity(certificate=cert.public_bytes(_PEM), private_key=private, trust_chain=trust or self.pem)
 
 
+def signing_certificate(ca: ThrowawayCA, common_name: str, key: rsa.RSAPublicKey) -> bytes:
+    """A DER certificate for ``common_name``'s RSA sealing key, as the directory publishes it."""
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(ca.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def sealing_key() -> rsa.RSAPrivateKey:
     """A fresh RSA sealing key (2048 bits keeps tests fast; TRISA's own are 4096)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -40,10 +40,11 @@ from exchange_framework.wallet import WithdrawalStage, WithdrawalView
 from exchange_framework.wallet.service import Wallet
 from exchange_framework.wallet.store import WalletStore
 from tests.compliance.test_wallet_e2e import sdn_list, until
-from tests.compliance.travel.pki import ThrowawayCA, sealing_key
+from tests.compliance.travel.gds_server import LocalGds, VaspRecord
+from tests.compliance.travel.pki import ThrowawayCA, sealing_key, signing_certificate
 
 ETH = 10**18
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a dev chain, an exchange node and two TRISA nodes per test
 
 BOB = "bob.vasp.test"
 
@@ -305,3 +306,43 @@ async def test_an_address_no_vasp_is_known_for_is_held_for_an_operator(setup: Se
     await finish(s, second.id)
     assert s.chain.balance(UNHOSTED, "ETH") == 1 * ETH
     assert s.bob.receiver.received == {}
+
+
+async def test_the_counterparty_found_through_the_global_directory(
+    setup: Setup, ca: ThrowawayCA, tmp_path: Path
+) -> None:
+    s = setup
+    published = signing_certificate(ca, BOB, s.bob.receiver.sealing_key.public_key())
+    gds = LocalGds(ca.issue("gds.test"))
+    gds.records.append(VaspRecord("b0b", BOB, f"127.0.0.1:{s.bob.port}", "Bob VASP", "GB", published))
+    endpoint = gds.start()
+    (tmp_path / "trisa" / "gds-ca.pem").write_bytes(ca.pem)
+    provider = make_provider(
+        settings(s.bob, directory="gds", gds_endpoint=endpoint, gds_trust_chain="gds-ca.pem", counterparties={}),
+        root=tmp_path / "trisa",
+        data_dir=tmp_path / "gds-provider",
+        decimals={"ETH": 18},
+    )
+    s.wallet.travel_rule = (provider,)
+    try:
+        requested = await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="1.5", address=BOB_CUSTOMER)
+        await finish(s, requested.id)
+        assert gds.calls == ["Lookup"]  # the endpoint and the sealing key came from the directory
+        assert s.chain.balance(BOB_CUSTOMER, "ETH") == int(1.5 * ETH)
+        assert s.bob.receiver.received[("alice.vasp.test", provider.envelope_id(requested.id))].accepted
+    finally:
+        provider.client.close()
+        gds.stop()
+
+
+async def test_a_counterparty_with_a_certificate_we_do_not_trust_gets_nothing(setup: Setup) -> None:
+    s = setup
+    s.bob.stop()
+    s.bob.identity = ThrowawayCA.create("Rogue CA").issue(BOB)  # same name, same port, another issuer
+    s.bob.start()
+    await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="1", address=BOB_CUSTOMER)
+    await until(lambda: latest(s).stage is WithdrawalStage.TRAVEL_RULE and "UNAVAILABLE" in " ".join(latest(s).reasons))
+    await asyncio.sleep(0.3)
+    assert latest(s).stage is WithdrawalStage.TRAVEL_RULE and not latest(s).txid
+    assert s.bob.receiver.received == {} and s.bob.receiver.peer_keys == {}
+    assert s.node.balances.balances(s.alice)["ETH"] == (4 * ETH, 1 * ETH)
