@@ -82,10 +82,10 @@ class HsmToken:
 
 def _restart_pkcs11_module() -> None:
     """Finalise the loaded SoftHSM2 module so that its next use initialises it again, reading ``SOFTHSM2_CONF``."""
-    loaded = pkcs11._loaded.get(str(SOFTHSM_MODULE))  # python-pkcs11 keeps one lib object per module path
-    if loaded is not None and loaded.initialized:
+    lib = pkcs11.lib(str(SOFTHSM_MODULE))  # python-pkcs11 keeps one lib object per module path, initialised
+    if lib.initialized:
         with contextlib.suppress(pkcs11.PKCS11Error):
-            loaded.finalize()
+            lib.finalize()
 
 
 @pytest.fixture(scope="module")
