@@ -15,12 +15,14 @@ Select it with ``[backends] keystore = "threshold"`` (or use it as the warm wall
 
 from __future__ import annotations
 
+import click
+
 from exchange_framework import hookimpl
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.interfaces import CustodySigner
 from exchange_threshold.signer import SETTINGS_NAME, ThresholdSettings, ThresholdSigner
 
-__all__ = ["register_custody_signers", "startup"]
+__all__ = ["register_commands", "register_custody_signers", "startup"]
 
 
 @hookimpl
@@ -30,6 +32,14 @@ def register_custody_signers(config: ExchangeConfig) -> list[CustodySigner] | No
     if not settings:
         return None
     return [ThresholdSigner.from_settings(settings, config.root)]
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``exchange threshold`` (status, refresh, repair)."""
+    from exchange_threshold.cli import threshold
+
+    cli.add_command(threshold)
 
 
 @hookimpl

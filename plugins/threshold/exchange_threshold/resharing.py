@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from exchange_framework.interfaces import SigningError
+from exchange_framework.interfaces import SigningError, SigningRefusedError
 from exchange_threshold.groups import GroupError, suite
 from exchange_threshold.messages import (
     EncryptedShare,
@@ -126,6 +126,10 @@ class PreparedRefresh:
 
 def key_epoch(store: SealedStore, key_id: str, base: Mapping[str, Any]) -> KeyEpoch:
     """Read the key's current epoch from the coordinator's store (``base`` is the ``keys/<key id>`` record)."""
+    if "verifying_shares" not in base or base.get("protocol") is not None:
+        raise SigningRefusedError(
+            f"key {key_id!r} is not a FROST key ({base.get('protocol')}): FROST refresh and repair do not apply"
+        )
     epochs = {}
     for name in store.names(f"epochs/{key_id}"):
         last = name.rpartition("/")[2]
