@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     counterparties: dict[str, dict[str, str]] = {}  # common name -> {endpoint, name, country, sealing_key}
     addresses: dict[str, str] = {}  # destination address -> the common name of the VASP holding it
     timeout_seconds: float = 10.0
+    retry_seconds: float = 10.0  # wait between attempts to deliver one transfer (unreachable, or pending)
     listen: str = ""  # "host:port" to answer incoming transfers on ("" = send only)
     receive_chains: list[str] = []  # chains whose deposit addresses are our customers' (for incoming transfers)
 
@@ -114,6 +115,7 @@ def make_provider(settings: Settings, *, root: Path, data_dir: Path, decimals: M
         decimals=decimals,
         addresses=settings.addresses,
         unknown_vasp=settings.unknown_vasp,
+        retry_seconds=settings.retry_seconds,
     )
 
 

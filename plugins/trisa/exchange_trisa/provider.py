@@ -81,6 +81,7 @@ class TrisaProvider:
         decimals: Mapping[str, int],
         addresses: Mapping[str, str],
         unknown_vasp: str = "hold",
+        retry_seconds: float = 10.0,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         if unknown_vasp not in UNKNOWN_VASP_POLICIES:
@@ -97,6 +98,7 @@ class TrisaProvider:
         self.decimals = decimals
         self.addresses = addresses
         self.unknown_vasp = unknown_vasp
+        self.retry_ns = int(retry_seconds * 1e9)  # between attempts for one transfer (no answer, or pending)
         self.clock = clock
         self._keys: dict[str, rsa.RSAPublicKey] = {}  # counterparties' sealing keys, by common name
         self._lock = threading.Lock()
@@ -125,6 +127,8 @@ class TrisaProvider:
         record = self.store.get(eid)
         if record is not None and record.state in _FINAL:
             return eid
+        if record is not None and self.clock() - record.updated_ns < self.retry_ns:
+            return eid  # asked recently: give the counterparty time
         common_name = self.addresses.get(withdrawal.address)
         counterparty = self.directory.lookup(common_name) if common_name else None
         if counterparty is None:
@@ -138,10 +142,15 @@ class TrisaProvider:
         record = record or OutgoingTransfer(eid, withdrawal.withdrawal_id, counterparty.common_name, "unsent")
         record.attempts += 1
         self._save(record)  # before the envelope goes out
-        key = self._key_for(counterparty)
-        sealed = envelope.seal(self._payload(withdrawal, originator, counterparty), key, envelope_id=eid)
-        reply = self.client.transfer(counterparty.endpoint, sealed, name=counterparty.common_name)
-        self._record_reply(record, reply)
+        try:
+            key = self._key_for(counterparty)
+            sealed = envelope.seal(self._payload(withdrawal, originator, counterparty), key, envelope_id=eid)
+            reply = self.client.transfer(counterparty.endpoint, sealed, name=counterparty.common_name)
+            self._record_reply(record, reply)
+        except Exception as exc:  # shown while it waits; the next attempt comes after retry_seconds
+            record.message = str(exc)
+            self._save(record)
+            raise
         return eid
 
     def status(self, reference: str) -> Decision:
@@ -149,7 +158,10 @@ class TrisaProvider:
         record = self.store.get(reference)
         who = record.counterparty if record else ""
         if record is None or record.state == "unsent":
-            return Decision.hold(f"travel rule: not yet delivered to {who or 'the counterparty'}", provider=self.name)
+            last = f" ({record.message})" if record is not None and record.message else ""
+            return Decision.hold(
+                f"travel rule: not yet delivered to {who or 'the counterparty'}{last}", provider=self.name
+            )
         if record.state == "accepted":
             return Decision.allow(f"travel rule: accepted by {who}", provider=self.name)
         if record.state == "rejected":

@@ -140,6 +140,7 @@ def settings(bob: Counterparty, **changes: Any) -> Settings:
         "counterparties": {BOB: {"endpoint": f"127.0.0.1:{bob.port}", "name": "Bob VASP", "country": "GB"}},
         "addresses": {BOB_CUSTOMER: BOB, BOB_STRANGER: BOB},
         "timeout_seconds": 2.0,
+        "retry_seconds": 0.05,
     }
     values.update(changes)
     return Settings(**values)
