@@ -356,12 +356,43 @@ class MonitoringSettings(_Table):
     model: str | None = Field(default=None, min_length=1)
 
 
+class FilingSettings(_Table):
+    """``[compliance.filing]``: the filing institution's facts a SAR-style export needs (docs/compliance.md). Every
+    field is optional: what is unset is listed as missing in the export, never invented. ``ein`` is the nine-digit
+    EIN (or another TIN with ``tin_type``); ``country`` an ISO 3166-1 alpha-2 code."""
+
+    institution_name: str | None = Field(default=None, min_length=1, max_length=150)
+    alternate_name: str | None = Field(default=None, min_length=1, max_length=150)
+    ein: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
+    tin_type: str = Field(default="EIN", pattern=r"^(EIN|SSN-ITIN|Foreign)$")
+    institution_type: str | None = Field(default=None, min_length=1, max_length=80)  # e.g. "Money services business"
+    primary_regulator: str | None = Field(default=None, min_length=1, max_length=80)  # e.g. "IRS"
+    address: str | None = Field(default=None, min_length=1, max_length=100)
+    city: str | None = Field(default=None, min_length=1, max_length=50)
+    state: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    zip: str | None = Field(default=None, pattern=r"^[0-9A-Za-z -]{3,10}$")
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    registration_number: str | None = Field(default=None, min_length=1, max_length=25)  # e.g. the MSB registration
+    contact_office: str | None = Field(default=None, min_length=1, max_length=50)
+    contact_phone: str | None = Field(default=None, pattern=r"^[0-9+() -]{7,20}$")
+
+
+class RetentionSettings(_Table):
+    """``[compliance.retention]``: how long closed cases, alerts and screening decisions are kept (whole years,
+    counted from when each was closed, filed or made; the BSA's record retention is five years). Open cases and the
+    audit log are never purged."""
+
+    years: int = Field(default=5, ge=5, le=100)
+
+
 class ComplianceSettings(_Table):
     """``[compliance]``: screening of sign-ups, deposits and withdrawals (cases live beside the journal)."""
 
     ofac: OfacSettings = OfacSettings()
     kyc: KycSettings = KycSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    filing: FilingSettings = FilingSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 # -- the whole file -----------------------------------------------------------------------------------------------

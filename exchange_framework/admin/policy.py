@@ -43,6 +43,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "deposits.resolve": frozenset({ADMINISTRATOR, COMPLIANCE}),
     "alerts.view": frozenset({ADMINISTRATOR, COMPLIANCE}),
     "cases.decide": frozenset({ADMINISTRATOR, COMPLIANCE}),  # escalate or resolve a compliance case
+    "cases.sar": frozenset({ADMINISTRATOR, COMPLIANCE}),  # export a SAR-style report, record its filing
     "markets.view": frozenset({ADMINISTRATOR}),
     "markets.status": frozenset({ADMINISTRATOR}),
     "fees.view": frozenset({ADMINISTRATOR}),
@@ -83,6 +84,10 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("POST", "/admin/deposits/decide", "deposits.resolve", "deposit_decide"),
     AdminRoute("GET", "/admin/alerts", "alerts.view", "alerts"),
     AdminRoute("POST", "/admin/cases/{case:int}/decide", "cases.decide", "case_decide"),
+    AdminRoute("POST", "/admin/cases/{case:int}/assign", "cases.decide", "case_assign"),
+    AdminRoute("POST", "/admin/cases/{case:int}/comment", "cases.decide", "case_comment"),
+    AdminRoute("POST", "/admin/cases/{case:int}/sar", "cases.sar", "case_sar"),
+    AdminRoute("POST", "/admin/cases/{case:int}/file", "cases.sar", "case_file"),
     AdminRoute("GET", "/admin/markets", "markets.view", "markets"),
     AdminRoute("POST", "/admin/markets/{market}/status", "markets.status", "market_status"),
     AdminRoute("GET", "/admin/fees", "fees.view", "fees"),

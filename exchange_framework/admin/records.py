@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from typing import Any
 
@@ -12,7 +13,8 @@ from starlette.responses import Response
 
 from exchange_framework.admin.console import ActionRefused, AdminConsole
 from exchange_framework.audit import AuditEntry, verify
-from exchange_framework.compliance import CaseError, CaseStatus, Resolution
+from exchange_framework.compliance import Case, CaseError, CaseStatus, CaseStore, Resolution
+from exchange_framework.compliance.sar import FORMATS, build_report, customer_facts, render, report_sha256
 from exchange_framework.portal.kyc import onboarding_gate
 from exchange_framework.web import Form, FormError, NotFound
 
@@ -104,6 +106,122 @@ class RecordPages:
         details = {"subject": case.subject.value, "reference": case.reference, "account": case.account, "note": note}
         return await self.console.perform(
             request, action=action[decision], target=f"case:{case_id}", details=details, do=do, back=back
+        )
+
+    def _case_or_404(self, request: Request) -> tuple[CaseStore, Case]:
+        cases = self.console.cases
+        if cases is None:
+            raise NotFound("No compliance module is installed, so there are no cases.")
+        case = cases.get(int(request.path_params["case"]))
+        if case is None:
+            raise NotFound(f"There is no compliance case {request.path_params['case']}.")
+        return cases, case
+
+    async def _sar(self, case: Case, fmt: str) -> tuple[bytes, tuple[str, ...]]:
+        config = self.ctx.node.config
+
+        def build() -> tuple[bytes, tuple[str, ...]]:
+            facts = customer_facts(config, case.account, self.ctx.identity)
+            report = build_report(case, config=config, customer=facts, now_ns=time.time_ns())
+            return render(report, fmt), report.missing
+
+        return await asyncio.to_thread(build)
+
+    async def case_sar(self, request: Request) -> Response:
+        """Download a SAR-style report of a case (JSON, CSV or XML); the export and its hash are audited first."""
+        back = "/admin/alerts#compliance-cases"
+        form = Form(await self.web.form(request))
+        try:
+            fmt = form.choice("format", FORMATS, label="format")
+        except FormError as exc:
+            return self.console.refuse(request, back, str(exc))
+        _cases, case = self._case_or_404(request)
+        data, missing = await self._sar(case, fmt)
+        digest = report_sha256(data)
+        details = {"format": fmt, "sha256": digest, "missing": len(missing), "account": case.account}
+        operator = self.console.operator(request)
+        self.console.record(operator, request, "admin.case.export_sar", f"case:{case.id}", details)
+        media = {"json": "application/json", "csv": "text/csv", "xml": "application/xml"}[fmt]
+        headers = {
+            "Content-Disposition": f'attachment; filename="sar-case-{case.id}.{fmt}"',
+            "X-Report-SHA256": digest,
+            "X-Missing-Fields": str(len(missing)),
+            "Cache-Control": "no-store",
+        }
+        return Response(data, media_type=media, headers=headers)
+
+    async def case_file(self, request: Request) -> Response:
+        """Record that the case's SAR-style report (in the format chosen, as exported now) was filed: its SHA-256
+        goes on the case and in the audit log."""
+        back = "/admin/alerts#compliance-cases"
+        form = Form(await self.web.form(request))
+        try:
+            fmt = form.choice("format", FORMATS, label="format")
+            note = form.text("note", label="note", required=True, max_length=2000)
+        except FormError as exc:
+            return self.console.refuse(request, back, str(exc))
+        cases, case = self._case_or_404(request)
+        data, missing = await self._sar(case, fmt)
+        digest = report_sha256(data)
+        operator = self.console.operator(request)
+
+        async def do() -> str:
+            try:
+                await asyncio.to_thread(
+                    cases.file_report, case.id, operator=operator.email, report_sha256=digest, fmt=fmt, note=note
+                )
+            except CaseError as exc:
+                raise ActionRefused(str(exc)) from None
+            todo = f" ({len(missing)} critical fields were still empty in the export)" if missing else ""
+            return f"Case {case.id} is recorded as filed: report sha256 {digest}{todo}."
+
+        details = {"format": fmt, "sha256": digest, "missing": len(missing), "note": note, "account": case.account}
+        return await self.console.perform(
+            request, action="admin.case.file", target=f"case:{case.id}", details=details, do=do, back=back
+        )
+
+    async def case_assign(self, request: Request) -> Response:
+        """Assign an open case to an officer."""
+        back = "/admin/alerts#compliance-cases"
+        form = Form(await self.web.form(request))
+        try:
+            to = form.text("assignee", label="officer", required=True, max_length=254)
+        except FormError as exc:
+            return self.console.refuse(request, back, str(exc))
+        cases, case = self._case_or_404(request)
+        operator = self.console.operator(request)
+
+        async def do() -> str:
+            try:
+                await asyncio.to_thread(cases.assign, case.id, operator=operator.email, assignee=to, note="assigned")
+            except CaseError as exc:
+                raise ActionRefused(str(exc)) from None
+            return f"Case {case.id} is assigned to {to}."
+
+        return await self.console.perform(
+            request, action="admin.case.assign", target=f"case:{case.id}", details={"assignee": to}, do=do, back=back
+        )
+
+    async def case_comment(self, request: Request) -> Response:
+        """Add a comment to a case."""
+        back = "/admin/alerts#compliance-cases"
+        form = Form(await self.web.form(request))
+        try:
+            note = form.text("note", label="comment", required=True, max_length=2000)
+        except FormError as exc:
+            return self.console.refuse(request, back, str(exc))
+        cases, case = self._case_or_404(request)
+        operator = self.console.operator(request)
+
+        async def do() -> str:
+            try:
+                await asyncio.to_thread(cases.comment, case.id, operator=operator.email, note=note)
+            except CaseError as exc:
+                raise ActionRefused(str(exc)) from None
+            return f"Comment added to case {case.id}."
+
+        return await self.console.perform(
+            request, action="admin.case.comment", target=f"case:{case.id}", details={"note": note}, do=do, back=back
         )
 
     async def audit(self, request: Request) -> Response:

@@ -42,6 +42,8 @@ __all__ = [
     "CaseStore",
     "Resolution",
     "Subject",
+    "assignee",
+    "filings",
 ]
 
 CASES_FILENAME = "compliance.db"
@@ -186,7 +188,7 @@ class CaseStore:
     """The compliance cases of one exchange: recorded by the screening pipeline, worked by operators.
 
     The query API the admin console calls: :meth:`open_cases`, :meth:`list_cases`, :meth:`get`, :meth:`find`,
-    :meth:`counts`, :meth:`escalate` and :meth:`resolve`.
+    :meth:`counts`, :meth:`escalate`, :meth:`resolve`, :meth:`assign`, :meth:`comment` and :meth:`file_report`.
     """
 
     def __init__(
@@ -408,6 +410,52 @@ class CaseStore:
             audit_details={"resolution": chosen.value, "note": note},
         )
 
+    def assign(self, case_id: int, *, operator: str, assignee: str, note: str = "assigned") -> Case:
+        """Assign a case that is not closed to ``assignee`` (an officer); recorded on the case and audited."""
+        operator, note = _check_actor(operator, note)
+        assignee = assignee.strip()
+        if not assignee:
+            raise CaseError("name the officer the case is assigned to")
+        return self._act(
+            case_id,
+            operator,
+            "compliance.case.assign",
+            allowed={CaseStatus.OPEN, CaseStatus.ESCALATED},
+            update={},
+            event=CaseEvent(self.clock(), operator, f"assigned to {assignee}", note),
+            audit_details={"assignee": assignee, "note": note},
+        )
+
+    def comment(self, case_id: int, *, operator: str, note: str) -> Case:
+        """Add an officer's comment to a case (any status); recorded on the case and audited."""
+        operator, note = _check_actor(operator, note)
+        return self._act(
+            case_id,
+            operator,
+            "compliance.case.comment",
+            allowed=set(CaseStatus),
+            update={},
+            event=CaseEvent(self.clock(), operator, "commented", note),
+            audit_details={"note": note},
+        )
+
+    def file_report(self, case_id: int, *, operator: str, report_sha256: str, fmt: str, note: str) -> Case:
+        """Record that a SAR-style report for the case was filed: the SHA-256 of the exported report goes on the case
+        and in the audit log (``compliance.case.file``). A case may be filed more than once (a correction)."""
+        operator, note = _check_actor(operator, note)
+        digest = report_sha256.strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise CaseError("the report hash must be a SHA-256 in hex (64 characters)")
+        return self._act(
+            case_id,
+            operator,
+            "compliance.case.file",
+            allowed=set(CaseStatus),
+            update={},
+            event=CaseEvent(self.clock(), operator, f"filed {fmt} report sha256:{digest}", note),
+            audit_details={"report_sha256": digest, "format": fmt, "note": note},
+        )
+
     def _act(
         self,
         case_id: int,
@@ -452,3 +500,20 @@ def _check_actor(operator: str, note: str) -> tuple[str, str]:
     if len(note) > MAX_NOTE:
         raise CaseError(f"the note is {len(note)} characters long; keep it to {MAX_NOTE}")
     return operator, note
+
+
+def assignee(case: Case) -> str | None:
+    """The officer a case was last assigned to, or None."""
+    for event in reversed(case.history):
+        if event.action.startswith("assigned to "):
+            return event.action.removeprefix("assigned to ")
+    return None
+
+
+def filings(case: Case) -> list[tuple[int, str]]:
+    """When and with which report hash a case was filed: ``(at_ns, sha256)``, oldest first."""
+    found = []
+    for event in case.history:
+        if event.action.startswith("filed ") and "sha256:" in event.action:
+            found.append((event.at_ns, event.action.rpartition("sha256:")[2]))
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 
 import click
@@ -162,14 +163,115 @@ def cases_cmd(ctx: click.Context, everything: bool, as_json: bool) -> None:
         click.echo(line)
 
 
-@compliance.command(name="case")
+class _CaseGroup(click.Group):
+    """``exchange compliance case ID`` shows a case; ``exchange compliance case <action> ID ...`` acts on one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0].isdigit():
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@compliance.group(name="case", cls=_CaseGroup)
+def case_cmd() -> None:
+    """One case: show it (``case ID``), assign, comment, export a SAR-style report, record its filing."""
+
+
+@case_cmd.command(name="show")
 @click.argument("case_id", type=int)
 @click.pass_context
-def case_cmd(ctx: click.Context, case_id: int) -> None:
+def case_show_cmd(ctx: click.Context, case_id: int) -> None:
     """Show one case: the subject, every provider's decision and reasons, and its history."""
     case = _store(ctx).get(case_id)
     if case is None:
         raise click.ClickException(f"there is no compliance case {case_id}")
+    _show(case)
+
+
+@case_cmd.command(name="assign")
+@click.argument("case_id", type=int)
+@click.option("--operator", required=True, help="Who assigns (recorded and audited).")
+@click.option("--to", "assignee", required=True, help="The officer who works the case.")
+@click.option("--note", default="assigned", show_default=True)
+@click.pass_context
+def case_assign_cmd(ctx: click.Context, case_id: int, operator: str, assignee: str, note: str) -> None:
+    """Assign an open case to an officer."""
+    try:
+        _show(_store(ctx).assign(case_id, operator=operator, assignee=assignee, note=note))
+    except CaseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@case_cmd.command(name="comment")
+@click.argument("case_id", type=int)
+@click.option("--operator", required=True, help="Who comments (recorded and audited).")
+@click.option("--note", required=True)
+@click.pass_context
+def case_comment_cmd(ctx: click.Context, case_id: int, operator: str, note: str) -> None:
+    """Add a comment to a case."""
+    try:
+        _show(_store(ctx).comment(case_id, operator=operator, note=note))
+    except CaseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _sar(config: ExchangeConfig, case: Case, fmt: str) -> tuple[bytes, tuple[str, ...]]:
+    from exchange_framework.compliance.sar import build_report, customer_facts, render
+
+    identity = _identity(config)
+    try:
+        facts = customer_facts(config, case.account, identity)
+    finally:
+        identity.close()
+    report = build_report(case, config=config, customer=facts, now_ns=time.time_ns())
+    return render(report, fmt), report.missing
+
+
+@case_cmd.command(name="export-sar")
+@click.argument("case_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xml"]), default="json", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here (default: stdout).")
+@click.pass_context
+def case_export_cmd(ctx: click.Context, case_id: int, fmt: str, output: str | None) -> None:
+    """Export a SAR-style report of a case (FinCEN SAR parts I-V); list the critical fields an officer must fill."""
+    config = state(ctx).config_or_exit()
+    case = _store(ctx).get(case_id)
+    if case is None:
+        raise click.ClickException(f"there is no compliance case {case_id}")
+    data, missing = _sar(config, case, fmt)
+    if output:
+        with open(output, "wb") as out:
+            out.write(data)
+    else:
+        click.echo(data.decode(), nl=False)
+    from exchange_framework.compliance.sar import report_sha256
+
+    click.echo(f"sha256 {report_sha256(data)}", err=True)
+    if missing:
+        click.echo(f"{len(missing)} critical field(s) an officer must fill before filing:", err=True)
+        for item in missing:
+            click.echo(f"  - {item}", err=True)
+
+
+@case_cmd.command(name="file")
+@click.argument("case_id", type=int)
+@click.argument("report", type=click.Path(exists=True, dir_okay=False))
+@click.option("--operator", required=True, help="The officer who filed it (recorded and audited).")
+@click.option("--note", required=True, help="Where and when it was filed (e.g. the BSA E-Filing BSA ID).")
+@click.pass_context
+def case_file_cmd(ctx: click.Context, case_id: int, report: str, operator: str, note: str) -> None:
+    """Record that REPORT (the report as filed) was filed for a case: its SHA-256 goes on the case and the audit log."""
+    from exchange_framework.compliance.sar import report_sha256
+
+    with open(report, "rb") as f:
+        data = f.read()
+    fmt = report.rpartition(".")[2].lower() if "." in report else "file"
+    try:
+        case = _store(ctx).file_report(
+            case_id, operator=operator, report_sha256=report_sha256(data), fmt=fmt, note=note
+        )
+    except CaseError as exc:
+        raise click.ClickException(str(exc)) from None
     _show(case)
 
 
