@@ -120,7 +120,8 @@ class PreparedRefresh:
     prepared: tuple[int, ...]
     verifying_shares: dict[int, bytes]
     transcript: bytes
-    blamed: dict[int, int] = field(default_factory=dict)
+    blamed: dict[int, int] = field(default_factory=dict)  # dealer -> reporting node (0: the coordinator's check)
+    reachable: tuple[int, ...] = ()  # every node that answered in some attempt: those not prepared get repaired
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -190,11 +191,13 @@ class Refresher:
             if i in signer.nodes and i not in signer.excluded and i not in state.needs_repair
         ]
         blamed: dict[int, int] = {}
+        reachable: set[int] = set()
         for _ in range(len(candidates) + 1):
             if len(candidates) < threshold:
                 break
-            attempt, failed = self._attempt(key_id, base, state, candidates, blamed)
+            attempt, failed = self._attempt(key_id, base, state, candidates, blamed, reachable)
             if attempt is not None:
+                attempt.reachable = tuple(sorted(reachable))
                 return attempt
             candidates = [i for i in candidates if i not in failed]
         blame = "".join(f"; node {a} reports a bad sub-share from node {d}" for d, a in sorted(blamed.items()))
@@ -204,7 +207,13 @@ class Refresher:
         )
 
     def _attempt(
-        self, key_id: str, base: Mapping[str, Any], state: KeyEpoch, candidates: Sequence[int], blamed: dict[int, int]
+        self,
+        key_id: str,
+        base: Mapping[str, Any],
+        state: KeyEpoch,
+        candidates: Sequence[int],
+        blamed: dict[int, int],
+        reachable: set[int],
     ) -> tuple[PreparedRefresh | None, set[int]]:
         signer = self.signer
         s = suite(base["group"])
@@ -213,6 +222,7 @@ class Refresher:
         session = secrets.token_hex(16)
         channels = signer._open(candidates)
         dealers = sorted(channels)
+        reachable.update(dealers)
         failed = set(candidates) - set(channels)
         if len(dealers) < threshold:
             for c in channels.values():
@@ -280,7 +290,10 @@ class Refresher:
                     blamed[reply.culprit] = i
             if len(prepared) < threshold:
                 self._abort(channels, session, key_id, gpk, state.epoch + 1)
-                return None, set(dealers) - set(prepared)
+                accused = {d for d, accuser in blamed.items() if d in dealers and accuser in dealers}
+                # retry without the dealers reported in this attempt (their victims can still prepare), else
+                # without the nodes that did not prepare
+                return None, accused or (set(dealers) - set(prepared))
         finally:
             for c in channels.values():
                 c.close()
@@ -343,7 +356,7 @@ class Refresher:
             for c in channels.values():
                 c.close()
         repaired = []
-        for node in sorted(set(prepared.dealers) - set(prepared.prepared)):
+        for node in sorted(set(prepared.reachable or prepared.dealers) - set(prepared.prepared)):
             try:
                 self.repair(key_id, node, avoid=set(prepared.blamed))
                 repaired.append(node)

@@ -175,6 +175,18 @@ def test_a_bad_sub_share_is_detected_its_dealer_named_and_the_victim_repaired(no
     _every_subset_signs(nodes, "evil-refresh-1", public_key)
 
 
+def test_a_dealer_reported_by_too_many_nodes_is_left_out_and_the_refresh_still_commits(nodes: Cluster) -> None:
+    signer = nodes.signer()
+    public_key = signer.create_key("evil-refresh-many", KeyScheme.ED25519)
+    nodes.stop(2)
+    nodes.start(2, "evil_refresh_node.py")  # deals nodes 3, 4 and 5 bad sub-shares: only 2 nodes could prepare
+    result = signer.refresh("evil-refresh-many")
+    assert set(result.blamed) == {2} and result.blamed[2] in (3, 4, 5)
+    # the second attempt runs without node 2, which then gets its new share by repair like any node left out
+    assert (result.epoch, result.prepared, result.repaired, result.needs_repair) == (1, (1, 3, 4, 5), (2,), ())
+    _every_subset_signs(nodes, "evil-refresh-many", public_key)
+
+
 def test_a_node_restarted_or_down_between_prepare_and_commit_gets_the_new_share(nodes: Cluster) -> None:
     signer = nodes.signer()
     public_key = signer.create_key("r-crash", KeyScheme.ED25519)
