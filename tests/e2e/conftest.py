@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from exchange_framework import hookimpl
+from exchange_framework.api.app import create_app
 from exchange_framework.api.units import Units
 from exchange_framework.audit import AuditLog
 from exchange_framework.cli import main
@@ -49,7 +50,6 @@ from exchange_framework.plugins import collect_registered, make_plugin_manager
 from exchange_framework.types import OrderType, Side
 from exchange_framework.wallet import WithdrawalStage
 from exchange_framework.wallet.service import Wallet
-from exchange_framework.wallet.setup import make_wallet
 
 _LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6") if sys.platform == "linux" else None
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
@@ -304,33 +304,29 @@ def create_users(data_dir: Path, *emails: str) -> list[int]:
 
 @contextlib.asynccontextmanager
 async def running_exchange(config_path: Path) -> AsyncIterator[Exchange]:
-    """Start the exchange ``config_path`` describes: node (settling every 0.1 s), wallet, audit log; stop it after."""
+    """Start the exchange ``config_path`` describes as ``exchange run`` does (the app's lifespan: node settling
+    every 0.1 s, wallet, audit log, identity store), without serving HTTP; stop it after."""
     config = load_config(config_path)
     pm = make_plugin_manager(config)
     spy = ScreeningSpy()
     pm.register(spy, name="e2e-screening-spy")
-    node = ExchangeNode(config, pm=pm, settle_every=0.1)
-    identity = IdentityStore(f"sqlite:///{node.data_dir / 'identity.db'}")
-    identity.create_schema()
-    audit = AuditLog.from_config(config)
-    wallet = make_wallet(config, pm, node, identity, audit=lambda: audit)
-    assert wallet is not None, "no chain adapter registered: check [plugins.settings.<chain>]"
-    await node.start()
-    await wallet.start()
-    try:
-        # The trackers start following each chain at its tip when they first poll: wait for that before paying.
-        await until(lambda: all(t.status().height is not None for t in wallet.trackers.values()), "the first poll")
-        assert not wallet.signer_error and not wallet.policy_error, (wallet.signer_error, wallet.policy_error)
-        yield Exchange(config_path, config, node, wallet, identity, audit, spy)
-    finally:
-        await wallet.close()
-        for resource in [wallet.signer, *wallet.adapters.values()]:  # the wallet leaves these to their owner
-            close = getattr(resource, "close", None)
-            if close is not None:
-                close()
-        await node.close()
-        identity.close()
-        audit.close()
+    app = create_app(config, pm=pm, settle_every=0.1)
+    ctx = app.ctx
+    async with app.app.router.lifespan_context(app.app):
+        wallet = ctx.extras.get("wallet")
+        assert isinstance(wallet, Wallet), "no chain adapter registered: check [plugins.settings.<chain>]"
+        audit = ctx.extras.get("audit")
+        assert isinstance(audit, AuditLog), ctx.extras.get("audit_error")
+        try:
+            assert not wallet.signer_error and not wallet.policy_error, (wallet.signer_error, wallet.policy_error)
+            # The trackers start following each chain at its tip when they first poll: wait for that before paying.
+            await until(lambda: all(t.status().height is not None for t in wallet.trackers.values()), "the first poll")
+            yield Exchange(config_path, config, ctx.node, wallet, ctx.identity, audit, spy)
+        finally:
+            for resource in [wallet.signer, *wallet.adapters.values()]:  # the wallet leaves these to their owner
+                close = getattr(resource, "close", None)
+                if close is not None:
+                    close()
 
 
 async def until(
