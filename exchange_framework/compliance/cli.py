@@ -341,3 +341,47 @@ def rescreen_cmd(ctx: click.Context) -> None:
     config = state(ctx).config_or_exit()
     _keeper(config)  # the list must be loaded (or say why not)
     _rescreen(config)
+
+
+@compliance.command(name="retention")
+@click.option("--purge", is_flag=True, help="Delete what is past retention (default: a dry run that only reports).")
+@click.option("--operator", help="Who purges (required with --purge; recorded in the audit log).")
+@_JSON
+@click.pass_context
+def retention_cmd(ctx: click.Context, purge: bool, operator: str | None, as_json: bool) -> None:
+    """Report (or with --purge delete) closed cases and screening decisions past [compliance.retention] years.
+
+    Open cases, cases that still freeze funds and the audit log are never purged; a purge is audited first.
+    """
+    from exchange_framework.compliance import retention
+
+    config = state(ctx).config_or_exit()
+    now = time.time_ns()
+    if purge:
+        if not operator:
+            raise click.ClickException("--purge needs --operator NAME (the purge is recorded in the audit log)")
+        try:
+            report = retention.purge(config, now_ns=now, operator=operator, audit=AuditLog.from_config(config))
+        except retention.RetentionError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        report = retention.plan(config, now_ns=now)
+    if as_json:
+        click.echo(msgspec.json.encode(report).decode())
+        return
+    verb = "purged" if report.purged else "past retention (dry run: nothing deleted; --purge to delete)"
+    click.echo(f"retention {report.years} years: records closed or made before {report.cutoff} are past it")
+    click.echo(f"cases {verb}: {len(report.cases)} of {report.total_cases}" + _ids(report.cases))
+    click.echo(f"screening decisions {verb}: {len(report.screenings)} of {report.total_screenings}")
+    click.echo(f"kept although old: {len(report.kept_open_cases)} open case(s)" + _ids(report.kept_open_cases))
+    click.echo(
+        f"kept although old: {len(report.kept_freezing_cases)} closed case(s) still freezing funds"
+        + _ids(report.kept_freezing_cases)
+    )
+
+
+def _ids(ids: tuple[int, ...]) -> str:
+    if not ids:
+        return ""
+    shown = ", ".join(str(i) for i in ids[:20])
+    return f" ({shown}{', ...' if len(ids) > 20 else ''})"
