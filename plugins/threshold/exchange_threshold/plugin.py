@@ -1,4 +1,5 @@
-"""The ``threshold`` plugin: registers a :class:`~exchange_threshold.signer.ThresholdSigner` named ``threshold``.
+"""The ``threshold`` plugin: registers a :class:`~exchange_threshold.signer.ThresholdSigner` named ``threshold``
+and the ``exchange threshold`` command (key epochs, proactive refresh, repair of a node).
 
 Select it with ``[backends] keystore = "threshold"`` (or use it as the warm wallet's signer) and configure it in
 ``[plugins.settings.threshold]``::
@@ -7,6 +8,7 @@ Select it with ``[backends] keystore = "threshold"`` (or use it as the warm wall
     path = "var/threshold"                        # the coordinator's sealed store (identity key, key records)
     passphrase_env = "EXCHANGE_THRESHOLD_PASSPHRASE"
     threshold = 3
+    refresh_interval_hours = 168                  # proactive refresh: `exchange threshold refresh --due`
     nodes = [
         { identifier = 1, host = "10.0.0.11", port = 7101, public_key = "<hex X25519 key printed by node init>" },
         # ... one per node, five in all for 3-of-5
