@@ -20,6 +20,10 @@ them learns nothing. Before signing, a node checks what it signs again: the key 
 a share it holds and that it committed for, the scheme is the key's, the payload suits the scheme, and the
 commitment list is well formed (sorted, no repeats, valid elements, at least the threshold, only the key's
 participants, its own commitment as it made it). Nonces are used once and forgotten before the share is computed.
+
+Shares have epochs (:mod:`exchange_threshold.shares`): a node signs only with the share of the epoch the coordinator
+names and refuses an older one. Proactive refresh and share repair are answered by
+:class:`~exchange_threshold.node_refresh.RefreshService`.
 """
 
 from __future__ import annotations
