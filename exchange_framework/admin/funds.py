@@ -11,6 +11,8 @@ from starlette.responses import Response
 
 from exchange_framework.admin.console import ActionRefused, AdminConsole
 from exchange_framework.compliance import Subject
+from exchange_framework.custody.rules import Tier
+from exchange_framework.custody.tiers_store import OPEN_STAGES, SweepStage
 from exchange_framework.funding.store import Stage
 from exchange_framework.interfaces import CustodyBalance
 from exchange_framework.plugins import collect_registered
@@ -20,6 +22,7 @@ from exchange_framework.web import Form, FormError, NotFound
 
 __all__ = ["FundsPages"]
 
+SHOWN_SWEEP_STAGES = OPEN_STAGES | {SweepStage.PROPOSED, SweepStage.CEREMONY}  # on the custody page
 NO_WALLET = "Deposits and withdrawals are not configured on this exchange (no chain plugin is enabled)."
 
 
@@ -235,6 +238,7 @@ class FundsPages:
             "report_error": report_error,
         }
         values["omnibus"], values["omnibus_error"] = await self._omnibus()
+        values["tiers"] = self._custody_tiers()
         return self.console.render(request, "admin/custody.html", values)
 
     async def _omnibus(self) -> tuple[list[tuple[str, str, str]] | None, str]:
@@ -259,3 +263,43 @@ class FundsPages:
             if account.startswith("omnibus:") and asset in self.ctx.node.assets
         ]
         return rows, ""
+
+    # -- custody tiers (bands, forecast, sweep proposals: docs/custody-tiers.md)
+    def _custody_tiers(self) -> dict[str, Any]:
+        """The tier planner's latest plan per asset and chain (holdings against bands, forecast, proposed sweeps)
+        and the sweep proposals still open, for the custody page; ``configured`` is False without a planner."""
+        planner = self.ctx.extras.get("tiers")
+        if planner is None:
+            return {"configured": False}
+        units = self.ctx.units
+        assets = []
+        for status in planner.last:
+            h, p = status.holdings, status.plan
+            rows = []
+            for tier in (Tier.HOT, Tier.WARM, Tier.COLD):
+                low, high = p.bands[tier]
+                held = h.of(tier)
+                where = "within" if low <= held <= high else ("below" if held < low else "above")
+                bp = held * 10_000 // h.total if h.total else 0
+                share = f"{bp // 100}.{bp % 100:02d} %" if h.total else "-"
+                band = f"{units.amount(h.asset, low)} - {units.amount(h.asset, high)}"
+                rows.append((tier.value, units.amount(h.asset, held), share, str(status.bands.band(tier)), band, where))
+            sweeps = [
+                (s.source.value, s.destination.value, units.amount(h.asset, s.amount), s.ceremony, s.reason)
+                for s in p.sweeps
+            ]
+            forecast = (
+                status.forecast.horizon_hours,
+                units.amount(h.asset, status.forecast.demand),
+                status.forecast.basis,
+            )
+            assets.append({"asset": h.asset, "chain": h.chain, "rows": rows, "forecast": forecast, "sweeps": sweeps})
+        open_rows = planner.sweeper.store.sweeps(stages=sorted(SHOWN_SWEEP_STAGES), limit=200, oldest_first=True)
+        proposals = [(r, units.amount(r.asset, r.amount)) for r in open_rows]
+        return {
+            "configured": True,
+            "assets": assets,
+            "proposals": proposals,
+            "planned_ns": planner.last_ns,
+            "error": planner.last_error,
+        }

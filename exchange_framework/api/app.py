@@ -34,6 +34,7 @@ from exchange_framework.api.userstream import ListenKeys, UserStreamPublisher
 from exchange_framework.audit import AuditLog
 from exchange_framework.compliance.cases import CaseStore
 from exchange_framework.config import ExchangeConfig
+from exchange_framework.custody.tiers_service import TierPlanner, make_tier_planner
 from exchange_framework.fees import FeeReviewer
 from exchange_framework.identity import IdentityStore
 from exchange_framework.marketdata import Hub, MarketData, StreamPublisher
@@ -126,6 +127,7 @@ def create_app(
     wallet = make_wallet(config, pm, node, identity, audit=lambda: ctx.extras.get("audit")) if with_wallet else None
     if wallet is not None:
         ctx.extras["wallet"] = wallet
+    tier_planner = _tier_planner(config, pm, node, wallet, ctx) if wallet is not None else None
     endpoints = api_endpoints()
 
     async def openapi(_request: Any) -> JSONResponse:
@@ -142,6 +144,7 @@ def create_app(
         fee_task = asyncio.create_task(_review_fees(node, reviewer, config.fees.review_minutes), name="fee tiers")
         if wallet is not None:
             await wallet.start()
+        tiers_task = asyncio.create_task(tier_planner.run(), name="custody tiers") if tier_planner else None
         try:
             if on_started is not None:
                 result = on_started(ctx)
@@ -149,6 +152,10 @@ def create_app(
                     await result
             yield
         finally:
+            if tiers_task is not None:
+                tiers_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tiers_task
             if wallet is not None:
                 await wallet.close()
             fee_task.cancel()
@@ -217,6 +224,22 @@ def _transaction_monitor(config: ExchangeConfig) -> Monitor | None:
     except Exception as exc:
         _log.error("transaction monitoring is off: %s", exc)
         return None
+
+
+def _tier_planner(
+    config: ExchangeConfig, pm: pluggy.PluginManager, node: ExchangeNode, wallet: Any, ctx: ApiContext
+) -> TierPlanner | None:
+    """The custody tier planner (``ctx.extras["tiers"]``): re-plans every ``[custody.tiers] plan_minutes`` and only
+    proposes; approved sweeps are executed through the policy engine (docs/custody-tiers.md). None without
+    ``[custody]`` or if it cannot be set up (logged: the exchange still serves customers)."""
+    try:
+        planner = make_tier_planner(config, pm, node, wallet, audit=lambda: ctx.extras.get("audit"))
+    except Exception as exc:
+        _log.error("custody tier planning is off: %s", exc)
+        return None
+    if planner is not None:
+        ctx.extras["tiers"] = planner
+    return planner
 
 
 async def _review_fees(node: ExchangeNode, reviewer: FeeReviewer, minutes: int) -> None:

@@ -22,14 +22,19 @@ from exchange_framework.custody.rules import Tier, Wallet
 from exchange_framework.custody.tiers import TIERS, TierBands, TierConfig
 from exchange_framework.custody.tiers_forecast import Forecast, forecast_for, wallet_history
 from exchange_framework.custody.tiers_plan import Plan, TierHoldings, plan
-from exchange_framework.custody.tiers_sweeps import TierSweeper
+from exchange_framework.custody.tiers_store import SweepStore
+from exchange_framework.custody.tiers_sweeps import TierSweeper, node_recorder
 from exchange_framework.interfaces import CustodyBalance
 from exchange_framework.wallet.store import WithdrawalRow
 
 if TYPE_CHECKING:
     import pluggy
 
+    from exchange_framework.audit import AuditLog
     from exchange_framework.config import ExchangeConfig
+    from exchange_framework.interfaces import CustodySigner
+    from exchange_framework.node import ExchangeNode
+    from exchange_framework.wallet.service import Wallet as WalletService
 
 __all__ = [
     "History",
@@ -39,6 +44,7 @@ __all__ = [
     "history_from_rows",
     "holdings_from_ledger",
     "holdings_from_reports",
+    "make_tier_planner",
     "plan_all",
 ]
 
@@ -188,3 +194,52 @@ class TierPlanner:
             except Exception:
                 _log.exception("executing approved sweeps failed; trying again")
             await asyncio.sleep(sweep_seconds)
+
+
+def make_tier_planner(
+    config: ExchangeConfig,
+    pm: pluggy.PluginManager,
+    node: ExchangeNode,
+    wallet: WalletService,
+    *,
+    audit: Callable[[], AuditLog | None],
+) -> TierPlanner | None:
+    """The running exchange's tier planner and sweeper over its wallet (``None`` without a ``[custody]`` policy).
+
+    Hot-source sweeps sign with the wallet's hot signer, warm-source ones with the registered custody signer named
+    by ``[custody.tiers] warm_signer`` (without one, warm sweeps are rejected with that reason); sweeps complete on
+    the ledger through the engine's ``MoveCustody`` command.
+    """
+    from exchange_framework.custody.policy_config import policy_config
+    from exchange_framework.custody.tiers import tier_config
+    from exchange_framework.plugins import collect_registered
+
+    if config.custody is None:
+        return None
+    tiers = tier_config(config)
+    signers: dict[Tier, CustodySigner] = {}
+    if wallet.signer is not None:
+        signers[Tier.HOT] = wallet.signer
+    if tiers.warm_signer is not None:
+        registered = collect_registered(pm, "register_custody_signers", config=config)
+        if tiers.warm_signer in registered:
+            signers[Tier.WARM] = registered[tiers.warm_signer]
+        else:
+            _log.error("[custody.tiers] warm_signer %r is not a registered custody signer", tiers.warm_signer)
+    sweeper = TierSweeper(
+        store=SweepStore(config.resolve_path(tiers.state_path)),
+        policy=lambda: wallet.policy,
+        wallets=policy_config(config).wallets,
+        adapters=wallet.adapters,
+        signers=signers,
+        record_move=node_recorder(node),
+        audit=audit,
+    )
+
+    async def holdings() -> list[TierHoldings]:
+        return (await current_holdings(config, pm, source=tiers.balances))[0]
+
+    def history(asset: str, chain: str) -> list[tuple[int, int]]:
+        return wallet_history(wallet.store.withdrawals(limit=1_000_000), asset=asset, chain=chain)
+
+    return TierPlanner(tiers, sweeper=sweeper, holdings=holdings, history=history)
