@@ -224,11 +224,43 @@ class UtxoChainAdapter:
 
     def _hot_addresses(self, public_key: bytes) -> list[str]:
         """The hot key's address and the change keys' addresses, each watched."""
-        addresses = [self.watch_hot_wallet(public_key)]
-        for key in self.change_keys.values():
-            addresses.append(p2wpkh_address(key, self.params))
-            self._watch(addresses[-1])
+        addresses = [p2wpkh_address(bytes(public_key), self.params)]
+        addresses += [p2wpkh_address(key, self.params) for key in self.change_keys.values()]
+        self._watch_many(addresses)
         return addresses
+
+    def _watch_many(self, addresses: Sequence[str]) -> None:
+        """Watch every address in ``addresses``, importing the missing ones together (one rescan, not one each)."""
+        missing: list[str] = []
+        for address in addresses:
+            if address in self._watched:
+                continue
+            info = self._wallet("getaddressinfo", address)
+            if info.get("iswatchonly") or info.get("ismine"):
+                self._watched.add(address)
+            else:
+                missing.append(address)
+        if len(missing) == 1:
+            self._watch(missing[0])
+            return
+        if not missing:
+            return
+        requests = [
+            {"scriptPubKey": {"address": a}, "timestamp": 0, "watchonly": True, "label": "hot"} for a in missing
+        ]
+        try:
+            results = self._wallet("importmulti", requests, {"rescan": True})
+        except RpcError as exc:
+            if "legacy" not in exc.message.lower():
+                raise
+            descriptors = [self._call("getdescriptorinfo", f"addr({a})")["descriptor"] for a in missing]
+            results = self._wallet(
+                "importdescriptors", [{"desc": d, "timestamp": 0, "label": "hot"} for d in descriptors]
+            )
+        failed = [(a, r) for a, r in zip(missing, results, strict=True) if not r.get("success")]
+        if failed:
+            raise NodeMismatch(f"{self.name}: the node's wallet {self.wallet!r} would not watch {failed}")
+        self._watched.update(missing)
 
     def _next_change_key(self, fallback: bytes, now: float) -> bytes:
         """The first pool key whose address has never received anything and is not promised to an unbroadcast
