@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
 from exchange_threshold import frost
 from exchange_threshold.channel import SecureChannel
 from exchange_threshold.groups import ED25519_SHA512
-from exchange_threshold.messages import Commit, CommitReply, ErrorReply, Reply, Request, decode_reply, encode
+from exchange_threshold.messages import (
+    Commit,
+    CommitReply,
+    ErrorReply,
+    RefreshFinish,
+    Reply,
+    Request,
+    decode_reply,
+    encode,
+)
 from exchange_threshold.node import key_share_from_json, load_identity
 from exchange_threshold.resharing import Refresher
 from exchange_threshold.store import SealedStore
@@ -208,6 +218,25 @@ def test_a_node_restarted_or_down_between_prepare_and_commit_gets_the_new_share(
     assert _share_names(nodes, 5, "r-crash")[1] == f"pending/r-crash/{public_key.hex()}.1"
     _sign(nodes, "r-crash", public_key, [3, 4, 5])  # node 5 commits its pending share when asked at epoch 1
     assert _share_names(nodes, 5, "r-crash") == [f"keys/r-crash/{public_key.hex()}.1"]
+
+
+def test_a_node_restarted_mid_refresh_before_preparing_is_repaired(nodes: Cluster) -> None:
+    signer = nodes.signer()
+    public_key = signer.create_key("r-midway", KeyScheme.ED25519)
+    ask_all = signer._ask_all
+
+    def restart_node_4_before_finish(channels: Any, requests: Mapping[int, Request]) -> dict[int, Reply]:
+        if any(isinstance(r, RefreshFinish) for r in requests.values()):
+            nodes.stop(4)  # loses its refresh session (in memory): it cannot prepare
+            nodes.start(4)
+        return ask_all(channels, requests)
+
+    signer._ask_all = restart_node_4_before_finish  # type: ignore[method-assign]
+    result = signer.refresh("r-midway")
+    signer._ask_all = ask_all  # type: ignore[method-assign]
+    assert (result.prepared, result.repaired, result.needs_repair) == ((1, 2, 3, 5), (4,), ())
+    assert _share_names(nodes, 4, "r-midway") == [f"keys/r-midway/{public_key.hex()}.1"]
+    _every_subset_signs(nodes, "r-midway", public_key)
 
 
 def test_a_refresh_the_coordinator_never_committed_changes_nothing(nodes: Cluster) -> None:
