@@ -31,6 +31,8 @@ from exchange_framework.custody.policy import PolicyDecision, PolicyEngine, Requ
 from exchange_framework.custody.rules import Tier, Wallet
 from exchange_framework.custody.tiers_plan import Plan
 from exchange_framework.custody.tiers_store import OPEN_STAGES, SweepRow, SweepStage, SweepStore
+from exchange_framework.engine import commands
+from exchange_framework.engine.events import FundsRejected
 from exchange_framework.interfaces import (
     ChainAdapter,
     CustodySigner,
@@ -40,6 +42,7 @@ from exchange_framework.interfaces import (
     UnsignedTransaction,
     WithdrawalRequest,
 )
+from exchange_framework.types import RejectReason
 
 __all__ = ["REQUESTER", "LedgerMove", "RecordMove", "SweepError", "TierSweeper", "custody_account", "node_recorder"]
 
@@ -69,22 +72,17 @@ RecordMove = Callable[[LedgerMove], Awaitable[None]]
 
 
 def custody_account(tier: Tier, chain: str) -> str:
-    """The ledger's custody account of ``tier`` on ``chain``: ``omnibus:<tier>:<chain>``."""
-    return f"omnibus:{tier.value}:{chain}"
+    """The ledger's custody account of ``tier`` on ``chain``: ``omnibus:<tier>:<chain>`` (``ValueError`` for a chain
+    name the ledger does not accept)."""
+    return commands.custody_account(tier.value, chain)
 
 
 def node_recorder(node: Any) -> RecordMove:
     """A :data:`RecordMove` that sequences the engine's ``MoveCustody`` command through ``node``
-    (:class:`~exchange_framework.node.ExchangeNode`); a repeated reference counts as done."""
-    from exchange_framework.engine import commands
-    from exchange_framework.engine.events import FundsRejected
-    from exchange_framework.types import RejectReason
+    (:class:`~exchange_framework.node.ExchangeNode`); a repeated reference counts as done (already recorded)."""
 
     async def record(move: LedgerMove) -> None:
-        command_type = getattr(commands, "MoveCustody", None)
-        if command_type is None:
-            raise RuntimeError("the engine has no MoveCustody command: the sweep waits to be recorded")
-        command = command_type(
+        command = commands.MoveCustody(
             asset=move.asset,
             from_account=move.from_account,
             to_account=move.to_account,

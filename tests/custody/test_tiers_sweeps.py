@@ -17,14 +17,22 @@ from exchange_devchain.plugin import DEV_XPUB
 from exchange_devchain.tx import address_of
 
 from exchange_framework.audit import AuditLog
+from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.keystore import KdfCost, SoftwareKeystore
 from exchange_framework.custody.policy import PolicyEngine
 from exchange_framework.custody.rules import Network, PolicyConfig, Rule, RuleAction, Tier, Wallet
 from exchange_framework.custody.tiers import DEFAULT_BANDS
 from exchange_framework.custody.tiers_plan import TierHoldings, plan
+from exchange_framework.custody.tiers_service import holdings_from_ledger
 from exchange_framework.custody.tiers_store import SweepStage, SweepStore
-from exchange_framework.custody.tiers_sweeps import REQUESTER, LedgerMove, SweepError, TierSweeper
+from exchange_framework.custody.tiers_sweeps import REQUESTER, LedgerMove, SweepError, TierSweeper, node_recorder
+from exchange_framework.engine.commands import CreditFunds, MoveCustody
+from exchange_framework.engine.commands import custody_account as ledger_custody
+from exchange_framework.engine.events import FundsRejected
 from exchange_framework.interfaces import KeyScheme
+from exchange_framework.ledger.store import SqlLedgerStore
+from exchange_framework.node import ExchangeNode, with_data_dir
+from exchange_framework.plugins import make_plugin_manager
 from tests.custody.test_whitelist import approvers, private_key
 
 pytestmark = pytest.mark.anyio
@@ -287,3 +295,38 @@ async def test_without_a_policy_engine_approvals_wait(env: Env) -> None:
     env.sweeper.policy = lambda: env.policy
     await env.sweeper.process_once()
     assert env.store.sweep(sweep.id).stage is SweepStage.BROADCAST  # type: ignore[union-attr]
+
+
+async def test_a_completed_sweep_lands_in_the_ledgers_custody_accounts(
+    env: Env, demo_config: ExchangeConfig, tmp_path: Path
+) -> None:
+    config = with_data_dir(demo_config, tmp_path / "node")
+    node = ExchangeNode(config, pm=make_plugin_manager(config), settle_every=0.05)
+    await node.start()
+    try:
+        deposit = CreditFunds(1, "ETH", 10 * ETH, reference="dep:1", custody=ledger_custody("hot", CHAIN))
+        assert not any(isinstance(e, FundsRejected) for e in (await node.submit(deposit)).events)
+        env.sweeper.record_move = node_recorder(node)
+        fund(env, 10 * ETH, 10 * ETH, 80 * ETH)
+        (sweep,) = env.sweeper.propose([plan(env.holdings(), DEFAULT_BANDS, unit=ETH // 100)])
+        env.sweeper.record_decision(sweep.id, operator="alice", approve=True)
+        await env.sweeper.process_once()
+        env.chain.mine(3)
+        await env.sweeper.process_once()
+        assert env.store.sweep(sweep.id).stage is SweepStage.COMPLETED  # type: ignore[union-attr]
+        await node.submit(
+            MoveCustody("ETH", "omnibus:hot:devchain", "omnibus:cold:devchain", 1, 0, f"sweep:{sweep.id}")
+        )
+    finally:
+        await node.close()  # settles what is journalled
+    store = SqlLedgerStore(config.ledger_url())
+    try:
+        balances = await store.balances()
+    finally:
+        await store.close()
+    moved = 65 * ETH // 10
+    assert balances[("omnibus:hot:devchain", "ETH")] == -(10 * ETH) + moved + FEE
+    assert balances[("omnibus:cold:devchain", "ETH")] == -moved  # the repeated reference above changed nothing
+    assert balances[("network_fees", "ETH")] == -FEE
+    (held,) = holdings_from_ledger(balances)
+    assert held == TierHoldings("ETH", CHAIN, 10 * ETH - moved - FEE, 0, moved)
