@@ -80,10 +80,11 @@ def current_generation(store: SealedStore, key_id: str) -> int:
 class RoundFailedError(SigningError):
     """A session step failed at ``node``; ``culprit`` is the node named as the sender of a bad message, if any."""
 
-    def __init__(self, message: str, node: int, culprit: int | None = None) -> None:
+    def __init__(self, message: str, node: int, culprit: int | None = None, *, unreachable: bool = False) -> None:
         super().__init__(message)
         self.node = node
         self.culprit = culprit
+        self.unreachable = unreachable
 
 
 class EcdsaCoordinator:
@@ -205,7 +206,7 @@ class EcdsaCoordinator:
                 log.warning("ECDSA signing of %s by nodes %s failed: %s", request.request_id, signers, exc)
                 if exc.culprit is not None:
                     blamed.add(exc.culprit)
-                elif "unreachable" in str(exc):
+                elif exc.unreachable:
                     unreachable.add(exc.node)
                 else:  # the reporting node is probably honest: suspect the others
                     for i in signers:
@@ -226,7 +227,7 @@ class EcdsaCoordinator:
         try:
             missing = [i for i in ids if i not in channels]
             if missing:
-                raise RoundFailedError(f"node {missing[0]} unreachable", missing[0])
+                raise RoundFailedError(f"node {missing[0]} unreachable", missing[0], unreachable=True)
             start = EcdsaSign(session, request.request_id, request.key_id, public_key, generation, ids, request.payload)
             try:
                 combined = self._rounds(session, channels, ids, {i: start for i in ids}, EcdsaSignature, keygen=False)
