@@ -167,8 +167,8 @@ def test_fireblocks_refuses_a_second_transaction_with_the_same_external_id(
 def test_a_create_whose_answer_was_lost_is_found_not_repeated(
     make_custody: Callable[..., FireblocksCustody], fb_state: FireblocksState
 ) -> None:
-    custody = make_custody(timeout_seconds=0.3)
-    fb_state.delay_seconds = 0.6  # Fireblocks creates the transaction after the exchange stopped waiting
+    custody = make_custody(timeout_seconds=1)
+    fb_state.delay_seconds = 2.5  # Fireblocks creates the transaction after the exchange stopped waiting
     fb_state.delay_methods = frozenset({"POST"})
     with pytest.raises(FireblocksError):
         custody.send(withdrawal())

@@ -79,16 +79,16 @@ def test_status_webhooks_are_verified_and_the_transaction_read_back(
     fb_state.advance_on_read = False  # statuses move only when the test says so
     with uvicorn_serving(app_for(custody, verifier)) as url:
         fb_state.webhook_url = url + PATH
-        transfer = custody.send(WITHDRAWAL)
-        states = [transfer.status]
+        states: list[str] = []
         custody.listeners.append(lambda t: states.append(t.status))
+        transfer = custody.send(WITHDRAWAL)
         for _ in range(6):  # each change is read back before the next (the plugin reads what is current)
             wait_for(lambda: len(fb_state.deliveries) == len(fb_state.webhooks), "the webhook")
             fb_state.advance(transfer.tx_id)
         wait_for(lambda: len(fb_state.deliveries) == len(fb_state.webhooks), "the last webhook")
     assert fb_state.deliveries == [200] * 7  # created, then six status changes
     assert custody.latest["withdrawal-7"].state is TransferState.COMPLETED
-    assert states == ["SUBMITTED", *HAPPY_PATH]  # the answer to send, then one read per webhook
+    assert states == ["SUBMITTED", *HAPPY_PATH]  # send's own read, then one read per webhook
     body, headers = fb_state.webhooks[-1]
     assert verifier.verify(body, headers) == ("legacy", "jwks")
 
