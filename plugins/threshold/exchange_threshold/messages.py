@@ -14,6 +14,8 @@ __all__ = [
     "DkgRound1Reply",
     "DkgRound2",
     "DkgRound2Reply",
+    "Ecdsa",
+    "EcdsaResult",
     "EncryptedShare",
     "EpochReply",
     "ErrorReply",
@@ -202,6 +204,12 @@ class KeyStatus(msgspec.Struct, frozen=True, tag=True):
     group_public_key: bytes
 
 
+class Ecdsa(msgspec.Struct, frozen=True, tag=True):
+    """A threshold-ECDSA (DKLs23) request: ``body`` is one of :mod:`exchange_threshold.ecdsa_messages`' requests."""
+
+    body: bytes
+
+
 Request = (
     DkgRound1
     | DkgRound2
@@ -217,6 +225,7 @@ Request = (
     | RepairRound2
     | RepairFinish
     | KeyStatus
+    | Ecdsa
 )
 
 
@@ -293,6 +302,12 @@ class EpochReply(msgspec.Struct, frozen=True, tag=True):
     pending_epoch: int | None = None
 
 
+class EcdsaResult(msgspec.Struct, frozen=True, tag=True):
+    """A threshold-ECDSA (DKLs23) reply: ``body`` is one of :mod:`exchange_threshold.ecdsa_messages`' replies."""
+
+    body: bytes
+
+
 class ErrorReply(msgspec.Struct, frozen=True, tag=True):
     """The node refused or failed; ``culprit`` names a participant it found misbehaving (DKG), if any."""
 
@@ -312,6 +327,7 @@ Reply = (
     | RepairRound1Reply
     | RepairRound2Reply
     | EpochReply
+    | EcdsaResult
     | ErrorReply
 )
 

@@ -55,6 +55,7 @@ from exchange_framework.interfaces import KeyScheme, SigningError
 from exchange_threshold import frost
 from exchange_threshold.channel import ChannelError, SecureChannel, public_bytes
 from exchange_threshold.dkg import DkgError, DkgParticipant, KeyShare, Round1Package, dkg_context
+from exchange_threshold.ecdsa_node import EcdsaService
 from exchange_threshold.groups import GroupError, suite
 from exchange_threshold.messages import (
     Commit,
@@ -66,6 +67,7 @@ from exchange_threshold.messages import (
     DkgRound1Reply,
     DkgRound2,
     DkgRound2Reply,
+    Ecdsa,
     EncryptedShare,
     ErrorReply,
     PackageWire,
@@ -183,6 +185,7 @@ class SignerNode:
         self.identity = load_identity(store)
         self.shares = ShareBook(store)
         self._refresh = RefreshService(config.identifier, config.peers, self.identity, self.shares)
+        self.ecdsa = EcdsaService(config.identifier, self.identity, config.peers, store)  # DKLs23, own sidecar
         self._lock = threading.Lock()
         self._dkg: dict[str, _DkgSession] = {}
         self._pending: dict[str, _Pending] = {}
@@ -200,6 +203,8 @@ class SignerNode:
                 return self._commit(request)
             if isinstance(request, REFRESH_REQUESTS):
                 return self._refresh.handle(request)
+            if isinstance(request, Ecdsa):
+                return self.ecdsa.handle(request)
             return self._sign(request)
         except (DkgError, RefreshError) as exc:
             return ErrorReply(f"node {self.config.identifier}: {exc}", exc.culprit)

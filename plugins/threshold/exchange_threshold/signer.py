@@ -10,8 +10,9 @@
   signer) and the session is retried with fresh nonces and another honest node. The aggregate signature is verified
   with the kernel's verifier before it is returned. Fewer than ``threshold`` honest nodes answering: refused.
 
-Only ``ed25519`` is offered: FROST signatures are Schnorr signatures, which for Ed25519 are standard RFC 8032
-signatures. FROST(secp256k1) signatures are not ECDSA, so ``secp256k1`` (ECDSA ``r || s || v``) is refused.
+``ed25519`` keys are FROST keys: FROST signatures are Schnorr signatures, which for Ed25519 are standard RFC 8032
+signatures. FROST(secp256k1) signatures are not ECDSA, so ``secp256k1`` keys (ECDSA ``r || s || v``) are DKLs23
+threshold-ECDSA keys instead, driven by :mod:`exchange_threshold.ecdsa` over the same nodes and channels.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from exchange_threshold.dkg import (
     transcript_hash,
     verifying_share,
 )
+from exchange_threshold.ecdsa import PROTOCOL as ECDSA_PROTOCOL
+from exchange_threshold.ecdsa import EcdsaCoordinator, current_generation, new_key_record
 from exchange_threshold.groups import Ciphersuite, GroupError, suite
 from exchange_threshold.messages import (
     Commit,
@@ -120,10 +123,10 @@ class ThresholdSettings(BaseModel):
 
 
 class ThresholdSigner:
-    """A :class:`~exchange_framework.interfaces.CustodySigner` whose keys exist only as FROST shares on the nodes."""
+    """A :class:`~exchange_framework.interfaces.CustodySigner` whose keys exist only as shares on the nodes."""
 
     name = SETTINGS_NAME
-    schemes: frozenset[KeyScheme] = frozenset({KeyScheme.ED25519})
+    schemes: frozenset[KeyScheme] = frozenset({KeyScheme.ED25519, KeyScheme.SECP256K1})  # secp256k1: DKLs23
 
     def __init__(
         self,
@@ -144,6 +147,7 @@ class ThresholdSigner:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(len(self.nodes), 1), thread_name_prefix="threshold")
         self.last_signers: tuple[int, ...] = ()  # the nodes whose shares made the last signature
+        self.ecdsa = EcdsaCoordinator(self._open, self._ask_all)  # secp256k1 keys: DKLs23 threshold ECDSA
         self._refresher = Refresher(self)
 
     @classmethod
@@ -187,7 +191,11 @@ class ThresholdSigner:
         with self._lock:
             if self._store().get(f"keys/{key_id}") is not None:
                 raise KeyExistsError(f"key {key_id!r} exists already; keys are never replaced")
-            record = self._dkg(key_id, scheme)
+            if scheme is KeyScheme.SECP256K1:
+                ids = sorted(self.nodes)
+                record = new_key_record(self.ecdsa.keygen(key_id, ids, self.threshold), self.threshold, ids)
+            else:
+                record = self._dkg(key_id, scheme)
             if not self._store().put(f"keys/{key_id}", json.dumps(record).encode()):
                 raise KeyExistsError(f"key {key_id!r} exists already; keys are never replaced")
         return bytes.fromhex(record["group_public_key"])
@@ -207,6 +215,8 @@ class ThresholdSigner:
         record = self._record(request.key_id)
         scheme = KeyScheme(record["scheme"])
         check_request(request, scheme)
+        if record.get("protocol") == ECDSA_PROTOCOL:
+            return self._sign_ecdsa(request, record)
         s = suite(record["group"])
         group_pk = bytes.fromhex(record["group_public_key"])
         state = key_epoch(self._store(), request.key_id, record)
@@ -259,6 +269,25 @@ class ThresholdSigner:
         if since is None:
             return True
         return (time.time() if now is None else now) - since >= self.refresh_interval_hours * 3600
+
+    # -- threshold ECDSA (DKLs23) ---------------------------------------------------------------------------------
+
+    def _sign_ecdsa(self, request: SigningRequest, record: Mapping[str, Any]) -> bytes:
+        candidates = [i for i in record["participants"] if i in self.nodes]
+        generation = current_generation(self._store(), request.key_id)
+        public_key = bytes.fromhex(record["group_public_key"])
+        signature, self.last_signers = self.ecdsa.sign(
+            request, public_key, generation, int(record["threshold"]), candidates
+        )
+        return signature
+
+    def refresh_ecdsa(self, key_id: str) -> int:
+        """Refresh the shares of ECDSA key ``key_id`` on every node (same public key); return the new generation."""
+        with self._lock:
+            record = self._record(key_id)
+            if record.get("protocol") != ECDSA_PROTOCOL:
+                raise SigningRefusedError(f"key {key_id!r} is not a threshold-ECDSA key: use refresh()")
+            return self.ecdsa.refresh(self._store(), key_id, record, self.nodes)
 
     # -- signing ---------------------------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from exchange_framework.interfaces import (
     KeyExistsError,
     KeyScheme,
     SigningError,
-    SigningRefusedError,
     SigningRequest,
     UnknownKeyError,
 )
@@ -107,15 +106,12 @@ def test_a_bad_dkg_package_is_blamed_on_its_node_and_nothing_is_created(cluster:
         assert not (cluster.root / f"node{i}" / "keys" / "evil-dkg-1").exists()
 
 
-def test_secp256k1_ecdsa_is_not_claimed(cluster: Cluster) -> None:
-    signer = cluster.signer()
-    assert signer.schemes == {KeyScheme.ED25519}
-    with pytest.raises(SigningRefusedError, match="not ECDSA"):
-        signer.create_key("ecdsa-key", KeyScheme.SECP256K1)
+def test_secp256k1_is_threshold_ecdsa_not_frost(cluster: Cluster) -> None:
+    # secp256k1 keys are DKLs23 threshold-ECDSA keys (test_ecdsa.py), never FROST(secp256k1) Schnorr keys
+    assert cluster.signer().schemes == {KeyScheme.ED25519, KeyScheme.SECP256K1}
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.name)
 def test_conformance_kit(cluster: Cluster, check: object) -> None:
     signer = cluster.signer([1, 3, 4, 5, 2])
-    for scheme in sorted(signer.schemes):
-        run_check(check, signer, scheme, key_prefix="conf")  # type: ignore[arg-type]
+    run_check(check, signer, KeyScheme.ED25519, key_prefix="conf")  # type: ignore[arg-type]  # ECDSA: test_ecdsa.py
