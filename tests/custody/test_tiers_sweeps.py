@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import coincurve
 import pytest
@@ -29,7 +30,7 @@ from exchange_framework.custody.tiers_sweeps import REQUESTER, LedgerMove, Sweep
 from exchange_framework.engine.commands import CreditFunds, MoveCustody
 from exchange_framework.engine.commands import custody_account as ledger_custody
 from exchange_framework.engine.events import FundsRejected
-from exchange_framework.interfaces import KeyScheme
+from exchange_framework.interfaces import KeyScheme, SigningError
 from exchange_framework.ledger.store import SqlLedgerStore
 from exchange_framework.node import ExchangeNode, with_data_dir
 from exchange_framework.plugins import make_plugin_manager
@@ -330,3 +331,52 @@ async def test_a_completed_sweep_lands_in_the_ledgers_custody_accounts(
     assert balances[("network_fees", "ETH")] == -FEE
     (held,) = holdings_from_ledger(balances)
     assert held == TierHoldings("ETH", CHAIN, 10 * ETH - moved - FEE, 0, moved)
+
+
+class SignerDown:
+    """The hot signer reachable for its public key but failing every signature (an HSM session dropped mid-way)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.name = real.name
+
+    def public_key(self, key_id: str) -> bytes:
+        return bytes(self.real.public_key(key_id))
+
+    def sign(self, request: Any) -> bytes:
+        raise SigningError("the signer is unavailable")
+
+
+async def test_a_signer_failure_after_release_resumes_after_a_restart_without_a_second_release(env: Env) -> None:
+    fund(env, 10 * ETH, 10 * ETH, 80 * ETH)
+    (sweep,) = env.sweeper.propose([plan(env.holdings(), DEFAULT_BANDS, unit=ETH // 100)])
+    env.sweeper.record_decision(sweep.id, operator="alice", approve=True)
+    good = env.sweeper.signers[Tier.HOT]
+    env.sweeper.signers = {Tier.HOT: SignerDown(good)}  # type: ignore[dict-item]
+    await env.sweeper.process_once()
+    row = env.store.sweep(sweep.id)
+    assert row is not None and row.stage is SweepStage.APPROVED and "signer is unavailable" in row.error
+    assert env.policy.status(row.request_id).status.value == "released"
+    # a restarted exchange: a new sweeper over the same store and policy state, with a working signer
+    restarted = TierSweeper(
+        store=env.store,
+        policy=lambda: env.policy,
+        wallets=env.sweeper.wallets,
+        adapters=env.sweeper.adapters,
+        signers={Tier.HOT: good},
+        record_move=env.sweeper.record_move,
+        audit=lambda: env.audit,
+    )
+    env.chain.set_reachable(False)  # signed, stored, but the node is down: broadcast waits
+    await restarted.process_once()
+    row = env.store.sweep(sweep.id)
+    assert row is not None and row.stage is SweepStage.SIGNED and row.error
+    env.chain.set_reachable(True)
+    await restarted.process_once()
+    await restarted.process_once()  # broadcasting the same bytes again sends nothing new
+    env.chain.mine(3)
+    await restarted.process_once()
+    assert env.store.sweep(sweep.id).stage is SweepStage.COMPLETED  # type: ignore[union-attr]
+    assert env.held()[Tier.HOT] == 10 * ETH - sweep.amount - FEE  # paid once
+    assert env.actions().count("custody.withdrawal.release") == 1
+    assert len(env.moves) == 1
