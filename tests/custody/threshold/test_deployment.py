@@ -80,6 +80,19 @@ def test_no_node_or_coordinator_holds_the_group_secret(cluster: Cluster) -> None
             sum(frost.lagrange_coefficient(suite, i, pair) * shares[i].secret_share for i in pair) % suite.order
             != secret
         )
+    # across a proactive refresh: new shares of the same secret, held and stored nowhere whole either
+    assert cluster.signer().refresh(key_id).epoch == 1
+    refreshed = {}
+    for i in IDS:
+        store = SealedStore(cluster.root / f"node{i}", PASSPHRASE.encode())
+        assert store.names(f"keys/{key_id}") == [f"keys/{key_id}/{public_key.hex()}.1"]  # the old share is deleted
+        data = store.get(f"keys/{key_id}/{public_key.hex()}.1")
+        assert data is not None and all(form not in data for form in forms)
+        refreshed[i] = key_share_from_json(data)
+        assert refreshed[i].secret_share not in (shares[i].secret_share, secret)
+    assert all(form not in (coordinator.get(f"epochs/{key_id}/1") or b"") for form in forms)
+    new_secret = sum(frost.lagrange_coefficient(suite, i, (3, 4, 5)) * refreshed[i].secret_share for i in (3, 4, 5))
+    assert new_secret % suite.order == secret
 
 
 def test_node_init_prints_its_identity_and_refuses_bad_configs(tmp_path: Path) -> None:
