@@ -110,6 +110,22 @@ def test_refresh_keeps_the_key_and_every_three_nodes_sign(nodes: Cluster) -> Non
     print(f"\nrefresh latency (5 node processes, Ed25519): {', '.join(f'{t * 1000:.0f} ms' for t in timings)}")
 
 
+def test_after_a_refresh_two_nodes_cannot_sign_and_a_bad_signature_share_is_named(nodes: Cluster) -> None:
+    signer = nodes.signer()
+    public_key = signer.create_key("r-evil-sign", KeyScheme.ED25519)
+    nodes.stop(2)
+    nodes.start(2, "evil_node.py")  # returns a wrong signature share for payloads starting with MISBEHAVE
+    assert signer.refresh("r-evil-sign").prepared == tuple(IDS)  # it refreshes honestly
+    for pair in itertools.combinations(IDS, 2):
+        with pytest.raises(SigningError, match="3 are needed"):
+            _sign(nodes, "r-evil-sign", public_key, list(pair))
+    message = b"MISBEHAVE after refresh"
+    signing = nodes.signer()
+    signature = signing.sign(SigningRequest("evil-1", "r-evil-sign", "solana", message, KeyScheme.ED25519))
+    nacl.signing.VerifyKey(public_key).verify(message, signature)
+    assert signing.excluded == {2} and 2 not in signing.last_signers
+
+
 def test_a_share_of_an_old_epoch_never_signs(nodes: Cluster) -> None:
     signer = nodes.signer()
     public_key = signer.create_key("r-old", KeyScheme.ED25519)

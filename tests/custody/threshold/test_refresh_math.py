@@ -94,6 +94,8 @@ def test_refreshed_shares_interpolate_to_the_same_secret_and_old_ones_do_not_mix
         current = refreshed
     for subset in itertools.combinations(IDS, T):
         assert _interpolate(suite, {i: current[i].secret_share for i in subset}) == secret
+    for pair in itertools.combinations(IDS, T - 1):  # two new shares still do not give it
+        assert _interpolate(suite, {i: current[i].secret_share for i in pair}) != secret
     for j in IDS:
         assert current[j].group_public_key == old[j].group_public_key
         assert current[j].epoch == rounds
