@@ -176,6 +176,7 @@ def startup(config: ExchangeConfig) -> None:
         sealing_key=provider.sealing_key,
         is_customer=customer_addresses(deposits, settings.receive_chains),
         store=provider.store,
+        replies=provider.handle_reply,
     )
     server = TrisaServer(
         provider.client.identity,

@@ -25,10 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from exchange_framework.interfaces import Decision, WithdrawalRequest
 from exchange_trisa import envelope, identity
 from exchange_trisa.directory import Counterparty, CounterpartyDirectory
+from exchange_trisa.receiver import error_envelope
 from exchange_trisa.store import OutgoingTransfer, TransferStore
 from exchange_trisa.thresholds import Threshold, requires_travel_rule
 from exchange_trisa.transport import TransportError, TrisaClient
-from exchange_trisa.wire import ErrorCode, Payload, Transaction, TransferState
+from exchange_trisa.wire import PENDING_TYPE, ErrorCode, Payload, Pending, SecureEnvelope, Transaction, TransferState
 
 __all__ = ["UNKNOWN_VASP_POLICIES", "TrisaProvider", "parse_prices", "value_in_cents"]
 
@@ -237,12 +238,46 @@ class TrisaProvider:
                 raise TransportError(f"{record.counterparty} asks to retry: TRISA error {code}: {message}")
             record.state, record.code, record.message = "rejected", code, message
         else:
-            envelope.open(reply, self.sealing_key)  # a reply that does not open is never acted on (raises)
+            opened = envelope.open(reply, self.sealing_key)  # a reply that does not open is never acted on (raises)
             state = int(reply.transfer_state)
             if state in (TransferState.ACCEPTED, TransferState.COMPLETED):
                 record.state, record.message = "accepted", "accepted"
             elif state == TransferState.REJECTED:
                 record.state, record.code, record.message = "rejected", ErrorCode.REJECTED, "rejected"
             else:
-                record.state, record.message = "pending", f"transfer state {state}"
+                record.state, record.message = "pending", _pending_message(opened, state)
         self._save(record)
+
+    def handle_reply(self, reply: Any, peer: str) -> Any | None:
+        """Take a counterparty's later answer to one of our transfers (TRISA's asynchronous reply: a ``Transfer``
+        to our node with our envelope id) and return our acknowledgement.
+
+        ``None`` when the envelope answers none of ``peer``'s transfers (it is then a new incoming transfer). An
+        answer that does not open, or asks to retry, changes nothing. A final answer is kept: later ones for the
+        same envelope get the same acknowledgement.
+        """
+        record = self.store.get(reply.id) if reply.id and peer else None
+        if record is None or record.counterparty != peer:
+            return None
+        if record.state not in _FINAL:
+            try:
+                self._record_reply(record, reply)
+            except envelope.EnvelopeError as exc:
+                return error_envelope(reply.id, ErrorCode.ENVELOPE_DECODE_FAIL, f"the reply does not open: {exc}")
+            except TransportError as exc:
+                return error_envelope(reply.id, ErrorCode.BAD_REQUEST, str(exc), retry=True)
+        states = {"accepted": TransferState.ACCEPTED, "rejected": TransferState.REJECTED}
+        return SecureEnvelope(
+            id=reply.id,
+            timestamp=datetime.now(UTC).isoformat(),
+            transfer_state=states.get(record.state, TransferState.PENDING),
+        )
+
+
+def _pending_message(payload: Any, state: int) -> str:
+    """What a pending reply says: its ``Pending`` message and deadline, or its transfer state."""
+    if payload.transaction.type_url != PENDING_TYPE:
+        return f"transfer state {state}"
+    pending = Pending.FromString(payload.transaction.value)
+    deadline = f"; it will reply by {pending.reply_not_after}" if pending.reply_not_after else ""
+    return (pending.message or "pending") + deadline

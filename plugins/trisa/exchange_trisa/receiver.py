@@ -43,7 +43,9 @@ class Receiver:
     """Answers ``Transfer`` and ``KeyExchange`` calls for our node.
 
     ``is_customer(address)`` says whether a wallet address belongs to one of our customers. With a ``store``, every
-    answer is kept there (and survives a restart); ``received`` holds this process's answers.
+    answer is kept there (and survives a restart); ``received`` holds this process's answers. ``replies(envelope,
+    peer)`` sees every envelope first and returns our acknowledgement when it answers one of our own transfers
+    (:meth:`exchange_trisa.provider.TrisaProvider.handle_reply`), ``None`` otherwise.
     """
 
     def __init__(
@@ -52,11 +54,13 @@ class Receiver:
         sealing_key: rsa.RSAPrivateKey,
         is_customer: Callable[[str], bool],
         store: TransferStore | None = None,
+        replies: Callable[[Any, str], Any] | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.sealing_key = sealing_key
         self.is_customer = is_customer
         self.store = store
+        self.replies = replies
         self.clock = clock
         self.peer_keys: dict[str, rsa.RSAPublicKey] = {}
         self.received: dict[tuple[str, str], IncomingTransfer] = {}
@@ -79,6 +83,10 @@ class Receiver:
         eid = request.id
         if not eid or not peer:
             return error_envelope(eid, ErrorCode.BAD_REQUEST, "an envelope id and a client certificate are required")
+        if self.replies is not None:
+            acknowledgement = self.replies(request, peer)
+            if acknowledgement is not None:
+                return acknowledgement
         with self._lock:
             earlier = self.received.get((peer, eid))
             sender_key = self.peer_keys.get(peer)

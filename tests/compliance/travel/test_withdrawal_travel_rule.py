@@ -27,8 +27,9 @@ from exchange_devchain.tx import address_of
 from exchange_trisa import envelope
 from exchange_trisa.plugin import Settings, make_provider
 from exchange_trisa.provider import TrisaProvider
-from exchange_trisa.receiver import Receiver
-from exchange_trisa.transport import TrisaServer
+from exchange_trisa.receiver import Receiver, error_envelope
+from exchange_trisa.transport import TrisaClient, TrisaServer
+from exchange_trisa.wire import ErrorCode, Payload, Pending, TransferState
 
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.keystore import KdfCost, SoftwareKeystore
@@ -347,3 +348,81 @@ async def test_a_counterparty_with_a_certificate_we_do_not_trust_gets_nothing(se
     assert latest(s).stage is WithdrawalStage.TRAVEL_RULE and not latest(s).txid
     assert s.bob.receiver.received == {} and s.bob.receiver.peer_keys == {}
     assert s.node.balances.balances(s.alice)["ETH"] == (4 * ETH, 1 * ETH)
+
+
+class PendingCounterparty:
+    """Bob answers "pending" first and sends his decision later, as a Transfer to our node with our envelope id."""
+
+    def __init__(self, s: Setup, ca: ThrowawayCA) -> None:
+        self.s = s
+        self.received: dict[str, Any] = {}  # envelope id -> the payload Bob opened
+        s.bob.receiver.transfer = self.pending  # type: ignore[method-assign]
+        self.ours = Receiver(
+            sealing_key=s.provider.sealing_key,
+            is_customer=lambda address: False,
+            store=s.provider.store,
+            replies=s.provider.handle_reply,
+        )
+        self.server = TrisaServer(
+            s.provider.client.identity,
+            transfer=self.ours.transfer,
+            key_exchange=self.ours.key_exchange,
+            address="127.0.0.1:0",
+        )
+        self.server.start()
+        self.bob_client = TrisaClient(ca.issue(BOB), timeout=5)
+
+    def pending(self, request: Any, peer: str) -> Any:
+        payload = envelope.open(request, self.s.bob.receiver.sealing_key)
+        self.received[request.id] = payload
+        answer = Payload(identity=payload.identity, sent_at=payload.sent_at)
+        answer.transaction.Pack(
+            Pending(envelope_id=request.id, message="in compliance review", reply_not_after="2026-12-01T00:00:00Z")
+        )
+        reply = envelope.seal(answer, self.s.bob.receiver.peer_keys[peer], envelope_id=request.id)
+        reply.transfer_state = TransferState.PENDING
+        return reply
+
+    def decide(self, envelope_id: str, *, accept: bool) -> Any:
+        endpoint = f"127.0.0.1:{self.server.port}"
+        alice_key = self.bob_client.key_exchange(endpoint, self.s.bob.receiver.sealing_key.public_key())
+        if accept:
+            payload = self.received[envelope_id]
+            payload.received_at = "2026-11-25T16:00:00Z"
+            decision = envelope.seal(payload, alice_key, envelope_id=envelope_id)
+            decision.transfer_state = TransferState.ACCEPTED
+        else:
+            decision = error_envelope(envelope_id, ErrorCode.COMPLIANCE_CHECK_FAIL, "beneficiary under investigation")
+        return self.bob_client.transfer(endpoint, decision, name="alice.vasp.test")
+
+    def close(self) -> None:
+        self.bob_client.close()
+        self.server.stop(0)
+
+
+@pytest.mark.parametrize("accept", [True, False], ids=["accepted-later", "rejected-later"])
+async def test_a_pending_answer_waits_for_the_counterpartys_later_decision(
+    setup: Setup, ca: ThrowawayCA, accept: bool
+) -> None:
+    s = setup
+    bob = PendingCounterparty(s, ca)
+    try:
+        requested = await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="1", address=BOB_CUSTOMER)
+        await until(lambda: "in compliance review; it will reply by 2026-12-01" in " ".join(latest(s).reasons))
+        assert latest(s).stage is WithdrawalStage.TRAVEL_RULE
+        eid = s.provider.envelope_id(requested.id)
+        assert list(bob.received) == [eid]
+        acknowledgement = bob.decide(eid, accept=accept)
+        assert acknowledgement.id == eid
+        assert acknowledgement.transfer_state == (TransferState.ACCEPTED if accept else TransferState.REJECTED)
+        if accept:
+            await finish(s, requested.id)
+            assert s.chain.balance(BOB_CUSTOMER, "ETH") == 1 * ETH
+        else:
+            await until(lambda: latest(s).stage is WithdrawalStage.REJECTED)
+            assert any("TRISA error 90: beneficiary under investigation" in r for r in latest(s).reasons)
+            assert s.node.balances.balances(s.alice)["ETH"] == (5 * ETH, 0)
+        assert bob.decide(eid, accept=not accept).transfer_state == acknowledgement.transfer_state  # final stays
+        assert bob.ours.received == {}  # a reply is not a new incoming transfer
+    finally:
+        bob.close()
