@@ -174,6 +174,26 @@ def test_refresh_with_two_nodes_down_then_repair_brings_them_back(nodes: Cluster
     _sign(nodes, "r-down", public_key, IDS, 99)
 
 
+def test_a_node_that_lost_its_share_gets_it_back_by_repair(nodes: Cluster) -> None:
+    signer = nodes.signer()
+    public_key = signer.create_key("r-lost-share", KeyScheme.ED25519)
+    signer.refresh("r-lost-share")
+    record = nodes.root / "node3" / "keys" / "r-lost-share" / f"{public_key.hex()}.1.sealed"
+    before = record.read_bytes()
+    record.unlink()  # the disk lost it
+    epochs = Refresher(signer).node_epochs("r-lost-share")
+    assert {i: (r.epoch if r else "?") for i, r in epochs.items()} == {1: 1, 2: 1, 3: None, 4: 1, 5: 1}
+    with pytest.raises(SigningError):  # node 3 alone with one other cannot make up three
+        _sign(nodes, "r-lost-share", public_key, [1, 3, 5])
+    assert signer.repair("r-lost-share", 3).epoch == 1
+    assert record.is_file() and record.read_bytes() != before  # sealed afresh (new nonce), same share
+    again = key_share_from_json(
+        SealedStore(nodes.root / "node3", PASSPHRASE.encode()).get(f"keys/r-lost-share/{public_key.hex()}.1") or b""
+    )
+    assert ED25519_SHA512.base_mul(again.secret_share) == signer.key_state("r-lost-share").verifying_shares[3]
+    _sign(nodes, "r-lost-share", public_key, [1, 3, 5])
+
+
 def test_refresh_needs_threshold_nodes_and_changes_nothing_otherwise(nodes: Cluster) -> None:
     signer = nodes.signer()
     public_key = signer.create_key("r-few", KeyScheme.ED25519)
