@@ -41,7 +41,7 @@ from exchange_framework.api.units import Units
 from exchange_framework.audit import AuditLog
 from exchange_framework.cli import main
 from exchange_framework.config import ExchangeConfig, load_config
-from exchange_framework.engine.commands import Command, CreditFunds, PlaceOrder
+from exchange_framework.engine.commands import Command, CreditFunds, PlaceOrder, custody_account
 from exchange_framework.engine.events import Event, FundsRejected, OrderRejected, Trade
 from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import DepositRequest, LedgerStore
@@ -368,6 +368,31 @@ async def trade(exchange: Exchange, *, seller: int, buyer: int, market: str, qty
     trades = [e for e in events if isinstance(e, Trade)]
     assert len(trades) == 1, events
     return trades[0]
+
+
+TREASURY_EMAIL = "treasury@example.com"  # the exchange's own account: the money it puts into its hot wallets
+
+
+async def fund_hot_wallet(exchange: Exchange, *, chain: str, asset: str, amount: int, reference: str) -> None:
+    """Record that the exchange paid ``amount`` of its own money into the hot wallet on ``chain`` (the test's
+    faucet payment): a credit of the treasury account balanced against the hot wallet's custody account, so the
+    ledger's custody accounts say what the chain holds.
+
+    Sweeping deposit addresses into the hot wallet is the other way in; it needs the deposit keys in a signer, which
+    only the development chain has.
+    """
+    treasury = exchange.identity.user_by_email(TREASURY_EMAIL)
+    assert treasury is not None, f"create_users(..., {TREASURY_EMAIL!r}) first"
+    await submit(
+        exchange.node,
+        CreditFunds(
+            account=treasury.id,
+            asset=asset,
+            amount=amount,
+            reference=f"hot-funding:{chain}:{reference}",
+            custody=custody_account("hot", chain),
+        ),
+    )
 
 
 async def whitelist(exchange: Exchange, approvers: Approvers, *, chain: str, asset: str, address: str) -> None:

@@ -29,6 +29,7 @@ from exchange_framework.wallet import WithdrawalStage
 
 from .conftest import (
     HOT_KEY_ID,
+    TREASURY_EMAIL,
     Approvers,
     HsmToken,
     base_config,
@@ -36,6 +37,7 @@ from .conftest import (
     create_users,
     custody_config,
     final_stage,
+    fund_hot_wallet,
     ledger_balances,
     ledger_check,
     running_exchange,
@@ -115,7 +117,7 @@ def pay(chain: DevChain, to: str, amount: int) -> str:
 async def test_dev_deposit_trade_and_hsm_signed_withdrawal_reconcile(hsm_token: HsmToken, tmp_path: Path) -> None:
     root = tmp_path
     config_path = root / "exchange.toml"
-    alice, bob = create_users(root / "data", "alice@example.com", "bob@example.com")
+    alice, bob, _ = create_users(root / "data", "alice@example.com", "bob@example.com", TREASURY_EMAIL)
     base = base_config(root, hsm_token, plugins=["devchain"], assets=ASSETS, markets=MARKETS)
 
     config_path.write_text(base + devchain_settings(root), encoding="utf-8")
@@ -135,8 +137,10 @@ async def test_dev_deposit_trade_and_hsm_signed_withdrawal_reconcile(hsm_token: 
         chain = adapter.node
         assert isinstance(wallet.signer, Pkcs11Signer) and wallet.signer.token_label == hsm_token.label
         assert wallet.hot_keys[KeyScheme.SECP256K1] == hot_public
-        # Sweeping deposit addresses into the hot wallet is not built yet: fund the hot wallet from the faucet.
-        chain.faucet(hot_address, 10 * DEV)
+        # Sweeping deposit addresses into the hot wallet is not used here: the exchange funds its hot wallet with
+        # its own money (the faucet stands for that payment), recorded on the ledger (fund_hot_wallet).
+        funding = chain.faucet(hot_address, 10 * DEV)
+        await fund_hot_wallet(ex, chain="devchain", asset="DEV", amount=10 * DEV, reference=funding)
         chain.faucet(PAYER, 10 * DEV)
         chain.mine()
 

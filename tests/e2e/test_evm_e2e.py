@@ -25,6 +25,7 @@ from exchange_framework.wallet import WithdrawalStage
 
 from .conftest import (
     HOT_KEY_ID,
+    TREASURY_EMAIL,
     Approvers,
     HsmToken,
     base_config,
@@ -32,6 +33,7 @@ from .conftest import (
     create_users,
     custody_config,
     final_stage,
+    fund_hot_wallet,
     ledger_balances,
     ledger_check,
     running_exchange,
@@ -153,7 +155,7 @@ async def test_eth_deposit_trade_and_hsm_signed_withdrawal_reconcile(
 ) -> None:
     root = tmp_path
     config_path = root / "exchange.toml"
-    alice, bob = create_users(root / "data", "alice@example.com", "bob@example.com")
+    alice, bob, _ = create_users(root / "data", "alice@example.com", "bob@example.com", TREASURY_EMAIL)
     base = base_config(root, hsm_token, plugins=["evm"], assets=ASSETS, markets=MARKETS)
 
     # The operator generates the hot key inside the HSM, then configures its address as the hot wallet.
@@ -169,7 +171,8 @@ async def test_eth_deposit_trade_and_hsm_signed_withdrawal_reconcile(
     assert coincurve.PublicKey(point[-65:]).format() == hot_public  # the key lives on the token
     assert attributes == {"LOCAL": True, "SENSITIVE": True, "EXTRACTABLE": False, "NEVER_EXTRACTABLE": True}
 
-    # Sweeping deposit addresses into the hot wallet is not built yet: fund the hot wallet from anvil's state.
+    # Sweeping deposit addresses into the hot wallet is not available here: the exchange funds its hot wallet with its
+    # own money (anvil_setBalance stands for that payment), recorded on the ledger below (fund_hot_wallet).
     anvil.rpc.call("anvil_setBalance", hot_address, hex(10 * ETH))
     anvil.rpc.call("anvil_setBalance", PAYER, hex(100 * ETH))
     mine(anvil)
@@ -178,6 +181,7 @@ async def test_eth_deposit_trade_and_hsm_signed_withdrawal_reconcile(
         wallet = ex.wallet
         assert isinstance(wallet.signer, Pkcs11Signer) and wallet.signer.token_label == hsm_token.label
         assert wallet.hot_keys[KeyScheme.SECP256K1] == hot_public
+        await fund_hot_wallet(ex, chain="anvil", asset="ETH", amount=10 * ETH, reference="anvil_setBalance")
 
         # Deposit: the depositor pays alice's derived address; credited at the 3rd confirmation, not before.
         address, memo = wallet.deposit_address(alice, "ETH")

@@ -28,6 +28,7 @@ from tests.chains.bitcoin.test_address import BIP84_ZPUB
 from .conftest import (
     HOT_KEY_ID,
     TREASURY,
+    TREASURY_EMAIL,
     Approvers,
     Exchange,
     HsmToken,
@@ -36,6 +37,7 @@ from .conftest import (
     create_users,
     custody_config,
     final_stage,
+    fund_hot_wallet,
     ledger_balances,
     ledger_check,
     running_exchange,
@@ -193,7 +195,7 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
     monkeypatch.setenv(RPC_PASSWORD_ENV, node.password)
     root = tmp_path
     config_path = root / "exchange.toml"
-    alice, bob = create_users(root / "data", "alice@example.com", "bob@example.com")
+    alice, bob, _ = create_users(root / "data", "alice@example.com", "bob@example.com", TREASURY_EMAIL)
     base = base_config(root, hsm_token, plugins=["bitcoin"], assets=ASSETS, markets=MARKETS)
 
     # The operator generates the hot key and a pool of change keys inside the HSM, then configures their addresses
@@ -214,7 +216,8 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
     assert coincurve.PublicKey(point[-65:]).format() == hot_public
     assert attributes == {"LOCAL": True, "SENSITIVE": True, "EXTRACTABLE": False, "NEVER_EXTRACTABLE": True}
 
-    # Sweeping deposit addresses into the hot wallet is not built yet: the node's miner funds the hot wallet, with
+    # Sweeping deposit addresses into the hot wallet is not available here: the exchange funds its hot wallet with its
+    # own money (the miner's payment stands for it, recorded on the ledger below with fund_hot_wallet), with
     # one output of 2 LTC (so the second withdrawal below can only be paid from the first one's change).
     funding_txid = str(node.wallet("sendtoaddress", hot_address, "2"))
     node.mine(1)
@@ -223,6 +226,7 @@ async def test_ltc_deposit_trade_and_approved_hsm_signed_withdrawal_reconcile(
         wallet = ex.wallet
         assert isinstance(wallet.signer, Pkcs11Signer) and wallet.signer.token_label == hsm_token.label
         assert wallet.hot_keys[KeyScheme.SECP256K1] == hot_public
+        await fund_hot_wallet(ex, chain="litecoin", asset="LTC", amount=2 * COIN, reference=funding_txid)
 
         # Deposit from the miner's wallet to alice's BIP84 address; credited at the 3rd confirmation, not before.
         address, _ = wallet.deposit_address(alice, "LTC")

@@ -30,6 +30,7 @@ from exchange_framework.wallet import WithdrawalStage
 
 from .conftest import (
     HOT_KEY_ID,
+    TREASURY_EMAIL,
     Approvers,
     HsmToken,
     base_config,
@@ -37,6 +38,7 @@ from .conftest import (
     create_users,
     custody_config,
     final_stage,
+    fund_hot_wallet,
     ledger_balances,
     ledger_check,
     running_exchange,
@@ -137,7 +139,7 @@ async def test_sol_deposit_trade_and_hsm_ed25519_signed_withdrawal_reconcile(
 ) -> None:
     root = tmp_path
     config_path = root / "exchange.toml"
-    alice, bob = create_users(root / "data", "alice@example.com", "bob@example.com")
+    alice, bob, _ = create_users(root / "data", "alice@example.com", "bob@example.com", TREASURY_EMAIL)
     base = base_config(root, hsm_token, plugins=["solana"], assets=ASSETS, markets=MARKETS)
 
     # The operator generates the Ed25519 hot key inside the HSM, then configures its address in the custody policy.
@@ -160,8 +162,10 @@ async def test_sol_deposit_trade_and_hsm_ed25519_signed_withdrawal_reconcile(
         chain = adapter.node  # the in-process chain the plugin made from [plugins.settings.solana] node = "litesvm"
         assert isinstance(wallet.signer, Pkcs11Signer) and wallet.signer.token_label == hsm_token.label
         assert wallet.hot_keys[KeyScheme.ED25519] == hot_public
-        # Sweeping deposit addresses into the hot wallet is not built yet: fund the hot wallet from the faucet.
+        # Sweeping deposit addresses into the hot wallet is not available here: the exchange funds its hot wallet
+        # with its own money (the airdrop stands for that payment), recorded on the ledger (fund_hot_wallet).
         chain.airdrop(hot_address, 10 * SOL)
+        await fund_hot_wallet(ex, chain="solana", asset="SOL", amount=10 * SOL, reference="airdrop")
         chain.airdrop(str(DEPOSITOR.pubkey()), 100 * SOL)
 
         # Deposit to alice's own (SLIP-10) address; credited at the 3rd confirmation, not before.

@@ -222,6 +222,31 @@ class UtxoChainAdapter:
         unspent = self._wallet("listunspent", min_confirmations, _MAX_CONF, addresses)
         return sum(to_atomic(u["amount"]) for u in unspent)
 
+    def address_of_key(self, public_key: bytes) -> str:
+        """Return the P2WPKH address of a custody key (the hot wallet's address for its public key)."""
+        return p2wpkh_address(bytes(public_key), self.params)
+
+    def hot_addresses(self, public_key: bytes) -> list[str]:
+        """Return every address of the hot wallet: the hot key's, then each change key's (all watched from now on).
+
+        With ``change_keys`` the hot wallet's coins are spread over these; a custody report sums them all.
+        """
+        return self._hot_addresses(bytes(public_key))
+
+    def balance(self, address: str, asset: str) -> int:
+        """Return what ``address`` holds in confirmed outputs, in atomic units (0 for another asset).
+
+        Read from the node's watch-only wallet; an address not watched yet is imported first with a rescan of the
+        whole chain (slow on mainnet: import deposit addresses at deployment, or as they are handed out).
+        """
+        if asset != self.native_asset:
+            return 0
+        if self._script(address) is None:
+            raise ValueError(f"{address!r} is not a {self.name} address")
+        self._watch(address)
+        unspent = self._wallet("listunspent", 1, _MAX_CONF, [address])
+        return sum(to_atomic(u["amount"]) for u in unspent)
+
     def _hot_addresses(self, public_key: bytes) -> list[str]:
         """The hot key's address and the change keys' addresses, each watched."""
         addresses = [p2wpkh_address(bytes(public_key), self.params)]

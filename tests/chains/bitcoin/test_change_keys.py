@@ -162,6 +162,14 @@ def test_change_goes_to_a_fresh_pool_key_each_time_and_is_spent_by_its_key(
         seen_change.append(expected_change)
         assert adapter.hot_wallet_balance(PUBLIC["hot"]) == before - 5_000_000 - decoded.fee  # the change counts
     assert seen_change[0] != seen_change[1] and hot_address not in seen_change
+    # What a custody report reads: the hot wallet's addresses, each one's balance, summing to the hot balance.
+    addresses = adapter.hot_addresses(PUBLIC["hot"])
+    assert addresses == [hot_address, *pool_addresses] and adapter.address_of_key(PUBLIC["hot"]) == hot_address
+    balances = [adapter.balance(a, "LTC") for a in addresses]
+    assert balances[0] == 0 and balances[1] == 0 and balances[2] > 0  # everything is at the last change address
+    assert sum(balances) == adapter.hot_wallet_balance(PUBLIC["hot"])
+    assert adapter.balance(destination, "LTC") == 3 * 5_000_000  # an address not watched yet is imported first
+    assert adapter.balance(destination, "DOGE") == 0
 
 
 def test_decode_refuses_change_to_a_key_outside_the_pool(pooled: UtxoChainAdapter) -> None:
