@@ -27,7 +27,9 @@ from fireblocks.bearer_token_provider import BearerTokenProvider
 from fireblocks.client import Fireblocks
 from fireblocks.client_configuration import ClientConfiguration
 from fireblocks.exceptions import ApiException, NotFoundException, OpenApiException
+from fireblocks.models.create_vault_account_request import CreateVaultAccountRequest
 from fireblocks.models.destination_transfer_peer_path import DestinationTransferPeerPath
+from fireblocks.models.extra_parameters import ExtraParameters
 from fireblocks.models.one_time_address import OneTimeAddress
 from fireblocks.models.source_transfer_peer_path import SourceTransferPeerPath
 from fireblocks.models.transaction_operation import TransactionOperation
@@ -160,17 +162,85 @@ class FireblocksApi:
             return None
         return found
 
-    def _vault_page(self, after: str | None, limit: int) -> Any:
-        return self._sdk.vaults.get_paged_vault_accounts(after=after, limit=limit, _request_timeout=self.timeout)
+    def _vault_page(self, after: str | None, limit: int, name_prefix: str | None) -> Any:
+        return self._sdk.vaults.get_paged_vault_accounts(
+            name_prefix=name_prefix, after=after, limit=limit, _request_timeout=self.timeout
+        )
 
-    def vault_accounts(self, *, page_size: int = 200) -> list[VaultAccount]:
-        """Return every vault account of the workspace with its asset balances, following the pages."""
+    def vault_accounts(self, *, page_size: int = 200, name_prefix: str | None = None) -> list[VaultAccount]:
+        """Return every vault account of the workspace (or those named ``name_prefix``...), following the pages."""
         accounts: list[VaultAccount] = []
         after: str | None = None
         for _ in range(10_000):
-            page = self._call("vault accounts", functools.partial(self._vault_page, after, page_size))
+            page = self._call("vault accounts", functools.partial(self._vault_page, after, page_size, name_prefix))
             accounts.extend(page.accounts or [])
             after = page.paging.after if page.paging is not None else None
             if not after:
                 return accounts
         raise FireblocksError("vault accounts: the pages never end")
+
+    # -- raw signing (the custody signer) ---------------------------------------------------------------------------
+
+    def create_vault_account(self, name: str) -> str:
+        """Create a vault account (hidden in the console) named ``name``; return its id."""
+        request = CreateVaultAccountRequest(name=name, hiddenOnUI=True)
+        created: VaultAccount = self._call(
+            f"create vault account {name}",
+            lambda: self._sdk.vaults.create_vault_account(
+                create_vault_account_request=request, idempotency_key=f"vault-{name}", _request_timeout=self.timeout
+            ),
+        )
+        if not created.id:
+            raise FireblocksError(f"create vault account {name}: the answer has no id")
+        return created.id
+
+    def activate_asset(self, vault_account_id: str, asset_id: str) -> None:
+        """Create the ``asset_id`` wallet of a vault account (which derives its key)."""
+        self._call(
+            f"create {asset_id} wallet in vault {vault_account_id}",
+            lambda: self._sdk.vaults.create_vault_account_asset(
+                vault_account_id=vault_account_id, asset_id=asset_id, _request_timeout=self.timeout
+            ),
+        )
+
+    def public_key(self, vault_account_id: str, asset_id: str) -> tuple[str, str]:
+        """Return (algorithm, compressed public key in hex) of a vault account's ``asset_id`` wallet (address 0/0)."""
+        info = self._call(
+            f"public key of {asset_id} in vault {vault_account_id}",
+            lambda: self._sdk.vaults.get_public_key_info_for_address(
+                vault_account_id=vault_account_id,
+                asset_id=asset_id,
+                change=0,
+                address_index=0,
+                compressed=True,
+                _request_timeout=self.timeout,
+            ),
+        )
+        if not info.public_key or not info.algorithm:
+            raise FireblocksError(f"public key of {asset_id} in vault {vault_account_id}: no key in the answer")
+        return info.algorithm, info.public_key
+
+    def create_raw_signing(self, *, external_tx_id: str, vault_account_id: str, asset_id: str, content: str) -> str:
+        """Ask Fireblocks to sign ``content`` (hex) with a vault account's ``asset_id`` key; return the transaction id.
+
+        A ``RAW`` transaction: Fireblocks' policy must allow raw signing from the vault, and the signature comes back
+        in the transaction's ``signedMessages`` once it is ``COMPLETED``.
+        """
+        request = TransactionRequest(
+            operation=TransactionOperation.RAW,
+            assetId=asset_id,
+            source=SourceTransferPeerPath(type=TransferPeerPathType.VAULT_ACCOUNT, id=vault_account_id),
+            extraParameters=ExtraParameters(rawMessageData={"messages": [{"content": content}]}),
+            externalTxId=external_tx_id,
+            note=f"exchange signing request {external_tx_id}",
+        )
+        created = self._call(
+            f"create raw signing {external_tx_id}",
+            lambda: self._sdk.transactions.create_transaction(
+                transaction_request=request, idempotency_key=external_tx_id, _request_timeout=self.timeout
+            ),
+        )
+        if not created.id:
+            raise FireblocksError(f"create raw signing {external_tx_id}: the answer has no id")
+        tx_id: str = created.id
+        return tx_id

@@ -15,7 +15,7 @@ The API user's private key is read from its file on first use, never logged and 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -27,12 +27,21 @@ from starlette.routing import Route
 from exchange_fireblocks.client import FireblocksApi, FireblocksError
 from exchange_fireblocks.custody import FireblocksCustody
 from exchange_fireblocks.settings import SETTINGS_NAME, FireblocksConfigError, Settings
+from exchange_fireblocks.signer import FireblocksSigner
 from exchange_fireblocks.webhook import SeenBodies, WebhookSignatureError, WebhookVerifier, parse_event
 from exchange_framework import hookimpl
 from exchange_framework.config import ExchangeConfig
-from exchange_framework.interfaces import CustodyBalance
+from exchange_framework.interfaces import CustodyBalance, CustodySigner
 
-__all__ = ["custody_balances", "custody_for", "register_routes", "settings_for", "startup", "webhook_endpoint"]
+__all__ = [
+    "custody_balances",
+    "custody_for",
+    "register_custody_signers",
+    "register_routes",
+    "settings_for",
+    "startup",
+    "webhook_endpoint",
+]
 
 _custodies: dict[bytes, FireblocksCustody] = {}
 _lock = threading.Lock()
@@ -45,6 +54,18 @@ def settings_for(config: ExchangeConfig | None) -> Settings | None:
     return Settings.parse(config.plugin_settings(SETTINGS_NAME))
 
 
+def _api_factory(settings: Settings) -> Callable[[], FireblocksApi]:
+    def make_api() -> FireblocksApi:
+        return FireblocksApi(
+            base_url=settings.base_url,
+            api_key=settings.api_key(),
+            secret_key=settings.secret_key(),
+            timeout_seconds=settings.timeout_seconds,
+        )
+
+    return make_api
+
+
 def custody_for(config: ExchangeConfig | None) -> FireblocksCustody | None:
     """Return the Fireblocks custody of ``config`` (one per settings), or None when the plugin is inactive."""
     settings = settings_for(config)
@@ -55,17 +76,18 @@ def custody_for(config: ExchangeConfig | None) -> FireblocksCustody | None:
     with _lock:
         custody = _custodies.get(key)
         if custody is None:
-
-            def make_api() -> FireblocksApi:
-                return FireblocksApi(
-                    base_url=settings.base_url,
-                    api_key=settings.api_key(),
-                    secret_key=settings.secret_key(),
-                    timeout_seconds=settings.timeout_seconds,
-                )
-
-            custody = _custodies[key] = FireblocksCustody(settings, decimals=decimals, api_factory=make_api)
+            custody = FireblocksCustody(settings, decimals=decimals, api_factory=_api_factory(settings))
+            _custodies[key] = custody
     return custody
+
+
+@hookimpl
+def register_custody_signers(config: ExchangeConfig) -> list[CustodySigner] | None:
+    """Register the raw-signing signer ``fireblocks`` when ``signing_assets`` is set (no key is touched here)."""
+    settings = settings_for(config)
+    if settings is None or not settings.signing_assets:
+        return None
+    return [FireblocksSigner(settings, api_factory=_api_factory(settings))]
 
 
 @hookimpl

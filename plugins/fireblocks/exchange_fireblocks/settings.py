@@ -29,8 +29,10 @@ class FireblocksConfigError(ValueError):
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The plugin's settings; see ``docs/custody-fireblocks.md`` for an example."""
 
-    vault_account_id: str  # the vault account withdrawals are paid from
-    assets: dict[str, str]  # exchange asset symbol -> Fireblocks asset id ("ETH" -> "ETH", "USDC" -> "USDC")
+    vault_account_id: str = ""  # the vault account withdrawals are paid from
+    assets: dict[str, str] = {}  # exchange asset symbol -> Fireblocks asset id ("ETH" -> "ETH", "USDC" -> "USDC")
+    signing_assets: dict[str, str] = {}  # the raw-signing signer: key scheme -> asset ({secp256k1 = "ETH"})
+    sign_timeout_seconds: float = 300  # how long a raw signing request may wait for Fireblocks' approvals
     base_url: str = "https://api.fireblocks.io/v1"  # sandbox: https://sandbox-api.fireblocks.io/v1
     api_key_env: str = "FIREBLOCKS_API_KEY"  # the variable holding the API user's key (the X-API-Key header)
     secret_key_file: str = ""  # PEM file of the API user's RSA private key (or name it in secret_key_file_env)
@@ -45,12 +47,16 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         where = f"[plugins.settings.{SETTINGS_NAME}]"
-        if not self.vault_account_id:
-            raise FireblocksConfigError(f"{where} vault_account_id: set the vault account withdrawals are paid from")
-        if not self.assets:
+        if not self.assets and not self.signing_assets:
             raise FireblocksConfigError(f'{where} assets: map exchange assets to Fireblocks ids, e.g. ETH = "ETH"')
-        if self.timeout_seconds <= 0 or self.poll_interval_seconds <= 0:
-            raise FireblocksConfigError(f"{where} timeout_seconds and poll_interval_seconds must be positive")
+        if self.assets and not self.vault_account_id:
+            raise FireblocksConfigError(f"{where} vault_account_id: set the vault account withdrawals are paid from")
+        schemes = ("secp256k1", "ed25519")
+        unknown = sorted(set(self.signing_assets) - set(schemes))
+        if unknown:
+            raise FireblocksConfigError(f"{where} signing_assets: {', '.join(unknown)}: use {' or '.join(schemes)}")
+        if min(self.timeout_seconds, self.poll_interval_seconds, self.sign_timeout_seconds) <= 0:
+            raise FireblocksConfigError(f"{where} the timeouts and poll_interval_seconds must be positive")
         if self.webhook_public_key and self.webhook_public_key not in PUBLISHED_WEBHOOK_KEYS:
             known = ", ".join(PUBLISHED_WEBHOOK_KEYS)
             raise FireblocksConfigError(f'{where} webhook_public_key: use one of {known}, or "" with a key file')

@@ -12,6 +12,13 @@ Endpoints: ``POST /v1/transactions`` (TRANSFER from a vault account to a one-tim
 ``POST /v1/vault/accounts``, ``GET /v1/vault/accounts/{id}``, ``GET|POST /v1/vault/accounts/{id}/{assetId}``; and the
 Webhooks v2 JWKS at ``/.well-known/jwks.json``. Errors use the documented ``{"message", "code"}`` body.
 
+Raw signing: ``POST /v1/transactions`` with ``operation: RAW`` and ``extraParameters.rawMessageData.messages``
+signs each hex ``content`` with the key of the source vault's asset wallet (secp256k1 ECDSA over the 32-byte
+content, half the time returned high-S as any ECDSA signer may; Ed25519 over the content bytes for EdDSA assets) and
+puts ``signedMessages`` (``content``, ``algorithm``, ``derivationPath``, ``signature {fullSig, r, s, v}``,
+``publicKey``) on the COMPLETED transaction. ``GET /v1/vault/accounts/{id}/{asset}/{change}/{index}/public_key_info``
+answers the wallet's public key. ``reject_raw`` ends raw requests REJECTED; ``corrupt_signatures`` signs other bytes.
+
 Transactions walk through the documented statuses, one step each time they are read (or on demand with
 :meth:`FireblocksState.advance`): SUBMITTED, PENDING_AUTHORIZATION, QUEUED, PENDING_SIGNATURE, BROADCASTING,
 CONFIRMING, COMPLETED (the vault is debited). A destination in ``rejected`` ends REJECTED (REJECTED_BY_USER), one in
@@ -41,9 +48,11 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import coincurve
 import jwt
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 HAPPY_PATH = (
     "SUBMITTED",
@@ -55,6 +64,9 @@ HAPPY_PATH = (
     "COMPLETED",
 )
 MAX_TOKEN_LIFETIME = 60
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+EDDSA_ASSETS = frozenset({"SOL", "SOL_TEST", "XLM", "XLM_TEST"})
+RAW_PATH = (("PENDING_AUTHORIZATION", ""), ("QUEUED", ""), ("PENDING_SIGNATURE", ""), ("COMPLETED", ""))
 
 
 @dataclass
@@ -74,6 +86,10 @@ class FireblocksState:
     rejected: set[str] = field(default_factory=set)
     blocked: set[str] = field(default_factory=set)
     advance_on_read: bool = True
+    keys: dict[tuple[str, str], coincurve.PrivateKey | Ed25519PrivateKey] = field(default_factory=dict)
+    reject_raw: bool = False
+    corrupt_signatures: bool = False
+    signatures: int = 0  # raw signatures made
     delay_seconds: float = 0  # answer requests of these methods this late (a slow or hung Fireblocks)
     delay_methods: frozenset[str] = frozenset({"GET", "POST"})
     required_confirmations: int = 3
@@ -91,8 +107,58 @@ class FireblocksState:
         """Create a vault account holding ``assets`` (Fireblocks asset id -> decimal string); return its id."""
         with self.lock:
             vault_id = str(len(self.vaults))
-            self.vaults[vault_id] = {"name": name, "assets": {k: Decimal(v) for k, v in assets.items()}}
+            self.vaults[vault_id] = {"name": name, "assets": {}}
+            for asset, amount in assets.items():
+                self.activate(vault_id, asset, amount)
             return vault_id
+
+    def activate(self, vault_id: str, asset: str, amount: str = "0") -> None:
+        """Create a vault's asset wallet (and its key) if it has none."""
+        with self.lock:
+            wallets = self.vaults[vault_id]["assets"]
+            if asset not in wallets:
+                wallets[asset] = Decimal(amount)
+                self.keys[(vault_id, asset)] = (
+                    Ed25519PrivateKey.generate() if asset in EDDSA_ASSETS else coincurve.PrivateKey()
+                )
+
+    def public_key(self, vault_id: str, asset: str) -> tuple[str, bytes]:
+        """(algorithm, compressed public key) of a vault's asset wallet."""
+        key = self.keys[(vault_id, asset)]
+        if isinstance(key, Ed25519PrivateKey):
+            raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            return "MPC_EDDSA_ED25519", raw
+        return "MPC_ECDSA_SECP256K1", key.public_key.format(compressed=True)
+
+    def _raw_sign(self, tx: dict[str, Any]) -> None:
+        vault_id, asset = tx["source"]["id"], tx["assetId"]
+        key = self.keys[(vault_id, asset)]
+        algorithm, public_key = self.public_key(vault_id, asset)
+        signed = []
+        for message in tx["extraParameters"]["rawMessageData"]["messages"]:
+            content = bytes.fromhex(message["content"])
+            to_sign = hashlib.sha256(content).digest() if self.corrupt_signatures else content
+            self.signatures += 1
+            if isinstance(key, Ed25519PrivateKey):
+                full = key.sign(to_sign)
+                signature: dict[str, Any] = {"fullSig": full.hex(), "r": full[:32].hex(), "s": full[32:].hex()}
+            else:
+                recoverable = key.sign_recoverable(to_sign, hasher=None)
+                r, s_value, v = recoverable[:32], int.from_bytes(recoverable[32:64], "big"), recoverable[64]
+                if self.signatures % 2:  # the other valid ECDSA signature (high S, flipped recovery id)
+                    s_value, v = SECP256K1_ORDER - s_value, v ^ 1
+                s_bytes = s_value.to_bytes(32, "big")
+                signature = {"fullSig": (r + s_bytes).hex(), "r": r.hex(), "s": s_bytes.hex(), "v": v}
+            signed.append(
+                {
+                    "content": message["content"],
+                    "algorithm": algorithm,
+                    "derivationPath": [44, 60, int(vault_id), 0, 0],
+                    "signature": signature,
+                    "publicKey": public_key.hex(),
+                }
+            )
+        tx["signedMessages"] = signed
 
     def jwks(self) -> dict[str, Any]:
         """The JWKS publishing the webhook key."""
@@ -146,6 +212,12 @@ class FireblocksState:
             if not remaining:
                 return tx
             status, sub_status = remaining.pop(0)
+            if tx["operation"] == "RAW":
+                if status == "COMPLETED":
+                    self._raw_sign(tx)
+                tx["status"], tx["subStatus"] = status, sub_status
+                self._notify("TRANSACTION_STATUS_UPDATED", tx)
+                return tx
             vault = self.vaults[tx["source"]["id"]]["assets"]
             amount = Decimal(tx["amountInfo"]["amount"])
             if status == "PENDING_SIGNATURE" and vault.get(tx["assetId"], Decimal(0)) < amount:
@@ -164,8 +236,10 @@ class FireblocksState:
             return tx
 
     def _create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if body.get("operation") == "RAW":
+            return self._create_raw(body)
         if body.get("operation", "TRANSFER") != "TRANSFER":
-            return 400, {"message": "only TRANSFER is served here", "code": 1000}
+            return 400, {"message": "only TRANSFER and RAW are served here", "code": 1000}
         source, destination = body.get("source") or {}, body.get("destination") or {}
         asset, amount = body.get("assetId"), body.get("amount")
         if source.get("type") != "VAULT_ACCOUNT" or source.get("id") not in self.vaults:
@@ -213,6 +287,47 @@ class FireblocksState:
         if external is not None:
             self.external_ids[external] = tx_id
         self._notify("TRANSACTION_CREATED", tx)
+        return 200, {"id": tx_id, "status": "SUBMITTED"}
+
+    def _create_raw(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        source, asset = body.get("source") or {}, body.get("assetId")
+        vault_id = source.get("id")
+        if source.get("type") != "VAULT_ACCOUNT" or (vault_id, asset) not in self.keys:
+            return 400, {"message": "raw signing needs a VAULT_ACCOUNT source with an asset wallet", "code": 1005}
+        messages = ((body.get("extraParameters") or {}).get("rawMessageData") or {}).get("messages")
+        if not isinstance(messages, list) or not 0 < len(messages) <= 127:
+            return 400, {"message": "rawMessageData.messages: 1 to 127 messages", "code": 1006}
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, str) or not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", content):
+                return 400, {"message": "every message needs a hex content", "code": 1007}
+            if asset not in EDDSA_ASSETS and len(content) != 64:
+                return 400, {"message": "an ECDSA raw message is a 32-byte hash", "code": 1008}
+        external = body.get("externalTxId")
+        if external is not None and external in self.external_ids:
+            return 400, {"message": f"a transaction with externalTxId {external} already exists", "code": 1438}
+        tx_id = str(uuid.uuid4())
+        now = int(time.time() * 1000)
+        self.transactions[tx_id] = {
+            "id": tx_id,
+            "externalTxId": external,
+            "status": "SUBMITTED",
+            "subStatus": "",
+            "operation": "RAW",
+            "note": body.get("note") or "",
+            "assetId": asset,
+            "source": {"type": "VAULT_ACCOUNT", "id": vault_id, "name": self.vaults[vault_id]["name"]},
+            "destination": {"type": "UNKNOWN"},
+            "extraParameters": {"rawMessageData": {"messages": messages}},
+            "createdAt": now,
+            "lastUpdated": now,
+            "signedMessages": [],
+        }
+        rejected = (("PENDING_AUTHORIZATION", ""), ("REJECTED", "REJECTED_BY_USER"))
+        self.paths[tx_id] = list(rejected if self.reject_raw else RAW_PATH)
+        if external is not None:
+            self.external_ids[external] = tx_id
+        self._notify("TRANSACTION_CREATED", self.transactions[tx_id])
         return 200, {"id": tx_id, "status": "SUBMITTED"}
 
     def _read(self, tx_id: str) -> dict[str, Any]:
@@ -336,7 +451,8 @@ def make_handler(state: FireblocksState) -> type[BaseHTTPRequestHandler]:
                     return 404, {"message": "Transaction not found", "code": 1404}
                 return 200, state._read(match[1])
             if method == "GET" and path == "/v1/vault/accounts_paged":
-                ids = sorted(state.vaults, key=int)
+                prefix = query.get("namePrefix", "")
+                ids = sorted((i for i, v in state.vaults.items() if v["name"].startswith(prefix)), key=int)
                 start = int(query.get("after") or 0)
                 limit = int(float(query.get("limit") or 200))
                 page = ids[start : start + limit]
@@ -345,6 +461,13 @@ def make_handler(state: FireblocksState) -> type[BaseHTTPRequestHandler]:
             if method == "POST" and path == "/v1/vault/accounts":
                 vault_id = state.add_vault(str(body.get("name") or ""), {})
                 return 200, state._vault_view(vault_id, state.vaults[vault_id])
+            pattern = r"/v1/vault/accounts/([^/]+)/([^/]+)/(\d+)/(\d+)/public_key_info"
+            if method == "GET" and (match := re.fullmatch(pattern, path)):
+                if (match[1], match[2]) not in state.keys:
+                    return 404, {"message": "Asset wallet not found", "code": 11006}
+                algorithm, public_key = state.public_key(match[1], match[2])
+                derivation = [44, 60, int(match[1]), int(match[3]), int(match[4])]
+                return 200, {"algorithm": algorithm, "derivationPath": derivation, "publicKey": public_key.hex()}
             if match := re.fullmatch(r"/v1/vault/accounts/([^/]+)(?:/([^/]+))?", path):
                 vault = state.vaults.get(match[1])
                 if vault is None:
@@ -353,7 +476,7 @@ def make_handler(state: FireblocksState) -> type[BaseHTTPRequestHandler]:
                     return (200, state._vault_view(match[1], vault)) if method == "GET" else (405, {"message": "-"})
                 asset = match[2]
                 if method == "POST":
-                    vault["assets"].setdefault(asset, Decimal(0))
+                    state.activate(match[1], asset)
                     return 200, {"id": f"{asset.lower()}-address-{match[1]}", "address": f"addr-{match[1]}-{asset}"}
                 if asset not in vault["assets"]:
                     return 404, {"message": "Asset wallet not found", "code": 11006}

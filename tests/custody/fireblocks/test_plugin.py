@@ -9,12 +9,19 @@ from pathlib import Path
 import pytest
 from exchange_fireblocks import plugin
 from exchange_fireblocks.settings import FireblocksConfigError
+from exchange_fireblocks.signer import FireblocksSigner
 from starlette.routing import Route
 
 from exchange_framework.config import ExchangeConfig, load_config
-from exchange_framework.interfaces import CustodyBalance
-from exchange_framework.plugins import make_plugin_manager
+from exchange_framework.interfaces import CustodyBalance, KeyScheme
+from exchange_framework.plugins import collect_registered, make_plugin_manager
 from tests.custody.fireblocks.conftest import API_KEY
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 @pytest.fixture
@@ -37,7 +44,7 @@ def configure(
             "timeout_seconds": 2,
         }
         settings.update(changes)
-        lines = "\n".join(f"{name} = {json.dumps(value)}" for name, value in settings.items())
+        lines = "\n".join(f"{name} = {toml_value(value)}" for name, value in settings.items())
         return load_config(
             write_config(
                 f"[assets.ETH]\ndecimals = 18\n\n[plugins.settings.fireblocks]\n{lines}\n\n"
@@ -98,3 +105,14 @@ def test_one_custody_per_settings(configure: Callable[..., ExchangeConfig]) -> N
     first = configure()
     assert plugin.custody_for(first) is plugin.custody_for(first)
     assert plugin.custody_for(configure(poll_interval_seconds=5)) is not plugin.custody_for(first)
+
+
+def test_the_raw_signing_signer_is_registered_when_signing_assets_are_set(
+    configure: Callable[..., ExchangeConfig],
+) -> None:
+    assert plugin.register_custody_signers(configure()) is None
+    config = configure(signing_assets={"secp256k1": "ETH_TEST5"})
+    pm = make_plugin_manager(config)
+    signers = collect_registered(pm, "register_custody_signers", config=config)
+    assert isinstance(signers["fireblocks"], FireblocksSigner)
+    assert signers["fireblocks"].schemes == frozenset({KeyScheme.SECP256K1})
