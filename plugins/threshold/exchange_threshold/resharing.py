@@ -29,7 +29,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from exchange_framework.interfaces import SigningError, SigningRefusedError
@@ -174,10 +174,23 @@ class Refresher:
     # -- refresh ---------------------------------------------------------------------------------------------------
 
     def refresh(self, key_id: str) -> RefreshResult:
-        """Refresh ``key_id``: prepare, commit (or abort), then repair the reachable nodes that did not prepare."""
+        """Refresh ``key_id``: repair nodes left behind earlier (if reachable now, so they take part), prepare,
+        commit (or abort), then repair the reachable nodes that did not prepare."""
         with self._lock:
+            signer = self.signer
+            behind = key_epoch(signer._store(), key_id, signer._record(key_id)).needs_repair
+            caught_up = []
+            for node in sorted(behind):
+                try:
+                    self._repair(key_id, node, set())
+                    caught_up.append(node)
+                except SigningError as exc:
+                    log.info("refresh %s: node %d still needs repair: %s", key_id, node, exc)
             prepared = self.prepare(key_id)
-            return self.commit(prepared)
+            result = self.commit(prepared)
+            if caught_up:
+                result = replace(result, repaired=tuple(sorted({*caught_up, *result.repaired})))
+            return result
 
     def prepare(self, key_id: str) -> PreparedRefresh:
         """Run the refresh up to the nodes' pending shares; raise ``SigningError`` (nothing changed) if it fails."""

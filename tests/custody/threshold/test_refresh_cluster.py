@@ -194,6 +194,21 @@ def test_a_node_that_lost_its_share_gets_it_back_by_repair(nodes: Cluster) -> No
     _sign(nodes, "r-lost-share", public_key, [1, 3, 5])
 
 
+def test_nodes_back_from_an_outage_are_repaired_by_the_next_refresh_and_take_part(nodes: Cluster) -> None:
+    signer = nodes.signer()
+    public_key = signer.create_key("r-back", KeyScheme.ED25519)
+    nodes.stop(1)
+    nodes.stop(5)
+    assert signer.refresh("r-back").needs_repair == (1, 5)
+    nodes.start(1)
+    result = signer.refresh("r-back")  # node 1 is back (repaired first, then deals), node 5 is still down
+    assert (result.epoch, result.prepared, result.repaired, result.needs_repair) == (2, (1, 2, 3, 4), (1,), (5,))
+    nodes.start(5)
+    result = signer.refresh("r-back")
+    assert (result.epoch, result.prepared, result.repaired, result.needs_repair) == (3, tuple(IDS), (5,), ())
+    _every_subset_signs(nodes, "r-back", public_key)
+
+
 def test_refresh_needs_threshold_nodes_and_changes_nothing_otherwise(nodes: Cluster) -> None:
     signer = nodes.signer()
     public_key = signer.create_key("r-few", KeyScheme.ED25519)
