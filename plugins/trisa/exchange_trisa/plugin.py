@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 import msgspec
 
 from exchange_framework import hookimpl
@@ -29,6 +30,7 @@ __all__ = [
     "customer_addresses",
     "make_provider",
     "provider_for",
+    "register_commands",
     "register_travel_rule_providers",
     "server_for",
     "shutdown",
@@ -205,3 +207,11 @@ def register_travel_rule_providers(config: ExchangeConfig) -> list[TravelRulePro
     """Register the ``trisa`` provider when ``[plugins.settings.trisa]`` is present."""
     provider = provider_for(config)
     return [provider] if provider is not None else None
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``exchange trisa`` (lookup, search, status)."""
+    from exchange_trisa.cli import trisa
+
+    cli.add_command(trisa)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from exchange_trisa import envelope, plugin
+from exchange_trisa.receiver import Receiver
 from exchange_trisa.store import TransferStore
-from exchange_trisa.transport import TrisaClient
+from exchange_trisa.transport import TrisaClient, TrisaServer
 from exchange_trisa.wire import ErrorCode, TransferState
 
 from exchange_framework.config import load_config
@@ -65,3 +66,37 @@ def test_the_exchange_answers_incoming_transfers_and_keeps_the_answers(tmp_path:
     assert first.originator_names == ("Howard, Jane",)
     assert second is not None and not second.accepted and second.code == ErrorCode.UNKNOWN_WALLET_ADDRESS
     store.close()
+
+
+def test_exchange_trisa_commands_look_up_and_check_a_counterparty(
+    tmp_path: Path, write_config: object, installed_entry_points: object
+) -> None:
+    from click.testing import CliRunner
+
+    from exchange_framework.cli import main
+
+    ca = ThrowawayCA.create()
+    write_files(ca, tmp_path / "trisa")
+    bob = Receiver(sealing_key=sealing_key(), is_customer=lambda address: False)
+    server = TrisaServer(
+        ca.issue("bob.vasp.test"), transfer=bob.transfer, key_exchange=bob.key_exchange, address="127.0.0.1:0"
+    )
+    server.start()
+    try:
+        path = write_config(TOML.replace("127.0.0.1:1", f"127.0.0.1:{server.port}"))  # type: ignore[operator]
+        runner = CliRunner()
+
+        def run(*args: str) -> tuple[int, str]:
+            result = runner.invoke(main, ["--config", str(path), "trisa", *args])
+            return result.exit_code, result.output
+
+        assert run("status", "bob.vasp.test") == (0, f"bob.vasp.test at 127.0.0.1:{server.port}: healthy\n")
+        code, output = run("lookup", "bob.vasp.test")
+        assert code == 0 and f"at 127.0.0.1:{server.port}; sealing key by KeyExchange" in output
+        assert run("search", "bob") == (0, f"bob.vasp.test\t127.0.0.1:{server.port}\n")
+        code, output = run("lookup", "nobody")
+        assert code == 1 and "the directory has no VASP 'nobody'" in output
+    finally:
+        server.stop()
+    code, output = run("status", "bob.vasp.test")
+    assert code == 1 and "UNAVAILABLE" in output
