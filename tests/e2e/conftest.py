@@ -312,21 +312,21 @@ async def running_exchange(config_path: Path) -> AsyncIterator[Exchange]:
     pm.register(spy, name="e2e-screening-spy")
     app = create_app(config, pm=pm, settle_every=0.1)
     ctx = app.ctx
-    async with app.app.router.lifespan_context(app.app):
-        wallet = ctx.extras.get("wallet")
-        assert isinstance(wallet, Wallet), "no chain adapter registered: check [plugins.settings.<chain>]"
-        audit = ctx.extras.get("audit")
-        assert isinstance(audit, AuditLog), ctx.extras.get("audit_error")
-        try:
+    wallet = ctx.extras.get("wallet")
+    assert isinstance(wallet, Wallet), "no chain adapter registered: check [plugins.settings.<chain>]"
+    try:
+        async with app.app.router.lifespan_context(app.app):
+            audit = ctx.extras.get("audit")
+            assert isinstance(audit, AuditLog), ctx.extras.get("audit_error")
             assert not wallet.signer_error and not wallet.policy_error, (wallet.signer_error, wallet.policy_error)
             # The trackers start following each chain at its tip when they first poll: wait for that before paying.
             await until(lambda: all(t.status().height is not None for t in wallet.trackers.values()), "the first poll")
             yield Exchange(config_path, config, ctx.node, wallet, ctx.identity, audit, spy)
-        finally:
-            for resource in [wallet.signer, *wallet.adapters.values()]:  # the wallet leaves these to their owner
-                close = getattr(resource, "close", None)
-                if close is not None:
-                    close()
+    finally:  # once the wallet has stopped: the wallet leaves its signer and adapters to their owner
+        for resource in [wallet.signer, *wallet.adapters.values()]:
+            close = getattr(resource, "close", None)
+            if close is not None:
+                close()
 
 
 async def until(
