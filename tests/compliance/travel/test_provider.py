@@ -114,3 +114,17 @@ def test_unconfigured_means_inactive_and_bad_settings_say_what_to_fix(tmp_path: 
     refused("thresholds", thresholds={"US": {"amount": "lots"}})
     refused("endpoint", counterparties={"bob": {"name": "Bob"}})
     refused("RSA", sealing_key="key.pem")  # the TLS key is an EC key: not a sealing key
+
+
+def test_the_installed_plugin_registers_the_provider_the_wallet_collects(
+    tmp_path: Path, write_config: object, installed_entry_points: object
+) -> None:
+    from exchange_framework.interfaces import TravelRuleProvider
+    from exchange_framework.plugins import collect_registered, make_plugin_manager
+
+    write_files(ThrowawayCA.create(), tmp_path / "trisa")
+    config = config_with(tmp_path, write_config, TOML)
+    registered = collect_registered(make_plugin_manager(config), "register_travel_rule_providers", config=config)
+    assert isinstance(registered["trisa"], TravelRuleProvider) and registered["trisa"] is provider_for(config)
+    bare = config_with(tmp_path, write_config, "")
+    assert collect_registered(make_plugin_manager(bare), "register_travel_rule_providers", config=bare) == {}
