@@ -33,6 +33,8 @@ __all__ = [
     "RefreshPackage",
     "RefreshParticipant",
     "check_refresh_package",
+    "interpolate_in_exponent",
+    "lagrange_at_zero",
     "refresh_context",
     "refresh_transcript",
     "refreshed_verifying_shares",
@@ -119,6 +121,29 @@ def refreshed_verifying_shares(
             total = suite.add(total, subshare_image(suite, packages[i].commitments, j))
         out[j] = total
     return out
+
+
+def interpolate_in_exponent(suite: Ciphersuite, verifying_shares: Mapping[int, bytes]) -> bytes:
+    """``sum_i lambda_i * G*s_i`` over the given participants: the group public key when they are ``t`` or more."""
+    ids = sorted(verifying_shares)
+    total: bytes | None = None
+    for i in ids:
+        term = suite.mul(verifying_shares[i], lagrange_at_zero(suite, i, ids))
+        total = term if total is None else suite.add(total, term)
+    if total is None:
+        raise RefreshError("no verifying shares to interpolate")
+    return total
+
+
+def lagrange_at_zero(suite: Ciphersuite, identifier: int, ids: Sequence[int]) -> int:
+    """The Lagrange coefficient of ``identifier`` over ``ids`` at 0."""
+    q = suite.order
+    numerator, denominator = 1, 1
+    for j in ids:
+        if j != identifier:
+            numerator = numerator * j % q
+            denominator = denominator * (j - identifier) % q
+    return numerator * pow(denominator, -1, q) % q
 
 
 class RefreshParticipant:

@@ -58,6 +58,7 @@ from exchange_threshold.refresh import (
     RefreshError,
     RefreshPackage,
     check_refresh_package,
+    interpolate_in_exponent,
     refresh_context,
     refresh_transcript,
     refreshed_verifying_shares,
@@ -286,6 +287,9 @@ class Refresher:
                 return None, failed
             try:
                 expected = refreshed_verifying_shares(s, state.verifying_shares, packages)
+                for subset in (sorted(expected)[:threshold], sorted(expected)[-threshold:]):
+                    if interpolate_in_exponent(s, {i: expected[i] for i in subset}) != gpk:  # pragma: no cover
+                        raise GroupError("the new verifying shares do not interpolate to the group public key")
             except GroupError as exc:  # a new verifying share is the identity: negligible unless a dealer cheats
                 self._abort(channels, session, key_id, gpk, state.epoch + 1)
                 raise SigningError(f"refresh of {key_id!r}: {exc}. Nothing changed") from exc

@@ -30,6 +30,7 @@ from exchange_threshold.refresh import (
     RefreshPackage,
     RefreshParticipant,
     check_refresh_package,
+    interpolate_in_exponent,
     subshare_image,
 )
 from exchange_threshold.repair import RepairError, repair_split, repair_sum
@@ -96,6 +97,9 @@ def test_refreshed_shares_interpolate_to_the_same_secret_and_old_ones_do_not_mix
         assert _interpolate(suite, {i: current[i].secret_share for i in subset}) == secret
     for pair in itertools.combinations(IDS, T - 1):  # two new shares still do not give it
         assert _interpolate(suite, {i: current[i].secret_share for i in pair}) != secret
+    verifying = current[helpers[0]].verifying_shares
+    for subset in itertools.combinations(IDS, T):  # the public side: new verifying shares give the same group key
+        assert interpolate_in_exponent(suite, {i: verifying[i] for i in subset}) == old[1].group_public_key
     for j in IDS:
         assert current[j].group_public_key == old[j].group_public_key
         assert current[j].epoch == rounds
