@@ -15,6 +15,7 @@ from exchange_framework.admin.markets import MarketPages
 from exchange_framework.admin.people import PeoplePages
 from exchange_framework.admin.policy import ACTIONS, OPERATOR_ROLES, ROUTES, AdminRoute, allowed
 from exchange_framework.admin.records import RecordPages
+from exchange_framework.admin.tiers import TierPages
 from exchange_framework.api.context import ApiContext
 from exchange_framework.web import Web
 
@@ -25,4 +26,6 @@ def routes(ctx: ApiContext) -> list[BaseRoute]:
     """The admin console's routes, all under ``/admin``."""
     console = AdminConsole(ctx, Web.of(ctx))
     ctx.extras["admin"] = console
-    return console.routes(PeoplePages(console), FundsPages(console), MarketPages(console), RecordPages(console))
+    return console.routes(
+        PeoplePages(console), FundsPages(console), MarketPages(console), RecordPages(console), TierPages(console)
+    )

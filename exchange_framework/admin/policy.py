@@ -93,6 +93,7 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/fees", "fees.view", "fees"),
     AdminRoute("POST", "/admin/fees/override", "fees.override", "fee_override"),
     AdminRoute("GET", "/admin/custody", "custody.view", "custody"),
+    AdminRoute("POST", "/admin/custody/sweeps/{sweep:int}", "withdrawals.approve", "sweep_decision"),  # tiers
     AdminRoute("GET", "/admin/audit", "audit.view", "audit"),
     AdminRoute("POST", "/admin/audit/verify", "audit.verify", "audit_verify"),
 )

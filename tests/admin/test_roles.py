@@ -19,7 +19,14 @@ _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
 def concrete(route: AdminRoute, account: int) -> str:
-    values = {"account": str(account), "submission": "1", "withdrawal": "1", "case": "1", "market": "BTC-USDT"}
+    values = {
+        "account": str(account),
+        "submission": "1",
+        "withdrawal": "1",
+        "case": "1",
+        "sweep": "1",
+        "market": "BTC-USDT",
+    }
     return _PARAM.sub(lambda m: values[m.group(1)], route.path)
 
 

@@ -21,7 +21,8 @@ from exchange_framework.custody.tiers_service import TierPlanner
 from exchange_framework.custody.tiers_store import SweepStage
 from exchange_framework.interfaces import CustodyBalance, KeyScheme
 from exchange_framework.plugins import make_plugin_manager
-from tests.admin.conftest import Admin
+from tests.admin.conftest import Admin, audit_entries, flash, login
+from tests.api.conftest import make_user
 from tests.api.server import RunningServer, serve
 from tests.custody.test_tiers import KEYS
 
@@ -61,7 +62,7 @@ chain = "devchain"
 address = "{COLD}"
 tier = "cold"
 [custody.groups]
-treasury = ["alice", "bob"]
+treasury = ["alice@example.com", "bob@example.com"]
 [custody.whitelist_approvers]
 {KEYS}
 [[custody.rules]]
@@ -126,13 +127,26 @@ def test_the_running_exchange_plans_shows_and_submits_approved_sweeps_to_its_pol
         assert page.status_code == 200
         assert "Custody tiers" in page.text and "ETH on devchain" in page.text
         assert 'class="tier-hot above"' in page.text and "10.00 %" in page.text
-        assert "hot &rarr; cold 6.5" in page.text and f"#{proposal.id}" in page.text
+        assert "hot &rarr; cold 6.5" in page.text and f'id="sweep-{proposal.id}"' in page.text
+        assert f'action="/admin/custody/sweeps/{proposal.id}"' in page.text  # a custody officer may decide
     finally:
         admin.close()
 
     wallet = server.ctx.extras["wallet"]
     wallet.adapters["devchain"].node.faucet(planner.sweeper.wallets[0].address, 20 * ETH)
-    planner.sweeper.record_decision(proposal.id, operator="alice", approve=True)
+    alice = make_user(server, "alice@example.com")
+    server.ctx.identity.set_role(alice.account, "custody")
+    officer = login(server.url, "alice@example.com")
+    try:
+        done = officer.act(f"/admin/custody/sweeps/{proposal.id}", {"decision": "approve"}, page="/admin/custody")
+        assert flash(done) == ("success", f"Your approval of sweep {proposal.id} is recorded.")
+        refused = officer.act(f"/admin/custody/sweeps/{proposal.id}", {"decision": "approve"}, page="/admin/custody")
+        assert flash(refused)[0] == "error" and "already decided" in flash(refused)[1]
+    finally:
+        officer.close()
+    actions = [(e.actor, e.action) for e in audit_entries(server)]
+    assert ("alice@example.com", "admin.sweep.approve") in actions
+    assert ("alice@example.com", "custody.tiers.approve") in actions
 
     def decided() -> bool:
         row = planner.sweeper.store.sweep(proposal.id)
