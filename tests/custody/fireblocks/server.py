@@ -88,6 +88,8 @@ class FireblocksState:
     advance_on_read: bool = True
     keys: dict[tuple[str, str], coincurve.PrivateKey | Ed25519PrivateKey] = field(default_factory=dict)
     reject_raw: bool = False
+    fail_requests: int = 0  # answer this many next /v1 requests 503 before doing anything
+    lose_create_answers: int = 0  # create this many next transactions but answer 500 (the answer is lost)
     corrupt_signatures: bool = False
     signatures: int = 0  # raw signatures made
     delay_seconds: float = 0  # answer requests of these methods this late (a slow or hung Fireblocks)
@@ -412,6 +414,12 @@ def make_handler(state: FireblocksState) -> type[BaseHTTPRequestHandler]:
                 return
             if state.delay_seconds and method in state.delay_methods:
                 time.sleep(state.delay_seconds)
+            with state.lock:
+                failing = state.fail_requests > 0
+                state.fail_requests -= int(failing)
+            if failing:
+                self._send(503, {"message": "Service Unavailable", "code": 503})
+                return
             refused = state.authenticate(method, self.path, self.headers, raw)
             if refused is not None:
                 state.auth_failures.append(refused)
@@ -440,6 +448,9 @@ def make_handler(state: FireblocksState) -> type[BaseHTTPRequestHandler]:
                 answer = state._create(body)
                 if key is not None and answer[0] == 200:
                     state.idempotent[key] = answer
+                if answer[0] == 200 and state.lose_create_answers > 0:
+                    state.lose_create_answers -= 1
+                    return 500, {"message": "Internal Server Error", "code": 500}
                 return answer
             if method == "GET" and (match := re.fullmatch(r"/v1/transactions/external_tx_id/([^/]+)", path)):
                 tx_id = state.external_ids.get(urllib.parse.unquote(match[1]))
