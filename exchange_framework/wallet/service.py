@@ -580,15 +580,18 @@ class Wallet:
             await self._release(row, WithdrawalStage.REJECTED, f"travel rule: {why}")
             return
         if decision.outcome is Outcome.HOLD:
-            if why and (not row.reasons or row.reasons[-1] != why):
-                row.reasons.append(why)
+            note = f"travel rule: {why or 'waiting for the counterparty'}"
+            if row.reasons and row.reasons[-1].startswith("travel rule: "):
+                row.reasons[-1] = note  # the latest word on the wait, not one line per round
+            else:
+                row.reasons.append(note)
             row.error = ""
             self.store.save(row, self.clock())
             return
         row.travel_rule = "accepted"
         row.stage = WithdrawalStage.REQUESTED
         row.error = ""
-        row.reasons.append(why or "travel rule: accepted")
+        row.reasons.append(f"travel rule: {why or 'accepted'}")
         self.store.save(row, self.clock())
 
     async def _build_and_submit(self, row: WithdrawalRow, adapter: ChainAdapter) -> None:

@@ -160,18 +160,16 @@ class TrisaProvider:
         who = record.counterparty if record else ""
         if record is None or record.state == "unsent":
             last = f" ({record.message})" if record is not None and record.message else ""
-            return Decision.hold(
-                f"travel rule: not yet delivered to {who or 'the counterparty'}{last}", provider=self.name
-            )
+            return Decision.hold(f"not yet delivered to {who or 'the counterparty'}{last}", provider=self.name)
         if record.state == "accepted":
-            return Decision.allow(f"travel rule: accepted by {who}", provider=self.name)
+            return Decision.allow(f"accepted by {who}", provider=self.name)
         if record.state == "rejected":
             return Decision.reject(
                 f"{who} refused the transfer (TRISA error {record.code}: {record.message})", provider=self.name
             )
         if record.state == "pending":
-            return Decision.hold(f"travel rule: {who} has not decided yet ({record.message})", provider=self.name)
-        why = f"travel rule: {record.message}"
+            return Decision.hold(f"{who} has not decided yet ({record.message})", provider=self.name)
+        why = record.message
         if self.unknown_vasp == "reject":
             return Decision.reject(why, provider=self.name)
         if self.unknown_vasp == "allow":

@@ -258,6 +258,7 @@ async def test_an_unreachable_counterparty_keeps_it_held_until_it_answers(setup:
     await until(lambda: latest(s).stage is WithdrawalStage.TRAVEL_RULE and "UNAVAILABLE" in " ".join(latest(s).reasons))
     await asyncio.sleep(0.5)
     assert latest(s).stage is WithdrawalStage.TRAVEL_RULE and not latest(s).txid
+    assert sum(r.startswith("travel rule: ") for r in latest(s).reasons) == 1  # one line, however many rounds
     assert s.node.balances.balances(s.alice)["ETH"] == (3 * ETH, 2 * ETH)
     s.bob.start()  # back on the same port
     await finish(s, requested.id)
