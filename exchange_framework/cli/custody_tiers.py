@@ -125,6 +125,7 @@ def _status_json(config: ExchangeConfig, s: TierStatus) -> dict[str, Any]:
         "forecast": {
             "horizon_hours": s.forecast.horizon_hours,
             "demand": _amount(config, h.asset, s.forecast.demand),
+            "hourly": [_amount(config, h.asset, x) for x in s.forecast.hourly],
             "basis": s.forecast.basis,
         },
         "plan": [

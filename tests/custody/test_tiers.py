@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -147,3 +149,15 @@ def test_default_unit_is_a_ten_thousandth() -> None:
     assert default_unit(8) == 10_000
     assert default_unit(18) == 10**14
     assert default_unit(2) == 1
+
+
+def test_the_documented_example_configuration_parses_as_described() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "custody-tiers.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## Configuration") :]
+    example = section[section.index("```toml") + len("```toml") : section.index("```", section.index("```toml") + 7)]
+    tiers = tier_config(parse_config(config_with(example)))
+    assert tiers.default == DEFAULT_BANDS
+    assert tiers.bands_of("BTC") == TierBands(hot=Band(100, 300), warm=DEFAULT_BANDS.warm, cold=DEFAULT_BANDS.cold)
+    assert tiers.unit_of("BTC") == 100_000
+    assert (tiers.plan_minutes, tiers.horizon_hours, tiers.quantile_bp, tiers.margin_bp) == (15, 24, 9_500, 2_000)
+    assert (tiers.balances, tiers.warm_signer) == ("ledger", "threshold")

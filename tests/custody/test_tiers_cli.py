@@ -97,6 +97,7 @@ def test_json_output(config_path: Path) -> None:
     data = json.loads(out)
     (status,) = data["statuses"]
     assert status["tiers"]["hot"] == {"holds": "10", "band_percent": "2-5 %", "band": ["2", "5"], "in_band": False}
+    assert status["forecast"]["hourly"] == ["0"] * 24 and status["forecast"]["horizon_hours"] == 24
     assert status["plan"] == [
         {
             "source": "hot",
