@@ -74,12 +74,12 @@ def forecast(
         raise ValueError("horizon_hours, lookback_weeks and min_history_days must be at least 1")
     if not (0 < quantile_bp <= BP) or margin_bp < 0:
         raise ValueError("quantile_bp must be in 1..10000 and margin_bp not negative")
-    events = sorted((ts, amount) for ts, amount in history if ts < now_ns)
+    events = [(ts, amount) for ts, amount in history if ts < now_ns]  # integer sums: the order never matters
     for _ts, amount in events:
         if type(amount) is not int or amount < 0:
             raise ValueError(f"withdrawal amounts are non-negative integers, not {amount!r}")
     first_hour = now_ns // HOUR_NS
-    start = since_ns if since_ns is not None else (events[0][0] if events else now_ns)
+    start = since_ns if since_ns is not None else min((ts for ts, _ in events), default=now_ns)
     span = max(0, now_ns - start)
     if span < min_history_days * DAY_NS:
         why = "no withdrawal history" if not events else f"{span // DAY_NS} days of history"
