@@ -203,8 +203,14 @@ def test_no_process_holds_the_group_secret(cluster: Cluster, ecdsa_key: tuple[st
         assert _interpolate([shares[i] for i in pair]) != secret
     assert all(s_i != secret for _, s_i in shares.values())
     forbidden = [secret.to_bytes(32, "big"), secret.to_bytes(32, "big").hex().encode()]
-    for _, s_i in shares.values():  # no share in the clear either, anywhere on disk or in a log
-        forbidden += [s_i.to_bytes(32, "big"), s_i.to_bytes(32, "big").hex().encode()]
+    for _, s_i in shares.values():  # no share in the clear either, anywhere on disk or in a log ...
+        s_bytes = s_i.to_bytes(32, "big")
+        forbidden += [s_bytes, s_bytes.hex().encode(), cbor2.dumps(list(s_bytes))]  # (CBOR: as the library writes it)
+    for i in IDS:  # ... nor a node's serialized key share, raw or base64 (a slice of each is enough to find it)
+        store = SealedStore(cluster.root / f"node{i}", PASSPHRASE.encode())
+        encoded = json.loads(store.get(record_name(key_id, public_key, 0)) or b"null")["keyshare"]
+        raw = base64.b64decode(encoded)
+        forbidden += [raw[len(raw) // 2 : len(raw) // 2 + 64], encoded[len(encoded) // 2 :][:88].encode()]
     files = [p for p in cluster.root.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".log") for p in files) and any(p.suffix == ".sealed" for p in files)
     for path in files:
