@@ -145,8 +145,8 @@ class TierPlanner:
     """The scheduled job of a running exchange: read holdings, forecast, plan, store proposals (never executes
     them: execution needs approvals per policy), then let the sweeper move approved sweeps on.
 
-    ``holdings`` reads the current holdings (a coroutine: the ledger is read asynchronously); ``history`` reads
-    withdrawal history; ``last`` keeps the latest statuses for the admin console.
+    ``holdings`` reads the current holdings (a coroutine: the ledger is read asynchronously); ``history`` reads the
+    withdrawal history once per plan; ``last`` keeps the latest statuses for the admin console.
     """
 
     def __init__(
@@ -155,7 +155,7 @@ class TierPlanner:
         *,
         sweeper: TierSweeper,
         holdings: Callable[[], Awaitable[list[TierHoldings]]],
-        history: History,
+        history: Callable[[], History],
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config
@@ -171,7 +171,8 @@ class TierPlanner:
         """Plan every asset and chain now and store the proposals."""
         holdings = await self.holdings()
         now = self.clock()
-        statuses = await asyncio.to_thread(plan_all, self.config, holdings, self.history, now_ns=now)
+        history = await asyncio.to_thread(self.history)  # read once per plan
+        statuses = await asyncio.to_thread(plan_all, self.config, holdings, history, now_ns=now)
         self.sweeper.propose([s.plan for s in statuses])
         self.last, self.last_ns, self.last_error = statuses, now, ""
         return statuses
@@ -239,7 +240,7 @@ def make_tier_planner(
     async def holdings() -> list[TierHoldings]:
         return (await current_holdings(config, pm, source=tiers.balances))[0]
 
-    def history(asset: str, chain: str) -> list[tuple[int, int]]:
-        return wallet_history(wallet.store.withdrawals(limit=1_000_000), asset=asset, chain=chain)
+    def history() -> History:
+        return history_from_rows(wallet.store.withdrawals(limit=1_000_000))
 
     return TierPlanner(tiers, sweeper=sweeper, holdings=holdings, history=history)

@@ -94,7 +94,9 @@ async def test_the_planner_job_stores_proposals_and_keeps_the_latest_statuses() 
     async def holdings() -> list[TierHoldings]:
         return [TierHoldings("BTC", "bitcoin", 10, 10, 80)]
 
-    planner = TierPlanner(TierConfig(), sweeper=sweeper, holdings=holdings, history=lambda a, c: [], clock=lambda: NOW)
+    planner = TierPlanner(
+        TierConfig(), sweeper=sweeper, holdings=holdings, history=lambda: lambda a, c: [], clock=lambda: NOW
+    )
     (status,) = await planner.plan_once()
     assert planner.last == [status] and planner.last_ns == NOW
     (row,) = store.sweeps()
