@@ -77,7 +77,7 @@ def sidecar_available() -> str | None:
 class DklsSidecar:
     """One Node.js process running ``dkls_sidecar.js``; calls are serialized (one request on the pipe at a time)."""
 
-    def __init__(self, *, timeout: float = 60.0) -> None:
+    def __init__(self) -> None:
         problem = sidecar_available()
         if problem is not None:
             raise SidecarUnavailableError(problem)
@@ -95,7 +95,6 @@ class DklsSidecar:
         )
         self._lock = threading.Lock()
         self._next = 0
-        self.timeout = timeout
         ready = self._read_line()
         if ready.get("ready") is not True:
             self.close()
