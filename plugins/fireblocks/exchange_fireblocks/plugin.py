@@ -39,11 +39,13 @@ __all__ = [
     "register_custody_signers",
     "register_routes",
     "settings_for",
+    "shutdown",
     "startup",
     "webhook_endpoint",
 ]
 
 _custodies: dict[bytes, FireblocksCustody] = {}
+_signers: dict[bytes, FireblocksSigner] = {}
 _lock = threading.Lock()
 
 
@@ -87,7 +89,25 @@ def register_custody_signers(config: ExchangeConfig) -> list[CustodySigner] | No
     settings = settings_for(config)
     if settings is None or not settings.signing_assets:
         return None
-    return [FireblocksSigner(settings, api_factory=_api_factory(settings))]
+    key = msgspec.json.encode(settings)
+    with _lock:
+        signer = _signers.get(key)
+        if signer is None:
+            signer = _signers[key] = FireblocksSigner(settings, api_factory=_api_factory(settings))
+    return [signer]
+
+
+@hookimpl
+def shutdown(config: ExchangeConfig) -> None:
+    """Close the Fireblocks API clients this plugin opened (they are made again on next use)."""
+    with _lock:
+        custodies, signers = list(_custodies.values()), list(_signers.values())
+        _custodies.clear()
+        _signers.clear()
+    for custody in custodies:
+        custody.close()
+    for signer in signers:
+        signer.close()
 
 
 @hookimpl

@@ -69,6 +69,13 @@ class FireblocksSigner:
                 self._api = self._api_factory()
             return self._api
 
+    def close(self) -> None:
+        """Release the API client."""
+        with self._lock:
+            if self._api is not None:
+                self._api.close()
+                self._api = None
+
     # -- keys -----------------------------------------------------------------------------------------------------
 
     def _vault(self, key_id: str) -> tuple[str, set[str]] | None:

@@ -116,3 +116,15 @@ def test_the_raw_signing_signer_is_registered_when_signing_assets_are_set(
     signers = collect_registered(pm, "register_custody_signers", config=config)
     assert isinstance(signers["fireblocks"], FireblocksSigner)
     assert signers["fireblocks"].schemes == frozenset({KeyScheme.SECP256K1})
+
+
+def test_shutdown_closes_the_clients_and_the_next_use_makes_new_ones(configure: Callable[..., ExchangeConfig]) -> None:
+    config = configure(signing_assets={"secp256k1": "ETH_TEST5"})
+    custody = plugin.custody_for(config)
+    assert custody is not None
+    assert custody.balances(["ETH"])  # opens its API client
+    (signer,) = plugin.register_custody_signers(config) or []
+    assert plugin.register_custody_signers(config) == [signer]  # one signer per settings
+    plugin.shutdown(config)
+    assert custody._api is None
+    assert plugin.custody_for(config) is not custody
