@@ -162,3 +162,10 @@ def test_a_ceremony_proposal_points_to_the_ceremony(write_config: Callable[..., 
     assert code == 0 and "plan: CEREMONY cold -> warm" in out and "ceremony" in out
     code, out = run(path, "--approve", "1", "--actor", "alice")
     assert code != 0 and "exchange custody ceremony recover" in out
+
+
+def test_config_check_names_a_bad_band(write_config: Callable[..., Path]) -> None:
+    path = write_config(CUSTODY + '\n[custody.tiers.assets.BTC]\nhot = ["6", "5"]\n')
+    result = CliRunner().invoke(main, ["--config", str(path), "config", "check"])
+    assert result.exit_code == 2
+    assert 'custody.tiers.assets.BTC.hot = ["6", "5"]: the low end (6 %) is above the high end' in result.output

@@ -380,3 +380,14 @@ async def test_a_signer_failure_after_release_resumes_after_a_restart_without_a_
     assert env.held()[Tier.HOT] == 10 * ETH - sweep.amount - FEE  # paid once
     assert env.actions().count("custody.withdrawal.release") == 1
     assert len(env.moves) == 1
+
+
+async def test_a_plan_within_band_supersedes_what_was_proposed(env: Env) -> None:
+    fund(env, 10 * ETH, 10 * ETH, 80 * ETH)
+    (old,) = env.sweeper.propose([plan(env.holdings(), DEFAULT_BANDS)])
+    calm = plan(TierHoldings("ETH", CHAIN, 4 * ETH, 12 * ETH, 84 * ETH), DEFAULT_BANDS)  # funds moved by hand
+    assert calm.sweeps == () and env.sweeper.propose([calm]) == []
+    row = env.store.sweep(old.id)
+    assert row is not None and row.stage is SweepStage.SUPERSEDED and row.reasons == ["a newer plan replaced it"]
+    with pytest.raises(SweepError, match="superseded: there is nothing to decide"):
+        env.sweeper.record_decision(old.id, operator="alice", approve=True)
