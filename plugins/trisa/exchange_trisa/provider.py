@@ -103,6 +103,7 @@ class TrisaProvider:
         self.clock = clock
         self._keys: dict[str, rsa.RSAPublicKey] = {}  # counterparties' sealing keys, by common name
         self._lock = threading.Lock()
+        self._records_lock = threading.Lock()
 
     def required(self, withdrawal: WithdrawalRequest) -> bool:
         """Whether the withdrawal's value reaches the jurisdiction's threshold (no price or decimals: yes)."""
@@ -143,6 +144,8 @@ class TrisaProvider:
         record = record or OutgoingTransfer(eid, withdrawal.withdrawal_id, counterparty.common_name, "unsent")
         record.attempts += 1
         self._save(record)  # before the envelope goes out
+        if record.state in _FINAL:  # a later reply decided meanwhile
+            return eid
         try:
             key = self._key_for(counterparty)
             sealed = envelope.seal(self._payload(withdrawal, originator, counterparty), key, envelope_id=eid)
@@ -180,8 +183,15 @@ class TrisaProvider:
 
     # -- helpers
     def _save(self, record: OutgoingTransfer) -> None:
-        record.updated_ns = self.clock()
-        self.store.put(record)
+        """Write ``record`` unless a final answer is already stored: a final answer never changes, whichever of
+        the wallet's send and a counterparty's later reply (on a server thread) gets there first."""
+        with self._records_lock:
+            stored = self.store.get(record.envelope_id)
+            if stored is not None and stored.state in _FINAL:
+                record.state, record.code, record.message = stored.state, stored.code, stored.message
+                return
+            record.updated_ns = self.clock()
+            self.store.put(record)
 
     def _key_for(self, counterparty: Counterparty) -> rsa.RSAPublicKey:
         """The counterparty's sealing key; our key goes to it by ``KeyExchange`` once per process."""

@@ -128,3 +128,19 @@ def test_the_installed_plugin_registers_the_provider_the_wallet_collects(
     assert isinstance(registered["trisa"], TravelRuleProvider) and registered["trisa"] is provider_for(config)
     bare = config_with(tmp_path, write_config, "")
     assert collect_registered(make_plugin_manager(bare), "register_travel_rule_providers", config=bare) == {}
+
+
+def test_a_final_answer_is_never_overwritten_by_a_late_one(tmp_path: Path, write_config: object) -> None:
+    from exchange_trisa.store import OutgoingTransfer
+
+    write_files(ThrowawayCA.create(), tmp_path / "trisa")
+    provider = provider_for(config_with(tmp_path, write_config, TOML))
+    assert provider is not None
+    eid = provider.envelope_id(5)
+    provider._save(OutgoingTransfer(eid, 5, "bob.vasp.test", "pending", message="later"))
+    provider._save(OutgoingTransfer(eid, 5, "bob.vasp.test", "accepted", message="accepted"))  # the later reply
+    late = OutgoingTransfer(eid, 5, "bob.vasp.test", "pending", message="the send's own, older answer")
+    provider._save(late)
+    assert late.state == "accepted"  # the caller sees what stands
+    assert provider.status(eid).outcome is Outcome.ALLOW
+    provider.client.close()
