@@ -59,6 +59,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     directory: str = "static"  # static | gds
     gds_endpoint: str = ""
     gds_trust_chain: str = ""  # PEM CA bundle for the directory's TLS certificate ("" = system roots)
+    gds_client_certificate: bool = False  # present our certificate to the directory (its members endpoint)
     counterparties: dict[str, dict[str, str]] = {}  # common name -> {endpoint, name, country, sealing_key}
     addresses: dict[str, str] = {}  # destination address -> the common name of the VASP holding it
     timeout_seconds: float = 10.0
@@ -97,7 +98,12 @@ def make_provider(settings: Settings, *, root: Path, data_dir: Path, decimals: M
             if not settings.gds_endpoint:
                 raise ValueError('directory = "gds" needs gds_endpoint = "host:port"')
             trust = _read(root, settings.gds_trust_chain, "gds_trust_chain") if settings.gds_trust_chain else None
-            directory = GdsDirectory(settings.gds_endpoint, trust_chain=trust, timeout=settings.timeout_seconds)
+            directory = GdsDirectory(
+                settings.gds_endpoint,
+                trust_chain=trust,
+                identity=identity if settings.gds_client_certificate else None,
+                timeout=settings.timeout_seconds,
+            )
         elif settings.directory == "static":
             directory = StaticDirectory(settings.counterparties)
         else:

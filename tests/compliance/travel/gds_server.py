@@ -33,11 +33,13 @@ class VaspRecord:
 
 @dataclass
 class LocalGds:
-    """The directory's records; ``start`` serves them on a free port of 127.0.0.1 with ``identity``'s certificate."""
+    """The directory's records; ``start`` serves them on a free port of 127.0.0.1 with ``identity``'s certificate
+    (with ``members``, only to clients whose certificate ``identity.trust_chain`` issued)."""
 
     identity: MtlsIdentity
     records: list[VaspRecord] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    members: bool = False  # the members endpoint: clients must present a certificate from the same CA
     port: int = 0
     _server: Any = None
 
@@ -82,7 +84,11 @@ class LocalGds:
             "Search": unary(self.search, SearchRequest.FromString, SearchReply.SerializeToString),
         }
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-        credentials = grpc.ssl_server_credentials([(self.identity.private_key, self.identity.certificate)])
+        credentials = grpc.ssl_server_credentials(
+            [(self.identity.private_key, self.identity.certificate)],
+            root_certificates=self.identity.trust_chain if self.members else None,
+            require_client_auth=self.members,
+        )
         self.port = self._server.add_secure_port("127.0.0.1:0", credentials)
         self._server.start()
         return f"127.0.0.1:{self.port}"

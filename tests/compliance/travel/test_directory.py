@@ -106,3 +106,22 @@ def test_static_directory_from_config() -> None:
         StaticDirectory({"x": {"name": "no endpoint"}})
     with pytest.raises(ValueError, match="sealing_key"):
         StaticDirectory({"x": {"endpoint": "h:1", "sealing_key": "not a key"}})
+
+
+def test_the_members_directory_requires_our_certificate(ca: ThrowawayCA) -> None:
+    members = LocalGds(
+        ca.issue("localhost"), records=[VaspRecord("b0b", "bob.vasp.test", "127.0.0.1:7001", "Bob", "GB")]
+    )
+    members.members = True
+    endpoint = members.start()
+    try:
+        anonymous = GdsDirectory(endpoint, trust_chain=ca.pem, timeout=5)
+        with pytest.raises(DirectoryError, match="UNAVAILABLE"):
+            anonymous.lookup("bob.vasp.test")
+        anonymous.close()
+        ours = GdsDirectory(endpoint, trust_chain=ca.pem, identity=ca.issue("alice.vasp.test"), timeout=5)
+        found = ours.lookup("bob.vasp.test")
+        assert found is not None and found.endpoint == "127.0.0.1:7001"
+        ours.close()
+    finally:
+        members.stop()
