@@ -42,6 +42,7 @@ PROVIDER = "ofac"
 
 _keepers: dict[tuple[Path, str], OfacListKeeper] = {}
 _keepers_lock = threading.Lock()
+_by_config: dict[int, tuple[ExchangeConfig, OfacListKeeper]] = {}  # the config object kept: its id is not reused
 
 
 def keeper_for(config: ExchangeConfig | None) -> OfacListKeeper | None:
@@ -51,6 +52,9 @@ def keeper_for(config: ExchangeConfig | None) -> OfacListKeeper | None:
     """
     if not isinstance(config, ExchangeConfig) or config.compliance.ofac.source is None:
         return None
+    known = _by_config.get(id(config))
+    if known is not None and known[0] is config:  # every screening asks: skip resolving paths again
+        return known[1]
     settings = config.compliance.ofac
     assert settings.source is not None
     source = settings.source
@@ -65,6 +69,10 @@ def keeper_for(config: ExchangeConfig | None) -> OfacListKeeper | None:
                 source, cache_dir, refresh_seconds=settings.refresh_hours * 3600, timeout=settings.timeout_seconds
             )
     keeper.start()
+    with _keepers_lock:
+        if len(_by_config) >= 64:
+            _by_config.clear()
+        _by_config[id(config)] = (config, keeper)
     return keeper
 
 

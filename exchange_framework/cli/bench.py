@@ -120,8 +120,8 @@ def settlement(trades: int, db: str, seed: int, batch: int, directory: Path | No
 
 @bench.command()
 @click.option("--orders", default=20_000, show_default=True, help="Signed order requests to time.")
-@click.option("--clients", default=1, show_default=True, help="Load-generating processes.")
-@click.option("--concurrency", default=64, show_default=True, help="Requests in flight per client process.")
+@click.option("--clients", default=1, show_default=True, help="Load-generating threads (wrk's -t).")
+@click.option("--concurrency", default=64, show_default=True, help="Requests in flight (keep-alive connections).")
 @click.option("--subscribers", default=1_000, show_default=True, help="WebSocket subscribers for the fan-out runs.")
 @click.option("--rate", default=100, show_default=True, help="L2 messages per second each subscriber should get.")
 @click.option("--seconds", default=5.0, show_default=True, help="How long each fan-out run lasts.")
@@ -150,5 +150,75 @@ def api(
     _report(sockets, None)
     combined = {**rest, "ws_fanout_in_process": hub, "ws_fanout_sockets": sockets}
     write_json(combined, json_path)
+    if json_path is not None:
+        click.echo(f"  wrote {json_path}")
+
+
+@bench.command()
+@click.option("--withdrawals", default=10_000, show_default=True, help="Clean withdrawals to screen (timed).")
+@click.option("--entries", default=18_000, show_default=True, help="Entries of the synthetic SDN list.")
+@click.option(
+    "--sdn",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A directory with a real OFAC sdn.csv (and alt.csv, ...) to load instead of the synthetic list.",
+)
+@click.option("--seed", default=1, show_default=True)
+@_json_option
+def screening(withdrawals: int, entries: int, sdn: Path | None, seed: int, json_path: Path | None) -> None:
+    """Withdrawal screening latency with the OFAC screener and a full-size SDN list (and name screening)."""
+    from exchange_framework.bench.compliance_bench import run_screening
+
+    if withdrawals < 1 or entries < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--withdrawals/--entries")
+    result = run_screening(withdrawals, entries=entries, sdn=sdn, seed=seed)
+    click.echo(
+        f"{result['benchmark']}: {result['ops']:,} withdrawals screened in {result['seconds']:.3f} s "
+        f"({result['sdn_entries']:,} entries, {result['sdn_names_and_aliases']:,} names and aliases, "
+        f"{result['sdn_addresses']:,} addresses; loaded in {result['list_load_s']} s)"
+    )
+    click.echo(
+        click.style(f"  screening step p50 {result['p50_us']:.1f} µs   p99 {result['p99_us']:.1f} µs", bold=True)
+    )
+    for key, label in (
+        ("via_thread", "as the wallet runs it (asyncio.to_thread)"),
+        ("listed_hold_with_case", "listed destination (frozen hold + case written)"),
+        ("name_screening", "applicant name (fuzzy, every name and alias)"),
+    ):
+        figures = result[key]
+        click.echo(
+            f"  {label}: p50 {figures['p50_us']:,.1f} µs   p99 {figures['p99_us']:,.1f} µs   "
+            f"max {figures['max_us']:,.1f} µs"
+        )
+    write_json(result, json_path)
+    if json_path is not None:
+        click.echo(f"  wrote {json_path}")
+
+
+@bench.command()
+@click.option("--events", default=1_000_000, show_default=True, help="Engine events to feed the monitor.")
+@click.option("--customers", default=10_000, show_default=True, help="Synthetic customers per 60-day chunk.")
+@click.option("--no-scoring", is_flag=True, help="Time the rules only.")
+@click.option("--seed", default=1, show_default=True)
+@_json_option
+def monitoring(events: int, customers: int, no_scoring: bool, seed: int, json_path: Path | None) -> None:
+    """Transaction monitoring throughput: events/s through the rules, then rules and the scoring model."""
+    from exchange_framework.bench.compliance_bench import run_monitoring
+
+    if events < 1 or customers < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--events/--customers")
+    result = run_monitoring(events, customers=customers, seed=seed, score=not no_scoring)
+    click.echo(f"{result['benchmark']}: {result['ops']:,} events in {result['seconds']:.3f} s")
+    click.echo(click.style(f"  {result['ops_per_s']:,} events/s", bold=True))
+    click.echo(
+        f"  per batch p50 {result['p50_us']:.1f} µs   p99 {result['p99_us']:.1f} µs   "
+        f"alerts {result['alerts']:,} ({result['alerts_per_1k_events']} per 1,000 events)"
+    )
+    scored = result.get("with_scoring")
+    if scored:
+        click.echo(
+            click.style(f"  with scoring: {scored['ops_per_s']:,} events/s", bold=True)
+            + f" ({scored['seconds']:.3f} s; per batch p99 {scored['p99_us']:,.1f} µs)"
+        )
+    write_json(result, json_path)
     if json_path is not None:
         click.echo(f"  wrote {json_path}")

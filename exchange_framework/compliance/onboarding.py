@@ -539,13 +539,20 @@ class FrozenAccounts:
 
 _frozen: dict[Path, FrozenAccounts] = {}
 _frozen_lock = threading.Lock()
+_frozen_by_config: dict[int, tuple[ExchangeConfig, FrozenAccounts]] = {}
 
 
 def frozen_accounts(config: ExchangeConfig) -> FrozenAccounts:
     """The (shared, per process) :class:`FrozenAccounts` of the exchange ``config`` describes."""
+    known = _frozen_by_config.get(id(config))
+    if known is not None and known[0] is config:  # asked on every order and withdrawal: skip resolving paths
+        return known[1]
     path = (config.journal_path().parent / CASES_FILENAME).resolve()
     with _frozen_lock:
         found = _frozen.get(path)
         if found is None:
             found = _frozen[path] = FrozenAccounts(path)
+        if len(_frozen_by_config) >= 64:
+            _frozen_by_config.clear()
+        _frozen_by_config[id(config)] = (config, found)  # the config object kept: its id is not reused
         return found
