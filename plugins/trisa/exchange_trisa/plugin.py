@@ -32,6 +32,7 @@ __all__ = [
     "provider_for",
     "register_commands",
     "register_travel_rule_providers",
+    "serve",
     "server_for",
     "shutdown",
     "startup",
@@ -167,16 +168,17 @@ def provider_for(config: Any) -> TrisaProvider | None:
     return provider
 
 
-@hookimpl
-def startup(config: ExchangeConfig) -> None:
-    """Check the settings, certificates and keys as the exchange starts (a mistake stops it with a clear message);
-    with ``listen``, start answering incoming transfers."""
+def serve(config: ExchangeConfig) -> TrisaServer | None:
+    """Start answering incoming transfers on ``listen`` (once per config); ``None`` when not configured to."""
     provider = provider_for(config)
-    if provider is None or server_for(config) is not None:
-        return
+    if provider is None:
+        return None
+    running = server_for(config)
+    if running is not None:
+        return running
     settings = msgspec.convert(dict(config.plugin_settings(NAME)), Settings)
     if not settings.listen:
-        return
+        return None
     if not settings.receive_chains:
         raise TrisaSettingsError("[plugins.settings.trisa] listen needs receive_chains = [<chain names>]")
     deposits = DepositStore(config.journal_path().parent / "deposits.db")
@@ -194,6 +196,14 @@ def startup(config: ExchangeConfig) -> None:
     )
     server.start()
     _servers[id(config)] = (config, server, deposits)
+    return server
+
+
+@hookimpl
+def startup(config: ExchangeConfig) -> None:
+    """Check the settings, certificates and keys as the exchange starts (a mistake stops it with a clear message);
+    with ``listen``, start answering incoming transfers."""
+    serve(config)
 
 
 @hookimpl
@@ -210,9 +220,13 @@ def shutdown(config: ExchangeConfig) -> None:
 
 @hookimpl
 def register_travel_rule_providers(config: ExchangeConfig) -> list[TravelRuleProvider] | None:
-    """Register the ``trisa`` provider when ``[plugins.settings.trisa]`` is present."""
+    """Register the ``trisa`` provider when ``[plugins.settings.trisa]`` is present; the exchange that sends
+    travel rule messages also answers them (``listen``), so the server starts here too."""
     provider = provider_for(config)
-    return [provider] if provider is not None else None
+    if provider is None:
+        return None
+    serve(config)
+    return [provider]
 
 
 @hookimpl

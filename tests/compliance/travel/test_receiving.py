@@ -48,7 +48,8 @@ def test_the_exchange_answers_incoming_transfers_and_keeps_the_answers(tmp_path:
         assert refused.error.code == ErrorCode.UNKNOWN_WALLET_ADDRESS
         plugin.shutdown(config)
         assert plugin.server_for(config) is None
-        plugin.startup(config)  # restarted: the answers were kept
+        assert plugin.register_travel_rule_providers(config) == [plugin.provider_for(config)]  # as the wallet does
+        assert plugin.server_for(config) is not None  # restarted: the answers were kept
         server = plugin.server_for(config)
         assert server is not None
         endpoint = f"127.0.0.1:{server.port}"
