@@ -17,7 +17,13 @@ import click
 from exchange_framework.cli import format_table, state
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.tiers import TIERS, TierConfig, tier_config
-from exchange_framework.custody.tiers_service import TierStatus, current_holdings, history_from_rows, plan_all
+from exchange_framework.custody.tiers_service import (
+    TierStatus,
+    current_holdings,
+    history_from_rows,
+    pending_from_rows,
+    plan_all,
+)
 from exchange_framework.custody.tiers_store import SweepRow, SweepStage, SweepStore
 from exchange_framework.custody.tiers_sweeps import SweepError, TierSweeper
 from exchange_framework.money import format_atomic
@@ -67,7 +73,10 @@ def _statuses(ctx: click.Context, config: ExchangeConfig, tiers: TierConfig) -> 
         finally:
             store.close()
     notes = [f"report of {r.source} for wallet {r.wallet!r} matches no [[custody.wallets]] address" for r in unmatched]
-    return plan_all(tiers, holdings, history_from_rows(rows), now_ns=time.time_ns()), notes
+    statuses = plan_all(
+        tiers, holdings, history_from_rows(rows), now_ns=time.time_ns(), pending=pending_from_rows(rows)
+    )
+    return statuses, notes
 
 
 def _sweeper(config: ExchangeConfig, store: SweepStore, log: Any) -> TierSweeper:
@@ -128,6 +137,7 @@ def _status_json(config: ExchangeConfig, s: TierStatus) -> dict[str, Any]:
             "hourly": [_amount(config, h.asset, x) for x in s.forecast.hourly],
             "basis": s.forecast.basis,
         },
+        "pending": _amount(config, h.asset, s.pending),
         "plan": [
             {
                 "source": w.source.value,
@@ -166,6 +176,8 @@ def _show(config: ExchangeConfig, statuses: list[TierStatus], rows: list[SweepRo
             click.echo("  " + line)
         f = s.forecast
         click.echo(f"  forecast {f.horizon_hours} h: {_amount(config, h.asset, f.demand)} ({f.basis})")
+        if s.pending:
+            click.echo(f"  open withdrawals not yet final: {_amount(config, h.asset, s.pending)} (added to the demand)")
         if not s.plan.sweeps:
             click.echo("  plan: nothing to do")
         for w in s.plan.sweeps:

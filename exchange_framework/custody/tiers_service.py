@@ -25,7 +25,7 @@ from exchange_framework.custody.tiers_plan import Plan, TierHoldings, plan
 from exchange_framework.custody.tiers_store import SweepStore
 from exchange_framework.custody.tiers_sweeps import TierSweeper, node_recorder
 from exchange_framework.interfaces import CustodyBalance
-from exchange_framework.wallet.store import WithdrawalRow
+from exchange_framework.wallet.store import OPEN_STAGES, WithdrawalRow
 
 if TYPE_CHECKING:
     import pluggy
@@ -45,6 +45,7 @@ __all__ = [
     "holdings_from_ledger",
     "holdings_from_reports",
     "make_tier_planner",
+    "pending_from_rows",
     "plan_all",
 ]
 
@@ -61,6 +62,7 @@ class TierStatus(msgspec.Struct, frozen=True):
     bands: TierBands
     forecast: Forecast
     plan: Plan
+    pending: int = 0  # open withdrawals not yet final: known demand, added to the forecast's
 
 
 def holdings_from_ledger(balances: Mapping[tuple[str, str], int]) -> list[TierHoldings]:
@@ -99,20 +101,38 @@ def holdings_from_reports(
 
 
 def plan_all(
-    config: TierConfig, holdings: Iterable[TierHoldings], history: History, *, now_ns: int
+    config: TierConfig,
+    holdings: Iterable[TierHoldings],
+    history: History,
+    *,
+    now_ns: int,
+    pending: Mapping[tuple[str, str], int] | None = None,
 ) -> list[TierStatus]:
-    """Forecast and plan every asset and chain of ``holdings``."""
+    """Forecast and plan every asset and chain of ``holdings``. ``pending`` is known demand per (asset, chain):
+    withdrawals accepted but not yet final, which the hot wallet pays on top of the forecast."""
     out = []
     for h in holdings:
         bands = config.bands_of(h.asset)
         f = forecast_for(config, history(h.asset, h.chain), now_ns=now_ns)
-        out.append(TierStatus(h, bands, f, plan(h, bands, demand=f.demand, unit=config.unit_of(h.asset))))
+        known = (pending or {}).get((h.asset, h.chain), 0)
+        p = plan(h, bands, demand=f.demand + known, unit=config.unit_of(h.asset))
+        out.append(TierStatus(h, bands, f, p, known))
     return out
 
 
 def history_from_rows(rows: Sequence[WithdrawalRow]) -> History:
     """A :data:`History` over wallet store rows (read once by the caller)."""
     return lambda asset, chain: wallet_history(rows, asset=asset, chain=chain)
+
+
+def pending_from_rows(rows: Iterable[WithdrawalRow]) -> dict[tuple[str, str], int]:
+    """What open withdrawals (requested, held for screening or approval, approved, signed, broadcast) will still
+    take out of the ledger's hot account, per (asset, chain)."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        if row.stage in OPEN_STAGES:
+            out[(row.asset, row.chain)] += row.amount
+    return dict(out)
 
 
 async def current_holdings(
@@ -145,8 +165,9 @@ class TierPlanner:
     """The scheduled job of a running exchange: read holdings, forecast, plan, store proposals (never executes
     them: execution needs approvals per policy), then let the sweeper move approved sweeps on.
 
-    ``holdings`` reads the current holdings (a coroutine: the ledger is read asynchronously); ``history`` reads the
-    withdrawal history once per plan; ``last`` keeps the latest statuses for the admin console.
+    ``holdings`` reads the current holdings (a coroutine: the ledger is read asynchronously); ``withdrawals`` reads
+    the wallet's withdrawals once per plan (history for the forecast, open ones as known demand); ``last`` keeps
+    the latest statuses for the admin console.
     """
 
     def __init__(
@@ -155,13 +176,13 @@ class TierPlanner:
         *,
         sweeper: TierSweeper,
         holdings: Callable[[], Awaitable[list[TierHoldings]]],
-        history: Callable[[], History],
+        withdrawals: Callable[[], Sequence[WithdrawalRow]],
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config
         self.sweeper = sweeper
         self.holdings = holdings
-        self.history = history
+        self.withdrawals = withdrawals
         self.clock = clock
         self.last: list[TierStatus] = []
         self.last_error = ""
@@ -171,8 +192,10 @@ class TierPlanner:
         """Plan every asset and chain now and store the proposals."""
         holdings = await self.holdings()
         now = self.clock()
-        history = await asyncio.to_thread(self.history)  # read once per plan
-        statuses = await asyncio.to_thread(plan_all, self.config, holdings, history, now_ns=now)
+        rows = await asyncio.to_thread(self.withdrawals)  # read once per plan
+        statuses = await asyncio.to_thread(
+            plan_all, self.config, holdings, history_from_rows(rows), now_ns=now, pending=pending_from_rows(rows)
+        )
         self.sweeper.propose([s.plan for s in statuses])
         self.last, self.last_ns, self.last_error = statuses, now, ""
         return statuses
@@ -240,7 +263,7 @@ def make_tier_planner(
     async def holdings() -> list[TierHoldings]:
         return (await current_holdings(config, pm, source=tiers.balances))[0]
 
-    def history() -> History:
-        return history_from_rows(wallet.store.withdrawals(limit=1_000_000))
+    def withdrawals() -> list[WithdrawalRow]:
+        return wallet.store.withdrawals(limit=1_000_000)
 
-    return TierPlanner(tiers, sweeper=sweeper, holdings=holdings, history=history)
+    return TierPlanner(tiers, sweeper=sweeper, holdings=holdings, withdrawals=withdrawals)

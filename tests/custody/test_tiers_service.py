@@ -9,10 +9,19 @@ from exchange_framework.custody.rules import Tier, Wallet
 from exchange_framework.custody.tiers import Band, TierBands, TierConfig
 from exchange_framework.custody.tiers_forecast import DAY_NS
 from exchange_framework.custody.tiers_plan import TierHoldings
-from exchange_framework.custody.tiers_service import TierPlanner, holdings_from_ledger, holdings_from_reports, plan_all
+from exchange_framework.custody.tiers_service import (
+    TierPlanner,
+    history_from_rows,
+    holdings_from_ledger,
+    holdings_from_reports,
+    pending_from_rows,
+    plan_all,
+)
 from exchange_framework.custody.tiers_store import SweepStage, SweepStore
 from exchange_framework.custody.tiers_sweeps import LedgerMove, TierSweeper
 from exchange_framework.interfaces import CustodyBalance
+from exchange_framework.wallet.store import WalletStore
+from exchange_framework.wallet.types import WithdrawalStage
 
 pytestmark = pytest.mark.anyio
 NOW = 20_000 * DAY_NS
@@ -94,9 +103,7 @@ async def test_the_planner_job_stores_proposals_and_keeps_the_latest_statuses() 
     async def holdings() -> list[TierHoldings]:
         return [TierHoldings("BTC", "bitcoin", 10, 10, 80)]
 
-    planner = TierPlanner(
-        TierConfig(), sweeper=sweeper, holdings=holdings, history=lambda: lambda a, c: [], clock=lambda: NOW
-    )
+    planner = TierPlanner(TierConfig(), sweeper=sweeper, holdings=holdings, withdrawals=lambda: [], clock=lambda: NOW)
     (status,) = await planner.plan_once()
     assert planner.last == [status] and planner.last_ns == NOW
     (row,) = store.sweeps()
@@ -104,3 +111,35 @@ async def test_the_planner_job_stores_proposals_and_keeps_the_latest_statuses() 
     await sweeper.process_once()
     assert store.sweep(row.id).stage is SweepStage.PROPOSED  # type: ignore[union-attr]
     store.close()
+
+
+def test_open_withdrawals_are_known_demand_on_top_of_the_forecast() -> None:
+    store = WalletStore(":memory:")
+    try:
+        paid = store.insert_withdrawal(
+            account=1, chain="bitcoin", asset="BTC", amount=5, address="a", memo="", now_ns=1
+        )
+        paid.stage = WithdrawalStage.COMPLETED
+        store.save(paid, 2)
+        rejected = store.insert_withdrawal(
+            account=1, chain="bitcoin", asset="BTC", amount=7, address="a", memo="", now_ns=3
+        )
+        rejected.stage = WithdrawalStage.REJECTED
+        store.save(rejected, 4)
+        store.insert_withdrawal(account=1, chain="bitcoin", asset="BTC", amount=4, address="a", memo="", now_ns=5)
+        broadcast = store.insert_withdrawal(
+            account=2, chain="bitcoin", asset="BTC", amount=2, address="b", memo="", now_ns=6
+        )
+        broadcast.stage = WithdrawalStage.BROADCAST
+        store.save(broadcast, 7)
+        rows = store.withdrawals(limit=100)
+    finally:
+        store.close()
+    pending = pending_from_rows(rows)
+    assert pending == {("BTC", "bitcoin"): 6}  # requested 4 + broadcast 2; completed and rejected are not
+    (status,) = plan_all(
+        TierConfig(), [TierHoldings("BTC", "bitcoin", 4, 12, 84)], history_from_rows(rows), now_ns=NOW, pending=pending
+    )
+    assert status.pending == 6 and status.forecast.demand == 0  # too little history for a forecast
+    assert status.plan.demand == 6 and status.plan.bands[Tier.HOT] == (8, 11)  # 2-5 of 100, raised by 6
+    assert status.plan.sweeps[0].source is Tier.WARM and status.plan.after[Tier.HOT] >= 8
