@@ -8,6 +8,9 @@ offers the kernel:
   reads the transaction it names back from the API (503 when Fireblocks cannot be read, so it calls again);
 - :func:`custody_for`: the :class:`~exchange_fireblocks.custody.FireblocksCustody` that sends approved withdrawals
   (one Fireblocks transaction per withdrawal, by external id) and tracks them to a final status.
+- ``register_custody_signers``: :class:`~exchange_fireblocks.signer.FireblocksSigner` (``fireblocks``), raw signing
+  with Fireblocks' MPC keys for the kernel's own build/sign/broadcast path, when ``signing_assets`` is set;
+- ``shutdown``: closes the API clients.
 
 The API user's private key is read from its file on first use, never logged and never put in an error message.
 """
