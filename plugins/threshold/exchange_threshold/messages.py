@@ -101,6 +101,7 @@ class Commit(msgspec.Struct, frozen=True, tag=True):
     key_id: str
     group_public_key: bytes
     epoch: int = 0
+    transcript: bytes = b""  # the epoch's transcript as the coordinator recorded it (a refresh's, or the DKG's)
 
 
 class Sign(msgspec.Struct, frozen=True, tag=True):
@@ -114,6 +115,7 @@ class Sign(msgspec.Struct, frozen=True, tag=True):
     payload: bytes
     commitments: list[CommitmentWire]
     epoch: int = 0
+    transcript: bytes = b""
 
 
 class RefreshRound1(msgspec.Struct, frozen=True, tag=True):
@@ -124,6 +126,7 @@ class RefreshRound1(msgspec.Struct, frozen=True, tag=True):
     group_public_key: bytes
     epoch: int
     dealers: list[int]
+    transcript: bytes = b""  # the transcript of ``epoch``, as the coordinator recorded it
 
 
 class RefreshPackageWire(msgspec.Struct, frozen=True):
@@ -148,11 +151,12 @@ class RefreshFinish(msgspec.Struct, frozen=True, tag=True):
 
 
 class RefreshCommit(msgspec.Struct, frozen=True, tag=True):
-    """The coordinator recorded ``epoch``: make the pending share of that epoch current, delete the older ones."""
+    """The coordinator recorded ``epoch``: make the pending share of that epoch (and transcript) current."""
 
     key_id: str
     group_public_key: bytes
     epoch: int
+    transcript: bytes
 
 
 class RefreshAbort(msgspec.Struct, frozen=True, tag=True):
@@ -173,6 +177,7 @@ class RepairRound1(msgspec.Struct, frozen=True, tag=True):
     epoch: int
     helpers: list[int]
     target: int
+    transcript: bytes = b""
 
 
 class RepairRound2(msgspec.Struct, frozen=True, tag=True):

@@ -113,6 +113,7 @@ class NodeConfig:
     coordinator_keys: frozenset[bytes]
     peers: Mapping[int, bytes]  # the other nodes' static X25519 public keys
     passphrase_env: str = DEFAULT_PASSPHRASE_ENV
+    refresh_guard_seconds: float = 60.0  # a refresh in progress (or prepared, not committed) blocks another this long
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -127,6 +128,7 @@ class NodeConfig:
                 coordinator_keys=frozenset(bytes.fromhex(k) for k in raw["coordinator_keys"]),
                 peers={int(i): bytes.fromhex(k) for i, k in raw["peers"].items()},
                 passphrase_env=str(raw.get("passphrase_env", DEFAULT_PASSPHRASE_ENV)),
+                refresh_guard_seconds=float(raw.get("refresh_guard_seconds", 60.0)),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"node configuration {path}: {exc!r}") from exc
@@ -184,7 +186,9 @@ class SignerNode:
         self.store = store
         self.identity = load_identity(store)
         self.shares = ShareBook(store)
-        self._refresh = RefreshService(config.identifier, config.peers, self.identity, self.shares)
+        self._refresh = RefreshService(
+            config.identifier, config.peers, self.identity, self.shares, guard_seconds=config.refresh_guard_seconds
+        )
         self.ecdsa = EcdsaService(config.identifier, self.identity, config.peers, store)  # DKLs23, own sidecar
         self._lock = threading.Lock()
         self._dkg: dict[str, _DkgSession] = {}
@@ -293,17 +297,17 @@ class SignerNode:
 
     # -- signing --------------------------------------------------------------------------------------------------
 
-    def _load_share(self, key_id: str, group_public_key: bytes, epoch: int) -> KeyShare:
+    def _load_share(self, key_id: str, group_public_key: bytes, epoch: int, transcript: bytes) -> KeyShare:
         """The current share of the key, which must be of ``epoch``: a share of an old epoch never signs."""
         if not KEY_ID_PATTERN.fullmatch(key_id) or len(group_public_key) not in (32, 33):
             raise ValueError("invalid key id or group public key")
         try:
-            return self.shares.current(key_id, group_public_key, epoch)
+            return self.shares.current(key_id, group_public_key, epoch, transcript)
         except SigningError as exc:
             raise SigningError(f"node {self.config.identifier}: {exc}") from None
 
     def _commit(self, r: Commit) -> Reply:
-        share = self._load_share(r.key_id, r.group_public_key, r.epoch)
+        share = self._load_share(r.key_id, r.group_public_key, r.epoch, r.transcript)
         nonces, commitment = frost.commit(suite(share.group), share.identifier, share.secret_share)
         now = time.monotonic()
         with self._lock:
@@ -323,7 +327,7 @@ class SignerNode:
             raise ValueError(f"no round-one commitment for session {r.session} (expired or used)")
         if (r.key_id, r.group_public_key, r.epoch) != (pending.key_id, pending.group_public_key, pending.epoch):
             raise ValueError("the request names another key or epoch than the one committed for")
-        share = self._load_share(r.key_id, r.group_public_key, r.epoch)
+        share = self._load_share(r.key_id, r.group_public_key, r.epoch, r.transcript)
         scheme = _SCHEMES[share.group]
         if r.scheme != scheme.value:
             raise ValueError(f"key {r.key_id!r} is {scheme}, the request says {r.scheme}: refusing")

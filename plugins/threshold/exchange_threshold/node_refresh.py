@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -126,6 +127,7 @@ class _RefreshSession:
     epoch: int
     participant: RefreshParticipant
     transcript: bytes | None = None
+    started: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,15 +145,23 @@ class RefreshService:
     """Answers the refresh, repair and status requests for one node (its identifier, pinned peers and shares)."""
 
     def __init__(
-        self, identifier: int, peers: Mapping[int, bytes], identity: X25519PrivateKey, book: ShareBook
+        self,
+        identifier: int,
+        peers: Mapping[int, bytes],
+        identity: X25519PrivateKey,
+        book: ShareBook,
+        *,
+        guard_seconds: float = 60.0,
     ) -> None:
         self.identifier = identifier
+        self.guard_seconds = guard_seconds  # a refresh in progress (or prepared, not committed) blocks another
         self.peers = peers
         self.identity = identity
         self.book = book
         self._lock = threading.Lock()
         self._refresh: dict[str, _RefreshSession] = {}
         self._repair: dict[str, _RepairSession] = {}
+        self._prepared_at: dict[tuple[str, bytes], float] = {}  # pending shares written, not yet committed
 
     def handle(self, request: _RefreshRequest) -> Reply:
         """Answer one request; raise :class:`RefreshError`/:class:`RepairError`/``SigningError`` to refuse."""
@@ -162,11 +172,14 @@ class RefreshService:
         if isinstance(request, RefreshFinish):
             return self._refresh_finish(request)
         if isinstance(request, RefreshCommit):
-            share = self.book.current(request.key_id, request.group_public_key, request.epoch)
+            share = self.book.current(request.key_id, request.group_public_key, request.epoch, request.transcript)
+            with self._lock:
+                self._prepared_at.pop((request.key_id, request.group_public_key), None)
             return EpochReply(share.epoch)
         if isinstance(request, RefreshAbort):
             with self._lock:
                 self._refresh.pop(request.session, None)
+                self._prepared_at.pop((request.key_id, request.group_public_key), None)
             self.book.drop_pending(request.key_id, request.group_public_key, request.epoch)
             return EpochReply(*self.book.status(request.key_id, request.group_public_key))
         if isinstance(request, RepairRound1):
@@ -192,13 +205,32 @@ class RefreshService:
     def _refresh_round1(self, r: RefreshRound1) -> Reply:
         if any(i != self.identifier and i not in self.peers for i in r.dealers):
             raise RefreshError("the dealers must be this node and peers pinned in its configuration")
-        share = self.book.current(r.key_id, r.group_public_key, r.epoch)
+        share = self.book.current(r.key_id, r.group_public_key, r.epoch, r.transcript)
+        self._refuse_concurrent(r.key_id, r.group_public_key)
         self.book.drop_pending(r.key_id, r.group_public_key)  # an earlier attempt that never committed
         context = refresh_context(r.key_id, r.group_public_key, r.epoch, r.session)
         participant = RefreshParticipant(suite(share.group), share, r.dealers, context)
         package = participant.round1()
-        self._remember(self._refresh, r.session, _RefreshSession(r.key_id, r.group_public_key, r.epoch, participant))
+        state = _RefreshSession(r.key_id, r.group_public_key, r.epoch, participant, started=time.monotonic())
+        self._remember(self._refresh, r.session, state)
         return RefreshRound1Reply(RefreshPackageWire(package.identifier, list(package.commitments)))
+
+    def _refuse_concurrent(self, key_id: str, group_public_key: bytes) -> None:
+        """Refuse a second refresh of a key while one is in progress or prepared and not committed (two coordinators
+        interleaving would leave nodes with pending shares of different refreshes)."""
+        now = time.monotonic()
+        with self._lock:
+            busy = any(
+                (s.key_id, s.group_public_key) == (key_id, group_public_key) and now - s.started < self.guard_seconds
+                for s in self._refresh.values()
+            )
+            prepared = self._prepared_at.get((key_id, group_public_key))
+            busy = busy or (prepared is not None and now - prepared < self.guard_seconds)
+        if busy:
+            raise RefreshError(
+                f"another refresh of key {key_id!r} is in progress on this node (or prepared and not yet committed): "
+                f"retry in {self.guard_seconds:.0f} s"
+            )
 
     def _refresh_session(self, session: str, *, pop: bool = False) -> _RefreshSession:
         with self._lock:
@@ -250,12 +282,14 @@ class RefreshService:
                 ) from exc
         new = session.participant.finish(received)
         self.book.put_pending(session.key_id, new)
+        with self._lock:
+            self._prepared_at[(session.key_id, session.group_public_key)] = time.monotonic()
         return RefreshFinishReply(new.verifying_shares[me], new.transcript)
 
     # -- repair ----------------------------------------------------------------------------------------------------
 
     def _repair_round1(self, r: RepairRound1) -> Reply:
-        share = self.book.current(r.key_id, r.group_public_key, r.epoch)
+        share = self.book.current(r.key_id, r.group_public_key, r.epoch, r.transcript)
         check_repair_set(r.helpers, r.target, share.threshold)
         if self.identifier not in r.helpers or any(i not in share.verifying_shares for i in [*r.helpers, r.target]):
             raise RepairError("this node must be a helper; the helpers and the target must be participants of the key")

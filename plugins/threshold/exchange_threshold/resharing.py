@@ -206,18 +206,20 @@ class Refresher:
         ]
         blamed: dict[int, int] = {}
         reachable: set[int] = set()
+        reasons: dict[int, str] = {}
         for _ in range(len(candidates) + 1):
             if len(candidates) < threshold:
                 break
-            attempt, failed = self._attempt(key_id, base, state, candidates, blamed, reachable)
+            attempt, failed = self._attempt(key_id, base, state, candidates, blamed, reachable, reasons)
             if attempt is not None:
                 attempt.reachable = tuple(sorted(reachable))
                 return attempt
             candidates = [i for i in candidates if i not in failed]
         blame = "".join(f"; node {a} reports a bad sub-share from node {d}" for d, a in sorted(blamed.items()))
+        why = "".join(f"; node {i}: {reason}" for i, reason in sorted(reasons.items()))
         raise SigningError(
             f"refresh of {key_id!r} needs {threshold} nodes holding epoch {state.epoch} to prepare; only "
-            f"{len(candidates)} could{blame}. Nothing changed: every node keeps its current share"
+            f"{len(candidates)} could{blame}{why}. Nothing changed: every node keeps its current share"
         )
 
     def _attempt(
@@ -228,6 +230,7 @@ class Refresher:
         candidates: Sequence[int],
         blamed: dict[int, int],
         reachable: set[int],
+        reasons: dict[int, str],
     ) -> tuple[PreparedRefresh | None, set[int]]:
         signer = self.signer
         s = suite(base["group"])
@@ -238,18 +241,20 @@ class Refresher:
         dealers = sorted(channels)
         reachable.update(dealers)
         failed = set(candidates) - set(channels)
+        reasons.update({i: "unreachable" for i in failed})
         if len(dealers) < threshold:
             for c in channels.values():
                 c.close()
             return None, failed
         prepared: list[int] = []
         try:
-            start = RefreshRound1(session, key_id, gpk, state.epoch, dealers)
+            start = RefreshRound1(session, key_id, gpk, state.epoch, dealers, state.transcript)
             r1 = signer._ask_all(channels, {i: start for i in dealers})
             packages: dict[int, RefreshPackage] = {}
             for i, reply in r1.items():
                 if not isinstance(reply, RefreshRound1Reply):
                     log.warning("refresh %s: node %d did not deal: %s", key_id, i, _describe(reply))
+                    reasons[i] = _describe(reply)
                     failed.add(i)
                     continue
                 package = RefreshPackage(reply.package.identifier, tuple(reply.package.commitments))
@@ -278,6 +283,7 @@ class Refresher:
                     or any(e.sender != i for e in reply.shares)
                 ):
                     log.warning("refresh %s: node %d failed round 2: %s", key_id, i, _describe(reply))
+                    reasons[i] = _describe(reply)
                     failed.add(i)
                     continue
                 for e in reply.shares:
@@ -302,6 +308,7 @@ class Refresher:
                     prepared.append(i)
                     continue
                 log.warning("refresh %s: node %d did not prepare: %s", key_id, i, _describe(reply))
+                reasons[i] = _describe(reply)
                 if isinstance(reply, ErrorReply) and reply.culprit is not None and reply.culprit in dealers:
                     log.error("refresh %s: node %d reports a bad sub-share from node %d", key_id, i, reply.culprit)
                     blamed[reply.culprit] = i
@@ -357,7 +364,7 @@ class Refresher:
         log.info("refresh %s: epoch %d committed, prepared by %s", key_id, prepared.epoch, list(prepared.prepared))
         channels = signer._open(prepared.dealers)
         try:
-            commit = RefreshCommit(key_id, prepared.group_public_key, prepared.epoch)
+            commit = RefreshCommit(key_id, prepared.group_public_key, prepared.epoch, prepared.transcript)
             replies = signer._ask_all(
                 {i: c for i, c in channels.items() if i in prepared.prepared},
                 {i: commit for i in prepared.prepared if i in channels},
@@ -419,7 +426,7 @@ class Refresher:
             if len(helpers) < threshold:
                 raise SigningError(f"repair of node {node} needs {threshold} helpers holding epoch {state.epoch}")
             session = secrets.token_hex(16)
-            start = RepairRound1(session, key_id, gpk, state.epoch, helpers, node)
+            start = RepairRound1(session, key_id, gpk, state.epoch, helpers, node, state.transcript)
             r1 = signer._ask_all({i: channels[i] for i in helpers}, {i: start for i in helpers})
             inbox: dict[int, list[EncryptedShare]] = {i: [] for i in helpers}
             for i, reply in r1.items():

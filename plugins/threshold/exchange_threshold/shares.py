@@ -101,17 +101,23 @@ class ShareBook:
             pending = self._epochs("pending", key_id, group_public_key)
             return (max(current) if current else None), (max(pending) if pending else None)
 
-    def current(self, key_id: str, group_public_key: bytes, epoch: int | None = None) -> KeyShare:
-        """The current share; with ``epoch``, first commit a pending share of that epoch, then insist on it.
+    def current(
+        self, key_id: str, group_public_key: bytes, epoch: int | None = None, transcript: bytes = b""
+    ) -> KeyShare:
+        """The current share; with ``epoch``, insist on it, first committing a pending share of that epoch when
+        ``transcript`` is its transcript (the coordinator recorded that very refresh).
 
-        Raise :class:`OldEpochError` if the share held is of another epoch, ``SigningError`` if there is none.
+        Raise :class:`OldEpochError` if the share held is of another epoch or (``transcript`` given) of another
+        refresh, ``SigningError`` if there is none.
         """
         with self._lock:
             pending = self._epochs("pending", key_id, group_public_key)
             current = self._epochs("keys", key_id, group_public_key)
-            if epoch is not None and epoch in pending and (not current or max(current) < epoch):
-                self.commit(key_id, self._read(pending[epoch]))
-                current = self._epochs("keys", key_id, group_public_key)
+            if epoch is not None and epoch in pending and transcript and (not current or max(current) < epoch):
+                candidate = self._read(pending[epoch])
+                if candidate.transcript == transcript:
+                    self.commit(key_id, candidate)
+                    current = self._epochs("keys", key_id, group_public_key)
             if not current:
                 raise SigningError(f"this node holds no share of key {key_id!r} with that public key")
             top = max(current)
@@ -121,7 +127,13 @@ class ShareBook:
                     f"key {key_id!r}: this node holds the share of epoch {top}, the request is for epoch {epoch}: "
                     + ("refusing an old epoch" if epoch < top else "this node needs repair (exchange threshold repair)")
                 )
-            return self._read(current[top])
+            share = self._read(current[top])
+            if transcript and share.transcript != transcript:
+                raise OldEpochError(
+                    f"key {key_id!r}: this node's share of epoch {top} comes from another refresh than the one the "
+                    "coordinator recorded: this node needs repair (exchange threshold repair)"
+                )
+            return share
 
     def add_initial(self, key_id: str, share: KeyShare) -> bool:
         """Store a DKG share (epoch 0); return False if a share of that key and public key exists."""

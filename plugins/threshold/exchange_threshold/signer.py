@@ -229,7 +229,7 @@ class ThresholdSigner:
             if len(candidates) < threshold:
                 break
             signature, failed = self._sign_once(
-                request, scheme, s, group_pk, verifying, threshold, candidates, state.epoch
+                request, scheme, s, group_pk, verifying, threshold, candidates, state.epoch, state.transcript
             )
             if signature is not None:
                 return signature
@@ -301,12 +301,13 @@ class ThresholdSigner:
         threshold: int,
         candidates: Sequence[int],
         epoch: int = 0,
+        transcript: bytes = b"",
     ) -> tuple[bytes | None, set[int]]:
         session = secrets.token_hex(16)
         channels = self._open(candidates)
         failed = set(candidates) - set(channels)
         try:
-            commit = Commit(session, request.key_id, group_pk, epoch)
+            commit = Commit(session, request.key_id, group_pk, epoch, transcript)
             replies = self._ask_all(channels, {i: commit for i in channels})
             commitments: dict[int, frost.Commitment] = {}
             for i, reply in replies.items():
@@ -326,7 +327,15 @@ class ThresholdSigner:
             listed = [commitments[i] for i in chosen]
             wire = [CommitmentWire(c.identifier, c.hiding, c.binding) for c in listed]
             sign = Sign(
-                session, request.request_id, request.key_id, scheme.value, group_pk, request.payload, wire, epoch
+                session,
+                request.request_id,
+                request.key_id,
+                scheme.value,
+                group_pk,
+                request.payload,
+                wire,
+                epoch,
+                transcript,
             )
             answers = self._ask_all({i: channels[i] for i in chosen}, {i: sign for i in chosen})
         finally:

@@ -112,7 +112,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @contextmanager
-def running_cluster(root: Path, *, evil: int | None = EVIL) -> Iterator[Cluster]:
+def running_cluster(root: Path, *, evil: int | None = EVIL, **settings: object) -> Iterator[Cluster]:
     """Five node processes with their stores under ``root`` (node ``evil`` runs evil_node.py), stopped at the end."""
     coordinator_store = SealedStore(root / "coordinator", PASSPHRASE.encode(), kdf=FAST_KDF)
     coordinator_key = public_bytes(load_identity(coordinator_store, create=True))
@@ -135,6 +135,7 @@ def running_cluster(root: Path, *, evil: int | None = EVIL) -> Iterator[Cluster]
                 "coordinator_keys": [coordinator_key.hex()],
                 "peers": {str(j): keys[j].hex() for j in IDS if j != i},
                 "passphrase_env": ENV,
+                **settings,
             }
             (root / f"node{i}.json").write_text(json.dumps(config))
             processes[i] = _spawn(root, i, env, logs, script="evil_node.py" if i == evil else None)

@@ -32,12 +32,13 @@ from exchange_framework.interfaces import KeyScheme, SigningError, SigningReques
 from .conftest import IDS, PASSPHRASE, Cluster, running_cluster
 
 pytestmark = pytest.mark.slow
+GUARD = 2.0  # seconds a node refuses a second refresh of a key in progress (60 by default)
 
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Five honest node processes of this module's own."""
-    with running_cluster(tmp_path_factory.mktemp("refresh"), evil=None) as started:
+    with running_cluster(tmp_path_factory.mktemp("refresh"), evil=None, refresh_guard_seconds=GUARD) as started:
         yield started
 
 
@@ -214,7 +215,11 @@ def test_refresh_needs_threshold_nodes_and_changes_nothing_otherwise(nodes: Clus
     public_key = signer.create_key("r-few", KeyScheme.ED25519)
     for i in (3, 4, 5):
         nodes.stop(i)
-    with pytest.raises(SigningError, match=r"needs 3 nodes holding epoch 0 to prepare; only 2 could\. Nothing changed"):
+    with pytest.raises(
+        SigningError,
+        match=r"needs 3 nodes holding epoch 0 to prepare; only 2 could; node 3: unreachable; "
+        r"node 4: unreachable; node 5: unreachable\. Nothing changed",
+    ):
         signer.refresh("r-few")
     assert signer.key_state("r-few").epoch == 0
     for i in (3, 4, 5):
@@ -297,7 +302,12 @@ def test_a_refresh_the_coordinator_never_committed_changes_nothing(nodes: Cluste
     fresh = nodes.signer()
     assert fresh.key_state("r-lost").epoch == 0
     _sign(nodes, "r-lost", public_key, [1, 2, 3])  # the nodes still sign with their current shares
-    result = fresh.refresh("r-lost")  # the next refresh drops the stale pending shares and commits
+    # a second coordinator cannot start another refresh while the first one's is prepared (it might still commit)
+    with pytest.raises(SigningError, match="in progress"):
+        fresh.refresh("r-lost")
+    assert fresh.key_state("r-lost").epoch == 0
+    time.sleep(GUARD)
+    result = fresh.refresh("r-lost")  # later, the next refresh drops the stale pending shares and commits
     assert result.epoch == 1 and result.prepared == tuple(IDS)
     for i in IDS:
         assert _share_names(nodes, i, "r-lost") == [f"keys/r-lost/{public_key.hex()}.1"]

@@ -26,8 +26,14 @@ def share() -> KeyShare:
     return parts[1].finish({i: outgoing[i][1] for i in IDS if i != 1})
 
 
-def _at(share: KeyShare, epoch: int) -> KeyShare:
-    return replace(share, epoch=epoch, secret_share=(share.secret_share + epoch) % ED25519_SHA512.order)
+def _at(share: KeyShare, epoch: int, refresh: int = 0) -> KeyShare:
+    """The share as of ``epoch`` (``refresh`` tells two refreshes to the same epoch apart)."""
+    return replace(
+        share,
+        epoch=epoch,
+        secret_share=(share.secret_share + epoch + 1000 * refresh) % ED25519_SHA512.order,
+        transcript=bytes([epoch, refresh]) * 16,
+    )
 
 
 def _files(root: Path) -> list[str]:
@@ -45,7 +51,15 @@ def test_epochs_pending_and_commit(tmp_path: Path, share: KeyShare) -> None:
     assert book.current("k", pk, 0) == share  # pending is not current until committed
     with pytest.raises(OldEpochError, match="needs repair"):
         book.current("k", pk, 2)
-    assert book.current("k", pk, 1).secret_share == _at(share, 1).secret_share  # asked at epoch 1: committed
+    # asked at epoch 1 for another refresh's transcript (or none): not committed, the node needs repair
+    for transcript in (b"", _at(share, 1, refresh=1).transcript):
+        with pytest.raises(OldEpochError, match="needs repair"):
+            book.current("k", pk, 1, transcript)
+    assert book.status("k", pk) == (0, 1)
+    new = book.current("k", pk, 1, _at(share, 1).transcript)  # the coordinator recorded that refresh: committed
+    assert new.secret_share == _at(share, 1).secret_share
+    with pytest.raises(OldEpochError, match="another refresh"):
+        book.current("k", pk, 1, _at(share, 1, refresh=1).transcript)
     assert _files(tmp_path) == [f"keys/k/{pk.hex()}.1.sealed"]  # the epoch-0 share and the pending record are gone
     with pytest.raises(OldEpochError, match="refusing an old epoch"):
         book.current("k", pk, 0)
