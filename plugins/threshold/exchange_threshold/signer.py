@@ -234,6 +234,14 @@ class ThresholdSigner:
             if signature is not None:
                 return signature
             candidates = [i for i in candidates if i not in failed and i not in self._excluded]
+            latest = key_epoch(self._store(), request.key_id, record)
+            if latest.epoch != state.epoch:  # a refresh committed meanwhile: start over at its epoch
+                state, verifying = latest, latest.verifying_shares
+                candidates = [
+                    i
+                    for i in sorted(verifying)
+                    if i in self.nodes and i not in self._excluded and i not in state.needs_repair
+                ]
         raise SigningError(
             f"only {len(candidates)} of the key's {len(verifying)} nodes answered with valid shares, "
             f"{threshold} are needed: nothing was signed (excluded as misbehaving: {sorted(self._excluded) or 'none'}; "

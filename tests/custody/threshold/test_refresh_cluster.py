@@ -127,6 +127,24 @@ def test_after_a_refresh_two_nodes_cannot_sign_and_a_bad_signature_share_is_name
     assert signing.excluded == {2} and 2 not in signing.last_signers
 
 
+def test_a_signature_requested_while_a_refresh_commits_is_made_at_the_new_epoch(nodes: Cluster) -> None:
+    signer = nodes.signer()
+    public_key = signer.create_key("r-race", KeyScheme.ED25519)
+    ask_all = signer._ask_all
+    refreshed: list[int] = []
+
+    def refresh_first(channels: Any, requests: Mapping[int, Request]) -> dict[int, Reply]:
+        if not refreshed and any(isinstance(r, Commit) for r in requests.values()):
+            refreshed.append(nodes.signer().refresh("r-race").epoch)  # another coordinator commits epoch 1 now
+        return ask_all(channels, requests)
+
+    signer._ask_all = refresh_first  # type: ignore[method-assign]
+    message = b"signed across a refresh"
+    signature = signer.sign(SigningRequest("race-1", "r-race", "solana", message, KeyScheme.ED25519))
+    nacl.signing.VerifyKey(public_key).verify(message, signature)
+    assert refreshed == [1]  # the nodes refused epoch 0 and the signer started over at epoch 1
+
+
 def test_a_share_of_an_old_epoch_never_signs(nodes: Cluster) -> None:
     signer = nodes.signer()
     public_key = signer.create_key("r-old", KeyScheme.ED25519)
