@@ -224,36 +224,43 @@ def run_monitoring(
     from exchange_framework.compliance.monitoring.model import DEFAULT_MODEL_DIR, load
     from exchange_framework.compliance.monitoring.synthetic import MARKETS, PARAMS
 
-    def measure(model: Any) -> tuple[float, int, int, list[int]]:
+    def measure(model: Any) -> tuple[float, float, int, int, list[int]]:
         monitor = Monitor(MARKETS, PARAMS, model=model)
-        busy = 0.0
+        busy = cpu = 0.0
         count = alerts = 0
         per_batch: list[int] = []
         for ts, batch in _chunks(events, customers, seed):
+            c0 = time.process_time()
             t0 = time.perf_counter_ns()
             alerts += len(monitor.on_batch(ts, batch))
             took = time.perf_counter_ns() - t0
+            cpu += time.process_time() - c0
             busy += took / 1e9
             count += len(batch)
-            if len(per_batch) < 2_000_000:
-                per_batch.append(took)
-        return busy, count, alerts, per_batch
+            per_batch.append(took)
+        return busy, cpu, count, alerts, per_batch
 
-    rules_s, count, rules_alerts, per_event = measure(None)
+    rules_s, rules_cpu, count, rules_alerts, per_event = measure(None)
     result = summary(
         "transaction monitoring (rules)",
         count,
         rules_s,
         per_event,
+        cpu_seconds=round(rules_cpu, 3),
+        events_per_cpu_s=round(count / rules_cpu) if rules_cpu else 0,
         alerts=rules_alerts,
         alerts_per_1k_events=round(1000 * rules_alerts / max(count, 1), 2),
         customers_per_chunk=customers,
     )
     if score:
         model = load(DEFAULT_MODEL_DIR)
-        scored_s, _count, scored_alerts, per_event_scored = measure(model)
+        scored_s, scored_cpu, _count, scored_alerts, per_event_scored = measure(model)
         scored = summary("transaction monitoring (rules + scoring)", count, scored_s, per_event_scored)
         result["with_scoring"] = {
             key: scored[key] for key in ("seconds", "ops_per_s", "p50_us", "p99_us", "p999_us")
-        } | {"alerts_scored": scored_alerts}
+        } | {
+            "cpu_seconds": round(scored_cpu, 3),
+            "events_per_cpu_s": round(count / scored_cpu) if scored_cpu else 0,
+            "alerts_scored": scored_alerts,
+        }
     return result

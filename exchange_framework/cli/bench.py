@@ -208,7 +208,10 @@ def monitoring(events: int, customers: int, no_scoring: bool, seed: int, json_pa
         raise click.BadParameter("must be at least 1", param_hint="--events/--customers")
     result = run_monitoring(events, customers=customers, seed=seed, score=not no_scoring)
     click.echo(f"{result['benchmark']}: {result['ops']:,} events in {result['seconds']:.3f} s")
-    click.echo(click.style(f"  {result['ops_per_s']:,} events/s", bold=True))
+    click.echo(
+        click.style(f"  {result['ops_per_s']:,} events/s", bold=True)
+        + f" ({result['events_per_cpu_s']:,} per CPU second)"
+    )
     click.echo(
         f"  per batch p50 {result['p50_us']:.1f} µs   p99 {result['p99_us']:.1f} µs   "
         f"alerts {result['alerts']:,} ({result['alerts_per_1k_events']} per 1,000 events)"
@@ -217,7 +220,8 @@ def monitoring(events: int, customers: int, no_scoring: bool, seed: int, json_pa
     if scored:
         click.echo(
             click.style(f"  with scoring: {scored['ops_per_s']:,} events/s", bold=True)
-            + f" ({scored['seconds']:.3f} s; per batch p99 {scored['p99_us']:,.1f} µs)"
+            + f" ({scored['events_per_cpu_s']:,} per CPU second; {scored['seconds']:.3f} s; per batch p99 "
+            f"{scored['p99_us']:,.1f} µs)"
         )
     write_json(result, json_path)
     if json_path is not None:

@@ -23,12 +23,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from exchange_framework.api.context import ApiContext
-from exchange_framework.compliance.onboarding import Applicant, OnboardingGate
+from exchange_framework.compliance.onboarding import Applicant, OnboardingGate, Standing
+from exchange_framework.engine.commands import CancelAll
 from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import Decision
 from exchange_framework.web import Form, FormError, Web
 
-__all__ = ["KycError", "KycPages", "KycReviews", "KycSubmission", "onboarding_gate"]
+__all__ = ["KycError", "KycPages", "KycReviews", "KycSubmission", "cancel_open_orders", "onboarding_gate"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kyc_submissions (
@@ -142,8 +143,9 @@ class KycReviews:
     ) -> KycSubmission:
         """An operator's decision on a pending submission; the user's KYC status and tier change with it.
 
-        With an onboarding ``gate``, an approval raises the tier only if the account is clear of onboarding cases;
-        otherwise the tier waits until a compliance officer clears the case.
+        With an onboarding ``gate``, an approval screens the submitted details again (``screen_onboarding``) and
+        raises the tier only if the account is clear of onboarding cases; otherwise the tier waits until a compliance
+        officer clears the case.
         """
         with self._lock:
             found = self.get(submission_id)
@@ -160,9 +162,17 @@ class KycReviews:
                 (status, tier if approve else 0, operator, self._now(), note, submission_id),
             )
         user = self.identity.user(found.account)
-        if approve and gate is not None:
+        if approve and gate is not None:  # screened again with the approved details: the tier waits for a clear
             verdict = Decision.allow(f"approved by {operator} at tier {tier}", provider="manual")
-            gate.apply_kyc(self.identity, found.account, verdict, tier=tier, provider="manual")
+            applicant = Applicant(
+                account=found.account,
+                full_name=found.full_name,
+                date_of_birth=found.date_of_birth,
+                country=found.country,
+                email=user.email if user else "",
+                source="manual",
+            )
+            gate.kyc_verified(self.identity, found.account, verdict, tier=tier, provider="manual", applicant=applicant)
         else:
             tier_now = tier if approve else (user.kyc_tier if user else 0)
             self.identity.set_kyc(found.account, tier=tier_now, status=status)
@@ -245,7 +255,10 @@ class KycPages:
             source="manual",
         )
         # The customer is told the same whatever screening found (no tipping off); a case opens for officers.
-        await asyncio.to_thread(onboarding_gate(self.ctx).screen, applicant, trigger="kyc_submitted")
+        gate = onboarding_gate(self.ctx)
+        await asyncio.to_thread(gate.screen, applicant, trigger="kyc_submitted")
+        if await asyncio.to_thread(gate.standing, user.id) is Standing.FROZEN:
+            await cancel_open_orders(self.ctx, user.id)
         return self.web.redirect(request, "/kyc", "Thank you: your details were sent for review.", "success")
 
 
@@ -258,3 +271,11 @@ def onboarding_gate(ctx: ApiContext) -> OnboardingGate:
         )
     assert isinstance(found, OnboardingGate)
     return found
+
+
+async def cancel_open_orders(ctx: ApiContext, account: int) -> int:
+    """Cancel every open order of a frozen ``account`` so nothing of it trades on; return the markets affected."""
+    markets = {order.market for order in ctx.node.orders.open_orders(account, None)}
+    for market in sorted(markets):
+        await ctx.node.submit(CancelAll(account=account, market=market))
+    return len(markets)

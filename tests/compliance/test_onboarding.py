@@ -219,6 +219,15 @@ def test_the_portal_kyc_form_screens_and_a_frozen_customer_cannot_trade_or_use_t
     exchange: Portal,  # noqa: F811  # the fixture imported above
     alice: PortalClient,  # noqa: F811
 ) -> None:
+    resting = Rest(exchange.url, exchange.alice.key)
+    try:  # an order resting on the book before the customer is screened
+        placed = resting.signed(
+            "POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01",
+            price="100",
+        )  # fmt: skip
+        assert placed.status_code == 200 and len(resting.signed("GET", "/api/v3/openOrders").json()) == 1
+    finally:
+        resting.close()
     response = alice.post(
         "/kyc", {"full_name": SANCTIONED, "date_of_birth": "1972-10-12", "country": "BZ", "document_number": "0291622"}
     )
@@ -249,7 +258,7 @@ def test_the_portal_kyc_form_screens_and_a_frozen_customer_cannot_trade_or_use_t
         )  # fmt: skip
         assert answer.status_code == 400 and answer.json()["code"] == -2010
         assert "cannot trade" in answer.json()["msg"] and "funds stay held" in answer.json()["msg"]
-        assert rest.signed("GET", "/api/v3/openOrders").json() == []
+        assert rest.signed("GET", "/api/v3/openOrders").json() == []  # the resting order was cancelled at the freeze
     finally:
         rest.close()
     # a clean customer on the same exchange trades as before
