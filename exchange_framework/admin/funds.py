@@ -47,7 +47,9 @@ class FundsPages:
         values: dict[str, Any] = {"configured": wallet is not None, "stages": WITHDRAWAL_STAGES}
         if wallet is not None:
             values["awaiting"] = wallet.withdrawals(stage=WithdrawalStage.AWAITING_APPROVAL, limit=500)
-            values["screening"] = wallet.withdrawals(stage=WithdrawalStage.SCREENING, limit=500)
+            values["screening"] = wallet.withdrawals(stage=WithdrawalStage.SCREENING, limit=500) + wallet.withdrawals(
+                stage=WithdrawalStage.TRAVEL_RULE, limit=500
+            )  # a travel rule hold (e.g. an unhosted wallet) is cleared or rejected the same way
             values["recent"] = wallet.withdrawals(limit=50)
             values["emails"] = self._emails(values["awaiting"] + values["screening"] + values["recent"])
             values["signer_error"] = wallet.signer_error
@@ -66,7 +68,8 @@ class FundsPages:
         return await self._decide_withdrawal(request, WithdrawalStage.AWAITING_APPROVAL, ("approve", "deny"))
 
     async def withdrawal_screening(self, request: Request) -> Response:
-        """A compliance officer clears a screening hold (the withdrawal goes on) or rejects it (funds released)."""
+        """A compliance officer clears a screening or travel rule hold (the withdrawal goes on) or rejects it (funds
+        released)."""
         return await self._decide_withdrawal(request, WithdrawalStage.SCREENING, ("clear", "reject"))
 
     async def _decide_withdrawal(self, request: Request, stage: WithdrawalStage, choices: tuple[str, str]) -> Response:
@@ -89,7 +92,9 @@ class FundsPages:
             current = self._find_withdrawal(wallet, withdrawal_id, stage, account=found.account) or found
             if approve:
                 self._refuse_if_frozen(Subject.WITHDRAWAL, str(withdrawal_id), f"withdrawal {withdrawal_id}")
-            if current.stage is not stage:
+            if current.stage is not stage and not (
+                stage is WithdrawalStage.SCREENING and current.stage is WithdrawalStage.TRAVEL_RULE
+            ):
                 what = "approval" if stage is WithdrawalStage.AWAITING_APPROVAL else "a screening decision"
                 raise ActionRefused(
                     f"withdrawal {withdrawal_id} is {current.stage.value.replace('_', ' ')}, not waiting for {what}: "
@@ -117,6 +122,7 @@ class FundsPages:
             "amount": found.amount,
             "address": found.address,
             "chain": found.chain,
+            "stage": found.stage.value,
             "note": note,
             "approvals_before": list(found.approvals),
             "required_approvals": found.required_approvals,
