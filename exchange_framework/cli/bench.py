@@ -119,7 +119,8 @@ def settlement(trades: int, db: str, seed: int, batch: int, directory: Path | No
 
 
 @bench.command()
-@click.option("--orders", default=20_000, show_default=True, help="Signed order requests to time.")
+@click.option("--orders", default=20_000, show_default=True, help="Distinct signed order requests (sent in a loop).")
+@click.option("--rest-seconds", default=10.0, show_default=True, help="How long the REST run lasts (at most 45).")
 @click.option("--clients", default=1, show_default=True, help="Load-generating threads (wrk's -t).")
 @click.option("--concurrency", default=64, show_default=True, help="Requests in flight (keep-alive connections).")
 @click.option("--subscribers", default=1_000, show_default=True, help="WebSocket subscribers for the fan-out runs.")
@@ -128,6 +129,7 @@ def settlement(trades: int, db: str, seed: int, batch: int, directory: Path | No
 @_json_option
 def api(
     orders: int,
+    rest_seconds: float,
     clients: int,
     concurrency: int,
     subscribers: int,
@@ -142,7 +144,7 @@ def api(
     """
     from exchange_framework.bench import api_bench, ws_fanout_bench
 
-    rest = api_bench.run(orders, clients=clients, concurrency=concurrency)
+    rest = api_bench.run(orders, seconds=rest_seconds, clients=clients, concurrency=concurrency)
     _report(rest, None)
     hub = ws_fanout_bench.run(subscribers=subscribers, rate=rate, seconds=seconds)
     _report(hub, None)
