@@ -11,6 +11,7 @@ unhosted wallet, or a VASP outside TRISA) follows ``unknown_vasp``: ``hold`` (de
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exchange_framework.interfaces import Decision, WithdrawalRequest
+from exchange_framework.money import format_atomic
 from exchange_trisa import envelope, identity
 from exchange_trisa.directory import Counterparty, CounterpartyDirectory
 from exchange_trisa.receiver import error_envelope
@@ -219,16 +221,15 @@ class TrisaProvider:
             originating_vasp=self.vasp_name,
             beneficiary_vasp=counterparty.name,
         )
-        decimals = self.decimals.get(withdrawal.asset, 0)
-        whole = Decimal(withdrawal.amount).scaleb(-decimals)
+        whole = format_atomic(withdrawal.amount, self.decimals.get(withdrawal.asset, 0), trim=True)
         transaction = Transaction(
             originator=ivms.originator.account_numbers[0],
             beneficiary=withdrawal.address,
-            amount=float(whole),  # TRISA's wire type is a double; the exact amount is in extra_json
+            amount=float(Decimal(whole)),  # TRISA's wire type is a double; the exact amount is in extra_json
             network=withdrawal.chain,
             asset_type=withdrawal.asset,
             timestamp=datetime.now(UTC).isoformat(),
-            extra_json=f'{{"amount": "{whole}", "withdrawal": {withdrawal.withdrawal_id}}}',
+            extra_json=json.dumps({"amount": whole, "withdrawal": withdrawal.withdrawal_id}),
         )
         payload = Payload(sent_at=datetime.now(UTC).isoformat())
         payload.identity.Pack(ivms)

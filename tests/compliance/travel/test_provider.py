@@ -144,3 +144,26 @@ def test_a_final_answer_is_never_overwritten_by_a_late_one(tmp_path: Path, write
     assert late.state == "accepted"  # the caller sees what stands
     assert provider.status(eid).outcome is Outcome.ALLOW
     provider.client.close()
+
+
+def test_the_transaction_carries_the_exact_amount_beside_trisas_double(tmp_path: Path, write_config: object) -> None:
+    import json
+
+    from exchange_trisa.directory import Counterparty
+    from exchange_trisa.identity import decode
+    from exchange_trisa.wire import Transaction
+
+    write_files(ThrowawayCA.create(), tmp_path / "trisa")
+    provider = provider_for(config_with(tmp_path, write_config, TOML))
+    assert provider is not None
+    bob = Counterparty("bob.vasp.test", "127.0.0.1:1", name="Bob VASP")
+    for amount, shown in ((1, "0.00000001"), (150_000_000, "1.5"), (123_456_789_012, "1234.56789012")):
+        request = WithdrawalRequest(9, 7, "BTC", "bitcoin", amount, "bc1qbob")
+        payload = provider._payload(request, {"email": "a@b.c", "account": "7"}, bob)
+        transaction = Transaction.FromString(payload.transaction.value)
+        assert json.loads(transaction.extra_json) == {"amount": shown, "withdrawal": 9}
+        assert transaction.amount == float(shown) and transaction.beneficiary == "bc1qbob"
+        ivms = decode(payload.identity)
+        assert list(ivms.beneficiary.account_numbers) == ["bc1qbob"]
+        assert list(ivms.originator.account_numbers) == ["alice.vasp.test:7"]
+    provider.client.close()
