@@ -38,9 +38,11 @@ def test_compliance_approves_kyc_to_tier_1_and_it_is_audited(admin: Admin) -> No
                            "is now tier 1.")  # fmt: skip
     user = admin.server.ctx.identity.user(admin.user("carol").account)
     assert user is not None and (user.kyc_tier, user.kyc_status) == (1, "approved")
-    entry = audit_entries(admin.server)[-1]
+    entry, screened = audit_entries(admin.server)[-2:]  # the approval, then the screening it ran before the tier
     assert (entry.actor, entry.action, entry.target) == (officer.email, "admin.kyc.approve", f"kyc:{submission}")
     assert entry.details["tier"] == 1 and entry.details["role"] == "compliance"
+    assert (screened.action, screened.details["outcome"]) == ("compliance.onboarding.screen", "allow")
+    assert screened.target == f"account:{admin.user('carol').account}"
     audit_ok(admin.server)
     again = officer.act(f"/admin/kyc/{submission}/decide", {"decision": "approve"}, page="/admin/kyc")
     assert flash(again) == ("error", f"KYC submission {submission} was already decided (approved).")
