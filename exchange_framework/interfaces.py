@@ -523,12 +523,17 @@ class CustodySigner(Protocol):
 
 
 class CustodyBalance(msgspec.Struct, frozen=True):
-    """How much of an asset a custody backend holds in one wallet, in atomic units, for ledger reconciliation."""
+    """How much of an asset a custody backend holds in one wallet, in atomic units, for ledger reconciliation.
+
+    ``account`` names the ledger custody account the wallet belongs to (``omnibus:<tier>:<chain>``), so
+    reconciliation compares it account by account; empty compares it only in the asset's total.
+    """
 
     source: str  # the reporting backend's name
     asset: str
     wallet: str
     amount: int
+    account: str = ""
 
 
 # -- compliance providers -----------------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ from exchange_framework.custody.rules import Tier
 from exchange_framework.custody.tiers_store import OPEN_STAGES, SweepStage
 from exchange_framework.funding.store import Stage
 from exchange_framework.interfaces import CustodyBalance
+from exchange_framework.ledger.reconcile import reconcile
 from exchange_framework.plugins import collect_registered
 from exchange_framework.portal.wallet import WITHDRAWAL_STAGES
 from exchange_framework.wallet import WalletError, WithdrawalStage
+from exchange_framework.wallet.custody import custody_report
 from exchange_framework.web import Form, FormError, NotFound
 
 __all__ = ["FundsPages"]
@@ -218,7 +220,8 @@ class FundsPages:
 
     # -- custody
     async def custody(self, request: Request) -> Response:
-        """The hot wallet key, what each custody tier reports holding, and the ledger's omnibus accounts."""
+        """The hot wallet key, what each custody tier reports holding (the wallet's own hot and deposit addresses
+        on chain included), and the ledger's omnibus accounts reconciled with them account by account."""
         wallet = self.console.wallet
         config = self.ctx.node.config
         assets = sorted(self.ctx.node.assets)
@@ -227,6 +230,16 @@ class FundsPages:
         try:
             for found in self.ctx.node.pm.hook.custody_balances(config=config, assets=assets):
                 reports.extend(found or ())
+            if wallet is not None:  # what the wallet's own addresses hold on chain
+                reports.extend(
+                    await asyncio.to_thread(
+                        custody_report,
+                        wallet.adapters,
+                        deposit_store=wallet.deposit_store,
+                        custody_store=wallet.custody_store,
+                        assets=assets,
+                    )
+                )
         except Exception as exc:  # a custody plugin that cannot report: say so, never show partial totals as whole
             report_error = f"{type(exc).__name__}: {exc}"
             reports = []
@@ -243,13 +256,32 @@ class FundsPages:
             "totals": [(asset, units.amount(asset, totals[asset])) for asset in sorted(totals)],
             "report_error": report_error,
         }
-        values["omnibus"], values["omnibus_error"] = await self._omnibus()
+        balances, values["omnibus_error"] = await self._ledger_balances()
+        values["omnibus"] = None
+        values["reconciliation"] = []
+        if balances is not None:
+            values["omnibus"] = [
+                (account, asset, units.amount(asset, amount))
+                for (account, asset), amount in sorted(balances.items())
+                if account.startswith("omnibus:") and asset in self.ctx.node.assets
+            ]
+            if not report_error:
+                values["reconciliation"] = [
+                    (
+                        row,
+                        units.amount(row.asset, row.ledger),
+                        "-" if row.custody is None else units.amount(row.asset, row.custody),
+                        units.amount(row.asset, row.difference),
+                    )
+                    for row in reconcile(balances, reports)
+                    if row.asset in self.ctx.node.assets
+                ]
         values["tiers"] = self._custody_tiers()
         return self.console.render(request, "admin/custody.html", values)
 
-    async def _omnibus(self) -> tuple[list[tuple[str, str, str]] | None, str]:
-        """The settled ledger's omnibus balances (account, asset, amount), read through the configured ledger
-        backend as ``exchange ledger check`` does, or ``None`` and why not."""
+    async def _ledger_balances(self) -> tuple[dict[tuple[str, str], int] | None, str]:
+        """The settled ledger's balances by (account, asset), read through the configured ledger backend as
+        ``exchange ledger check`` does, or ``None`` and why not."""
         config = self.ctx.node.config
         try:
             backends = collect_registered(self.ctx.node.pm, "register_ledger_stores", config=config)
@@ -263,12 +295,7 @@ class FundsPages:
             return None, f"{type(exc).__name__}: {exc}"
         finally:
             await store.close()
-        rows = [
-            (account, asset, self.ctx.units.amount(asset, amount))
-            for (account, asset), amount in sorted(balances.items())
-            if account.startswith("omnibus:") and asset in self.ctx.node.assets
-        ]
-        return rows, ""
+        return balances, ""
 
     # -- custody tiers (bands, forecast, sweep proposals: docs/custody-tiers.md)
     def _custody_tiers(self) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def demo(ctx: click.Context, port: int, host: str, data_dir: Path | None, fresh:
         logins = await seed_demo(api)
         wallet: Any = api.extras.get("wallet")
         if wallet is not None:
-            await _fund_hot_wallet(wallet)
+            await _fund_deposits(wallet)
         if not no_bot:
             maker = MarketMaker(api.node, quotes_for(api), seed=seed)
             bot_task["maker"] = asyncio.create_task(maker.run(), name="market maker")
@@ -127,15 +127,18 @@ async def _serve(server: Any, tasks: dict[str, asyncio.Task[None]]) -> None:
                 await task
 
 
-async def _fund_hot_wallet(wallet: Any) -> None:
-    """Give the demo's hot wallet coins on development chains that offer a faucet (``dev_faucet``)."""
-    if not wallet.hot_public_key:
-        return
-    for adapter in wallet.adapters.values():
-        faucet = getattr(adapter, "dev_faucet", None)
-        if faucet is None:
+async def _fund_deposits(wallet: Any) -> None:
+    """Mint coins to the market maker's deposit addresses on development chains that can (``dev_mint``): the
+    deposits are credited like any other, and the sweeper moves them into the hot wallet, which then pays the
+    demo's withdrawals with custody and ledger in step (``exchange ledger check``)."""
+    from exchange_framework.demo.marketmaker import MAKER_ACCOUNT
+
+    for name, adapter in wallet.adapters.items():
+        mint = getattr(adapter, "dev_mint", None)
+        if mint is None:
             continue
         for asset in sorted(getattr(adapter, "assets", {adapter.native_asset})):
             decimals = wallet.decimals.get(asset)
             if decimals is not None:
-                await asyncio.to_thread(faucet, wallet.hot_public_key, asset, 1000 * 10**decimals)
+                address, _memo = wallet.deposit_address(MAKER_ACCOUNT, asset, name)
+                await asyncio.to_thread(mint, address, asset, 1000 * 10**decimals)

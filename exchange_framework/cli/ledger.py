@@ -16,10 +16,12 @@ from exchange_framework.cli import format_table, state
 from exchange_framework.cli.replaying import replay_into_engine
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.engine.engine import MatchingEngine
-from exchange_framework.interfaces import LedgerStore
+from exchange_framework.interfaces import CustodyBalance, LedgerStore
 from exchange_framework.ledger.postings import available, held, is_customer
+from exchange_framework.ledger.reconcile import breaks, reconcile, unverified
 from exchange_framework.plugins import PluginError, collect_registered
 from exchange_framework.sequencer import FileJournal, JournalError
+from exchange_framework.wallet.custody import stored_custody_report
 
 T = TypeVar("T")
 
@@ -120,7 +122,9 @@ def check(ctx: click.Context, journal_path: Path | None) -> None:
     """Check the ledger: zero-sum per asset, no negative customer balance, the engine's balances and holds
     (rebuilt from the journal) equal the ledger's, and custody balances equal the omnibus accounts.
 
-    Prints a report; exits with status 1 on any break.
+    Custody comes from the custody_balances hooks and from the wallet's own hot and deposit addresses on chain;
+    each omnibus account is printed with the ledger's and custody's figures and their difference. Prints a report;
+    exits with status 1 on any break.
     """
     config, store = open_store(ctx)
     path = journal_path or config.journal_path()
@@ -162,23 +166,33 @@ def check(ctx: click.Context, journal_path: Path | None) -> None:
                 problems.append(f"fees {asset}: ledger {got}, engine {want}")
         click.echo(f"  engine balances and holds at sequence {mark}: {'ok' if len(problems) == before else 'BROKEN'}")
 
-    reports = state(ctx).plugin_manager().hook.custody_balances(config=config, assets=sorted(config.engine_assets()))
-    custody: dict[str, int] = defaultdict(int)
-    for report in reports:
-        for item in report or ():
-            custody[item.asset] += item.amount
-    if not custody:
-        click.echo("  custody vs omnibus: skipped (no wallet plugin reports balances yet)")
+    pm = state(ctx).plugin_manager()
+    assets = sorted(config.engine_assets())
+    reports: list[CustodyBalance] = []
+    try:
+        for found in pm.hook.custody_balances(config=config, assets=assets):
+            reports.extend(found or ())
+        reports.extend(stored_custody_report(config, pm, assets))  # the wallet's own hot and deposit addresses
+    except Exception as exc:  # custody that cannot be read fails the check, never passes it
+        problems.append(f"custody balances could not be read: {type(exc).__name__}: {exc}")
+        click.echo("  custody vs omnibus: BROKEN (custody could not be read)")
+        rows = []
     else:
-        before = len(problems)
-        omnibus: dict[str, int] = defaultdict(int)
-        for (account, asset), amount in balances.items():
-            if account.startswith("omnibus:"):
-                omnibus[asset] += amount
-        for asset in sorted(set(custody) | set(omnibus)):
-            if custody[asset] != omnibus[asset]:
-                problems.append(f"{asset}: omnibus accounts hold {omnibus[asset]}, custody reports {custody[asset]}")
-        click.echo(f"  custody vs omnibus: {'ok' if len(problems) == before else 'BROKEN'}")
+        rows = reconcile(balances, reports)
+    if not rows:
+        if not any(p.startswith("custody balances") for p in problems):
+            click.echo("  custody vs omnibus: skipped (no omnibus account and no wallet reports balances)")
+    else:
+        found_breaks = breaks(rows)
+        problems.extend(found_breaks)
+        click.echo(f"  custody vs omnibus: {'ok' if not found_breaks else 'BROKEN'}")
+        for line in unverified(rows):
+            click.echo(click.style(f"  UNVERIFIED: {line}", fg="yellow"))
+        table = [
+            (r.account, r.asset, r.ledger, "-" if r.custody is None else r.custody, f"{r.difference:+d}") for r in rows
+        ]
+        for line in format_table(["ACCOUNT", "ASSET", "LEDGER", "CUSTODY", "DIFFERENCE"], table):
+            click.echo(f"    {line}")
     for problem in problems:
         click.echo(click.style(f"  BREAK: {problem}", fg="red"))
     if problems:

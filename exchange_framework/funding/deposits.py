@@ -8,10 +8,11 @@ Each deposit moves through visible stages (:class:`~exchange_framework.funding.s
 One :class:`DepositTracker` follows one chain adapter. :meth:`DepositTracker.poll` does one round: find reorgs
 by walking the parent-hash chain back from the last processed block, scan new blocks for transfers to watched
 addresses, then confirm, screen and credit what is deep enough. Credits are engine ``CreditFunds`` commands with
-the deterministic reference ``dep:<chain>:<txid>:<index>``, sent through the ``submit`` callable; the store marks
-a credit as attempted before sending it, so after a crash the same reference is sent again and the engine's
-duplicate-reference refusal is taken as "already credited". A credited deposit whose block a reorg removes is
-never un-credited: an alert is recorded for an operator.
+the deterministic reference ``dep:<chain>:<txid>:<index>`` and the custody account the coins arrived in
+(:func:`deposit_custody`: ``omnibus:deposit:<chain>``, until a sweep moves them to the hot wallet), sent through
+the ``submit`` callable; the store marks a credit as attempted before sending it, so after a crash the same
+reference is sent again and the engine's duplicate-reference refusal is taken as "already credited". A credited
+deposit whose block a reorg removes is never un-credited: an alert is recorded for an operator.
 
 Screening calls ``screen`` (the kernel wires the ``screen_deposit`` hooks to it); a missing screener, an exception
 or a non-decision holds the deposit (fail closed). If the adapter raises (node down, an answer that does not make
@@ -31,7 +32,7 @@ import msgspec
 import pluggy
 
 from exchange_framework.config import ExchangeConfig
-from exchange_framework.engine.commands import Command, CreditFunds
+from exchange_framework.engine.commands import Command, CreditFunds, custody_account
 from exchange_framework.engine.events import Event, FundsCredited, FundsRejected
 from exchange_framework.funding.store import (
     OPEN_STAGES,
@@ -72,6 +73,7 @@ __all__ = [
     "Screener",
     "Submit",
     "TrackerStatus",
+    "deposit_custody",
     "hook_screener",
 ]
 
@@ -89,6 +91,15 @@ def hook_screener(pm: pluggy.PluginManager, config: ExchangeConfig) -> Screener:
         return run_screening(pm, "screen_deposit", required=True, config=config, request=request)
 
     return screen
+
+
+def deposit_custody(adapter: ChainAdapter) -> str:
+    """The custody account a chain's deposits arrive in: ``omnibus:<tier>:<chain>`` with the adapter's optional
+    ``deposit_tier`` attribute ("deposit" unless deposits land in the hot wallet itself).
+
+    Raise ``ValueError`` if the chain's name cannot name a custody account (lowercase letters, digits, ``._-``).
+    """
+    return custody_account(str(getattr(adapter, "deposit_tier", "deposit")), adapter.name)
 
 
 ALERT_CREDITED_REORGED = "credited-deposit-reorged-out"
@@ -163,6 +174,7 @@ class DepositTracker:
             raise ValueError("keep_headers must exceed required_confirmations")
         self.adapter = adapter
         self.chain = adapter.name
+        self.custody = deposit_custody(adapter)
         self.store = store
         self.submit = submit
         self.screen = screen
@@ -503,7 +515,10 @@ class DepositTracker:
     def _credit(self, row: DepositRow, confirmations: int) -> _Move:
         """Send the credit and return the stage change the engine's answer calls for (not yet recorded)."""
         reference = deposit_reference(row.chain, row.txid, row.index)
-        events = self.submit(CreditFunds(account=row.account, asset=row.asset, amount=row.amount, reference=reference))
+        credit = CreditFunds(
+            account=row.account, asset=row.asset, amount=row.amount, reference=reference, custody=self.custody
+        )
+        events = self.submit(credit)
         for event in events:
             if isinstance(event, FundsCredited) and event.reference == reference:
                 return _Move(row, Stage.CREDITED, confirmations, f"credited at sequence {event.seq}", None, True)

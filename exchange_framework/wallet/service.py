@@ -17,7 +17,11 @@ A withdrawal goes through visible stages (:class:`~exchange_framework.wallet.typ
 4. Only an approved request's digests reach the custody signer; the signature is verified when the adapter
    assembles the transaction, which is stored before it is broadcast.
 5. Broadcast is idempotent (same bytes, same txid); at the chain's confirmation depth the held funds are debited
-   (``DebitHeldFunds``) and the withdrawal is completed.
+   (``DebitHeldFunds`` out of the hot wallet's custody account ``omnibus:hot:<chain>``), the network fee the
+   transaction paid is recorded (``MoveCustody``, reference ``wd:<id>:fee``) and the withdrawal is completed.
+
+Deposit addresses are swept into the hot wallet by :class:`~exchange_framework.wallet.sweeper.DepositSweeper`
+(:attr:`Wallet.sweeper`, run before each withdrawal round) when the exchange has their keys.
 
 Every step is stored before its effect, and every effect is idempotent (engine references, adapter broadcast), so
 the processor can crash and restart anywhere: nothing is sent twice, no funds are lost or released twice. A node
@@ -41,7 +45,14 @@ from exchange_framework.compliance.limits import LimitError, TierPolicy, check_w
 from exchange_framework.compliance.onboarding import AccountFrozenError, frozen_accounts
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.policy import PolicyDecision, PolicyEngine, RequestStatus
-from exchange_framework.engine.commands import Command, DebitHeldFunds, HoldFunds, ReleaseFunds
+from exchange_framework.engine.commands import (
+    Command,
+    DebitHeldFunds,
+    HoldFunds,
+    MoveCustody,
+    ReleaseFunds,
+    custody_account,
+)
 from exchange_framework.engine.events import Event, FundsRejected
 from exchange_framework.funding.deposits import DepositTracker, hook_screener
 from exchange_framework.funding.store import Deposit, DepositStore
@@ -62,7 +73,9 @@ from exchange_framework.money import MoneyError, format_atomic, parse_decimal, t
 from exchange_framework.node import ExchangeNode
 from exchange_framework.plugins import run_screening
 from exchange_framework.types import RejectReason
+from exchange_framework.wallet.custody import CustodyStore
 from exchange_framework.wallet.store import OPEN_STAGES, WalletStore, WhitelistRow, WithdrawalRow
+from exchange_framework.wallet.sweeper import DepositSweeper
 from exchange_framework.wallet.types import (
     AddressBookEntry,
     DepositView,
@@ -103,6 +116,7 @@ class Wallet:
         poll_interval: float = 1.0,
         clock: Callable[[], int] = time.time_ns,
         travel_rule: Sequence[TravelRuleProvider] = (),
+        custody_store: CustodyStore | None = None,
     ) -> None:
         self.config = config
         self.pm = pm
@@ -121,6 +135,8 @@ class Wallet:
         self.poll_interval = poll_interval
         self.clock = clock
         self.travel_rule = tuple(travel_rule)  # providers asked about every screened withdrawal
+        self.custody_store = custody_store  # the hot wallet's addresses (reconciliation) and deposit sweeps
+        self.sweeper: DepositSweeper | None = None  # sweeps deposit addresses before each withdrawal round
         self.decimals = {symbol: asset.decimals for symbol, asset in config.assets.items()}
         self.tier_policy = TierPolicy.from_config(config)  # [compliance.kyc] withdrawal limits per KYC tier
         self.trackers: dict[str, DepositTracker] = {}
@@ -144,6 +160,7 @@ class Wallet:
                 for scheme in sorted({scheme_of(a) for a in self.adapters.values()} | {KeyScheme.SECP256K1}):
                     self.hot_keys[scheme] = await asyncio.to_thread(self._hot_key, scheme)
                 self.hot_public_key = self.hot_keys[KeyScheme.SECP256K1]
+                await asyncio.to_thread(self._record_hot_addresses)
             except Exception as exc:  # a locked or broken keystore: deposits still work, withdrawals wait
                 self.signer_error = f"the custody signer is not usable: {exc}"
                 _log.error("%s", self.signer_error)
@@ -163,6 +180,29 @@ class Wallet:
             thread.start()
             self._threads.append(thread)
         self._processor = asyncio.create_task(self._process_forever(), name="withdrawals")
+
+    def _record_hot_addresses(self) -> None:
+        """Record the hot wallet's addresses on each chain whose adapter can tell them (``hot_addresses`` or
+        ``address_of_key``), for reconciliation and sweeps; a chain that cannot answer now is logged and skipped."""
+        if self.custody_store is None:
+            return
+        for name, adapter in self.adapters.items():
+            key = self.hot_keys.get(scheme_of(adapter))
+            many = getattr(adapter, "hot_addresses", None)
+            one = getattr(adapter, "address_of_key", None)
+            if key is None:
+                continue
+            try:
+                if many is not None:
+                    addresses = [str(a) for a in many(key)]
+                elif one is not None:
+                    addresses = [str(one(key))]
+                else:
+                    continue
+                for address in addresses:
+                    self.custody_store.add_address(name, "hot", address)
+            except Exception:  # a node fault or a chain name that cannot name an account: reconciliation says so
+                _log.exception("the hot wallet's addresses on %s could not be recorded", name)
 
     def hot_key_for(self, scheme: KeyScheme) -> str:
         """The hot wallet's key id for ``scheme``: ``hot_key_id`` for secp256k1, ``<hot_key_id>-<scheme>`` else."""
@@ -187,6 +227,8 @@ class Wallet:
             await asyncio.to_thread(thread.join, 10)
         self.store.close()
         self.deposit_store.close()
+        if self.custody_store is not None:
+            self.custody_store.close()
 
     def _submit_from_thread(self, command: Command) -> Sequence[Event]:
         """Sequence a command from a tracker thread through the node on the event loop."""
@@ -502,6 +544,11 @@ class Wallet:
     # -- withdrawals: the processor
     async def _process_forever(self) -> None:
         while True:
+            if self.sweeper is not None:  # first: sweeps fund the hot wallet that withdrawals pay from
+                try:
+                    await self.sweeper.process_once()
+                except Exception:
+                    _log.exception("sweeping deposit addresses failed; retrying")
             try:
                 await self.process_once()
             except Exception:
@@ -653,15 +700,33 @@ class Wallet:
         row.stage = WithdrawalStage.SIGNED
         self.store.save(row, self.clock())
 
+    async def _record_network_fee(self, row: WithdrawalRow, adapter: ChainAdapter, hot: str) -> None:
+        """Record the fee the withdrawal's transaction paid out of the hot wallet (idempotent by reference).
+
+        The adapter's ``paid_fee(txid)`` when it has one, else the decoded transaction's fee (its most).
+        """
+        asset = adapter.native_asset
+        paid = getattr(adapter, "paid_fee", None)
+        fee = int(await asyncio.to_thread(paid, row.txid)) if paid is not None else row.fee
+        if fee <= 0 or asset not in self.decimals:
+            return
+        command = MoveCustody(asset, hot, "", 0, fee, f"{row.reference}:fee")
+        applied = await self.node.submit(command)
+        rejected = next((e for e in applied.events if isinstance(e, FundsRejected)), None)
+        if rejected is not None and rejected.reason is not RejectReason.DUPLICATE_REFERENCE:
+            raise RuntimeError(f"recording the network fee failed: {rejected.reason.name}")
+
     async def _track(self, row: WithdrawalRow, adapter: ChainAdapter) -> None:
         status = await asyncio.to_thread(adapter.transaction_status, row.txid)
         if status.state is TxState.CONFIRMED:
             row.confirmations = status.confirmations
             if status.confirmations >= adapter.required_confirmations:
-                applied = await self.node.submit(DebitHeldFunds(reference=row.reference))
+                hot = custody_account("hot", row.chain)
+                applied = await self.node.submit(DebitHeldFunds(reference=row.reference, custody=hot))
                 rejected = next((e for e in applied.events if isinstance(e, FundsRejected)), None)
                 if rejected is not None and rejected.reason is not RejectReason.UNKNOWN_REFERENCE:
                     raise RuntimeError(f"debiting the held funds failed: {rejected.reason.name}")
+                await self._record_network_fee(row, adapter, hot)
                 row.stage = WithdrawalStage.COMPLETED
             row.error = ""
         elif status.state in (TxState.PENDING, TxState.UNKNOWN):

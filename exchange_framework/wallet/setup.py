@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pluggy
 
@@ -12,15 +13,22 @@ from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.policy import PolicyEngine
 from exchange_framework.custody.policy_config import open_policy_engine
 from exchange_framework.custody.signing import hot_wallet_signer
+from exchange_framework.engine.commands import Command
+from exchange_framework.engine.events import Event
 from exchange_framework.funding.store import DepositStore
 from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import ChainAdapter, CustodySigner, TravelRuleProvider
 from exchange_framework.node import ExchangeNode
 from exchange_framework.plugins import collect_registered
+from exchange_framework.wallet.custody import CustodyStore
+from exchange_framework.wallet.deposit_keys import DepositKeys, deposit_roots_from_env
 from exchange_framework.wallet.service import Wallet
 from exchange_framework.wallet.store import WalletStore
+from exchange_framework.wallet.sweeper import DepositSweeper
 
 __all__ = ["make_wallet"]
+
+_log = logging.getLogger(__name__)
 
 
 def make_wallet(
@@ -33,8 +41,10 @@ def make_wallet(
 ) -> Wallet | None:
     """The wallet over every registered chain adapter, or ``None`` when no plugin registers a chain.
 
-    Its stores live beside the journal (``deposits.db``, ``wallet.db``); the hot wallet signs with the custody
-    signer named by ``[backends] keystore``; withdrawals go through every registered travel rule provider.
+    Its stores live beside the journal (``deposits.db``, ``wallet.db``, ``custody.db``); the hot wallet signs with
+    the custody signer named by ``[backends] keystore``; withdrawals go through every registered travel rule
+    provider. Chains with a deposit key root (``EXCHANGE_DEPOSIT_XPRV_<CHAIN>``, or a development chain's published
+    one) get their deposit addresses swept into the hot wallet (:class:`DepositSweeper`).
     """
     adapters: dict[str, ChainAdapter] = collect_registered(pm, "register_chain_adapters", config=config)
     if not adapters:
@@ -61,12 +71,39 @@ def make_wallet(
         cooling_off_ns=settings.whitelist_cooling_off_hours * 3600 * 10**9,
         poll_interval=float(settings.poll_seconds),
         travel_rule=list(travel_rule.values()),
+        custody_store=CustodyStore(node.data_dir / "custody.db"),
     )
     if problem:
         wallet.signer_error = problem
+    wallet.sweeper = _sweeper(wallet, adapters)
     if config.custody is not None:
         wallet.policy_factory = lambda: _policy_engine(config, audit)
     return wallet
+
+
+def _sweeper(wallet: Wallet, adapters: dict[str, ChainAdapter]) -> DepositSweeper | None:
+    """A sweeper for the chains whose deposit keys the exchange holds, or None (a bad root is logged, not fatal)."""
+    try:
+        roots = deposit_roots_from_env(adapters)
+        if not roots:
+            return None
+        keys = DepositKeys(adapters, roots)
+    except ValueError as exc:  # deposits and withdrawals still work; sweeping waits for a usable root
+        _log.error("deposit sweeping is off: %s", exc)
+        return None
+    assert wallet.custody_store is not None
+
+    async def submit(command: Command) -> Sequence[Event]:
+        return (await wallet.node.submit(command)).events
+
+    return DepositSweeper(
+        adapters=adapters,
+        deposit_store=wallet.deposit_store,
+        custody_store=wallet.custody_store,
+        signer=keys,
+        submit=submit,
+        assets=sorted(wallet.decimals),
+    )
 
 
 def _policy_engine(config: ExchangeConfig, audit: Callable[[], AuditLog | None] | None) -> PolicyEngine:

@@ -41,8 +41,8 @@ def test_deposits_are_journalled_credits_that_survive_a_shard_restart(tmp_path: 
     with FileJournal(journal_path, fsync=False) as journal:
         commands = [decode_command(record.payload) for record in journal.read()]
     assert sorted(commands, key=lambda c: c.account) == [  # type: ignore[union-attr]
-        CreditFunds(7, "DEV", 12_345, f"dep:devchain:{first}:0"),
-        CreditFunds(8, "DUSD", 999, f"dep:devchain:{second}:0"),
+        CreditFunds(7, "DEV", 12_345, f"dep:devchain:{first}:0", custody="omnibus:deposit:devchain"),
+        CreditFunds(8, "DUSD", 999, f"dep:devchain:{second}:0", custody="omnibus:deposit:devchain"),
     ]
     with Shard(config, journal=FileJournal(journal_path, fsync=False), snapshot_dir=tmp_path / "snap") as shard:
         assert shard.engine.accounts[7].available["DEV"] == 12_345

@@ -57,6 +57,7 @@ class DevChainAdapter:
         native_asset: str = "DEV",
         assets: Collection[str] = ("DEV", "DUSD"),
         memo_deposits: bool = False,
+        dev_deposit_xprv: str = "",
     ) -> None:
         validate_xpub(xpub)
         if not isinstance(required_confirmations, int) or required_confirmations < 1:
@@ -69,6 +70,8 @@ class DevChainAdapter:
         self.required_confirmations = required_confirmations
         self.assets = frozenset(assets)
         self.memo_deposits = memo_deposits
+        self.dev_deposit_xprv = dev_deposit_xprv
+        """The published root behind :attr:`xpub` when it is the public dev key: lets the demo sweep deposits."""
         self._xpub = xpub
         self._node_or_factory = node
         self._node: DevChain | None = node if isinstance(node, DevChain) else None
@@ -221,6 +224,43 @@ class DevChainAdapter:
         """Return the node's view of ``txid``."""
         return self.node.status(txid)
 
+    # -- custody: balances for reconciliation, deposit keys for sweeping ------------------------------------------
+
+    @property
+    def xpub(self) -> str:
+        """The extended public key deposit addresses derive from."""
+        return self._xpub
+
+    def balance(self, address: str, asset: str) -> int:
+        """Return what ``address`` holds of ``asset`` on chain (confirmed), in atomic units."""
+        if asset not in self.assets:
+            raise ValueError(f"unknown asset {asset!r} on {self.name}: one of {', '.join(sorted(self.assets))}")
+        return self.node.balance(address, asset)
+
+    def address_of_key(self, public_key: bytes) -> str:
+        """Return the address that ``public_key`` (a custody key, such as the hot wallet's) pays from."""
+        return address_of(public_key)
+
+    def deposit_key_path(self, account: int) -> tuple[int, ...]:
+        """Return the path below :attr:`xpub` of the key behind ``account``'s deposit address (what sweeps sign).
+
+        With ``memo_deposits`` every account shares the key at ``0/0``.
+        """
+        return (0, 0) if self.memo_deposits else account_path(account)
+
+    def transfer_fee(self, asset: str) -> int:
+        """Return the fee a transfer of ``asset`` pays now (the node's minimum fee, in the native asset)."""
+        if asset not in self.assets:
+            raise ValueError(f"unknown asset {asset!r} on {self.name}: one of {', '.join(sorted(self.assets))}")
+        return self.node.min_fee
+
+    def paid_fee(self, txid: str) -> int:
+        """Return the network fee ``txid`` paid, in atomic units of the native asset (the transfer's fee field)."""
+        tx = self.node.transaction(txid)
+        if not isinstance(tx, SignedTransfer):
+            raise ValueError(f"{txid} is not a transfer this node knows")
+        return tx.body.fee
+
     # -- development only ------------------------------------------------------------------------------------------
 
     def dev_faucet(self, public_key: bytes, asset: str, amount: int) -> str:
@@ -229,3 +269,9 @@ class DevChainAdapter:
         Only a development chain has this: ``exchange demo`` funds its hot wallet with it when the adapter offers it.
         """
         return self.node.faucet(address_of(public_key), amount, asset)
+
+    def dev_mint(self, address: str, asset: str, amount: int) -> str:
+        """Mint ``amount`` of ``asset`` to ``address`` (a demo customer's deposit address); return the txid."""
+        if not self.validate_address(address):
+            raise ValueError(f"{address!r} is not a devchain address")
+        return self.node.faucet(address, amount, asset)

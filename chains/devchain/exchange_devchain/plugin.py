@@ -29,6 +29,7 @@ from exchange_framework.config import ExchangeConfig
 
 __all__ = [
     "DEV_SEED",
+    "DEV_XPRV",
     "DEV_XPUB",
     "SETTINGS_NAME",
     "adapter_from_settings",
@@ -40,6 +41,7 @@ SETTINGS_NAME = "devchain"
 # A published, well-known seed: fine for a development chain, never for real money.
 DEV_SEED = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 DEV_XPUB: str = str(Bip32Slip10Secp256k1.FromSeed(DEV_SEED).PublicKey().ToExtended())
+DEV_XPRV: str = str(Bip32Slip10Secp256k1.FromSeed(DEV_SEED).PrivateKey().ToExtended())  # sweeps on the dev chain
 
 _DEFAULTS: dict[str, Any] = {
     "data_dir": "var/devchain",
@@ -88,6 +90,7 @@ def adapter_from_settings(settings: Mapping[str, Any], config: ExchangeConfig | 
         native_asset=merged["native_asset"],
         assets=tuple(merged["assets"]),
         memo_deposits=bool(merged["memo_deposits"]),
+        dev_deposit_xprv=DEV_XPRV if merged["xpub"] == DEV_XPUB else "",
     )
 
 
