@@ -160,6 +160,8 @@ class GdsDirectory:
             raise DirectoryError(f"directory {self.endpoint}: error {reply.error.code} {reply.error.message}")
         if reply.common_name != common_name or not reply.endpoint:
             raise DirectoryError(f"directory {self.endpoint} answered for {reply.common_name!r}, not {common_name!r}")
+        if reply.identity_certificate.revoked or reply.signing_certificate.revoked:
+            raise DirectoryError(f"the directory marks {common_name}'s certificate as revoked: nothing is sent to it")
         return Counterparty(
             common_name=reply.common_name,
             endpoint=reply.endpoint,

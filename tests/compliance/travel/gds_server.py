@@ -29,6 +29,7 @@ class VaspRecord:
     name: str
     country: str
     signing_certificate: bytes = b""
+    revoked: bool = False
 
 
 @dataclass
@@ -60,6 +61,7 @@ class LocalGds:
                 )
                 if r.signing_certificate:
                     reply.signing_certificate.data = r.signing_certificate
+                reply.identity_certificate.revoked = r.revoked
                 return reply
         context.abort(grpc.StatusCode.NOT_FOUND, "could not find VASP by ID or common name")
 

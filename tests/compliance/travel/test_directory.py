@@ -28,6 +28,7 @@ def gds(ca: ThrowawayCA) -> Iterator[tuple[LocalGds, str]]:
             VaspRecord("b0b-id", "bob.vasp.test", "127.0.0.1:7001", "Bob's Discount VASP", "GB", der),
             VaspRecord("a11-id", "alice.vasp.test", "127.0.0.1:7002", "AliceCoin", "US"),
             VaspRecord("b0c-id", "bobcat.vasp.test", "127.0.0.1:7003", "Bobcat Exchange", "US"),
+            VaspRecord("e7e-id", "eve.vasp.test", "127.0.0.1:7005", "Eve", "US", revoked=True),
         ],
     )
     endpoint = server.start()
@@ -57,6 +58,8 @@ def test_gds_lookup_gives_the_endpoint_and_the_signing_key(ca: ThrowawayCA, gds:
         alice = directory.lookup("alice.vasp.test")
         assert alice is not None and alice.sealing_key == b""  # no signing certificate: KeyExchange supplies it
         assert directory.lookup("nobody.vasp.test") is None
+        with pytest.raises(DirectoryError, match="revoked"):
+            directory.lookup("eve.vasp.test")
     finally:
         directory.close()
 
