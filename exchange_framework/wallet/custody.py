@@ -35,6 +35,7 @@ __all__ = [
     "CustodyStore",
     "SweepRow",
     "SweepStage",
+    "assets_of",
     "custody_report",
     "stored_custody_report",
     "unowed",
@@ -226,6 +227,14 @@ class CustodyStore(SqliteFile):
         return [_sweep(r) for r in rows]
 
 
+def assets_of(adapter: ChainAdapter) -> set[str]:
+    """The assets a chain adapter moves: its ``assets`` attribute, else its native coin and its ``tokens``."""
+    declared = getattr(adapter, "assets", None)
+    if declared:
+        return set(declared)
+    return {adapter.native_asset, *getattr(adapter, "tokens", {})}
+
+
 def unowed(deposit_store: DepositStore, chain: str) -> dict[tuple[str, str], int]:
     """Per (deposit address, asset): what deposits not (yet) on the ledger hold there (see :data:`UNOWED_STAGES`)."""
     out: dict[tuple[str, str], int] = defaultdict(int)
@@ -253,7 +262,7 @@ def custody_report(
         balance = getattr(adapter, "balance", None)
         if balance is None:
             continue
-        moved = sorted(a for a in (getattr(adapter, "assets", None) or {adapter.native_asset}) if a in assets)
+        moved = sorted(a for a in assets_of(adapter) if a in assets)
         hot = custody_store.addresses(name, "hot") if custody_store is not None else []
         deposit_addresses = (
             sorted({address for address, _memo in deposit_store.watched(name)}) if deposit_store is not None else []

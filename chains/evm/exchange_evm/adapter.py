@@ -151,6 +151,26 @@ class EvmAdapter:
         """Return whether ``address`` is a 20-byte address in its exact EIP-55 checksummed form."""
         return is_checksum_address(address)
 
+    # -- custody: balances for reconciliation ----------------------------------------------------------------------
+
+    def address_of_key(self, public_key: bytes) -> str:
+        """Return the EIP-55 address a custody key (the hot wallet's) pays from."""
+        return address_of_public_key(public_key)
+
+    def balance(self, address: str, asset: str) -> int:
+        """Return what ``address`` holds of ``asset`` in the latest block: wei of the native coin, or the token's
+        ``balanceOf`` in its atomic units. Raise ``ValueError`` for an unknown asset or a malformed address."""
+        if not self.validate_address(address):
+            raise ValueError(f"{address!r} is not an EIP-55 checksummed address on {self.name}")
+        token = self.tokens.get(asset)
+        if token is None:
+            if asset != self.native_asset:
+                raise ValueError(f"unknown asset {asset!r} on {self.name}: one of {', '.join(sorted(self.decimals))}")
+            return quantity(self.rpc.call("eth_getBalance", address, "latest"), "eth_getBalance")
+        balance_of = "0x70a08231" + bytes(12).hex() + address[2:].lower()
+        answer = self.rpc.call("eth_call", {"to": token.contract, "data": balance_of}, "latest")
+        return int.from_bytes(hex_data(answer, "balanceOf"), "big")
+
     # -- watching --------------------------------------------------------------------------------------------------
 
     def tip_height(self) -> int:
