@@ -272,11 +272,14 @@ class Monitor:
             other = m.counterparty
             if other in p.exempt_accounts or m.account in p.exempt_accounts or other == m.account:
                 return None
-            for chain in list(self._chains.get(m.account, ())):
-                fresh = m.ts_ns - chain.last_ns <= p.layering_hop_s * NS
-                if fresh and m.ts_ns - chain.start_ns <= p.layering_window_s * NS and other not in chain.accounts:
-                    self._add_chain(other, _Chain((*chain.accounts, other), (*chain.evidence, m), chain.start_ns,
-                                                  m.ts_ns))  # fmt: skip
+            hop_from, window_from = m.ts_ns - p.layering_hop_s * NS, m.ts_ns - p.layering_window_s * NS
+            extended = [
+                _Chain((*chain.accounts, other), (*chain.evidence, m), chain.start_ns, m.ts_ns)
+                for chain in self._chains.get(m.account, ())
+                if chain.last_ns >= hop_from and chain.start_ns >= window_from and other not in chain.accounts
+            ]
+            if extended:
+                self._add_chains(other, extended)
             return None
         if m.kind is not MovementKind.WITHDRAWAL:
             return None
@@ -304,10 +307,17 @@ class Monitor:
         )
 
     def _add_chain(self, account: int, chain: _Chain) -> None:
+        self._add_chains(account, [chain])
+
+    def _add_chains(self, account: int, new: list[_Chain]) -> None:
+        """Append ``new`` (same ``last_ns``, distinct account paths) to ``account``'s chains: chains older than the
+        window and chains along the same path are dropped, and only the newest :data:`MAX_CHAINS` kept. The same
+        result as adding them one at a time (each addition removes at most one chain and adds one), in one pass."""
         chains = self._chains.setdefault(account, [])
-        horizon = chain.last_ns - self.params.layering_window_s * NS
-        chains[:] = [c for c in chains if c.start_ns >= horizon and c.accounts != chain.accounts]
-        chains.append(chain)
+        horizon = new[0].last_ns - self.params.layering_window_s * NS
+        paths = {c.accounts for c in new}
+        chains[:] = [c for c in chains if c.start_ns >= horizon and c.accounts not in paths]
+        chains.extend(new)
         if len(chains) > MAX_CHAINS:
             del chains[: len(chains) - MAX_CHAINS]
 
