@@ -171,6 +171,16 @@ class EvmAdapter:
         answer = self.rpc.call("eth_call", {"to": token.contract, "data": balance_of}, "latest")
         return int.from_bytes(hex_data(answer, "balanceOf"), "big")
 
+    def paid_fee(self, txid: str) -> int:
+        """Return the fee a mined transaction paid, in wei: its receipt's ``gasUsed`` times ``effectiveGasPrice``
+        (an L2's separate L1 data fee is not included). Raise ``ValueError`` if it is not mined."""
+        receipt = self.rpc.call("eth_getTransactionReceipt", txid)
+        if not isinstance(receipt, dict):
+            raise ValueError(f"{txid} has no receipt on {self.name}: it is not mined")
+        return quantity(receipt.get("gasUsed"), "gasUsed") * quantity(
+            receipt.get("effectiveGasPrice"), "effectiveGasPrice"
+        )
+
     # -- watching --------------------------------------------------------------------------------------------------
 
     def tip_height(self) -> int:

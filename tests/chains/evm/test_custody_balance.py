@@ -11,7 +11,7 @@ from exchange_evm import EvmAdapter
 from exchange_framework.funding import DepositStore, DepositTracker
 from exchange_framework.interfaces import CustodyBalance, Decision
 from exchange_framework.wallet.custody import CustodyStore, custody_report
-from tests.chains.evm.conftest import HOT_ADDRESS, HOT_PUBLIC, TOKEN_SYMBOL, AnvilChain, Engine
+from tests.chains.evm.conftest import HOT_ADDRESS, HOT_KEY, HOT_PUBLIC, OUTSIDE, TOKEN_SYMBOL, AnvilChain, Engine
 
 
 def test_balances_follow_the_chain_and_the_custody_report_names_each_account(
@@ -50,3 +50,13 @@ def test_balances_follow_the_chain_and_the_custody_report_names_each_account(
         CustodyBalance("wallet", "ETH", "deposit:anvil", 3 * 10**15, "omnibus:deposit:anvil"),
     ]
     assert [r.amount for r in pending if r.account == "omnibus:deposit:anvil"] == [0, 0]
+
+
+def test_paid_fee_is_what_the_hot_wallet_lost_beyond_the_amount(chain: AnvilChain, adapter: EvmAdapter) -> None:
+    before = adapter.balance(HOT_ADDRESS, "ETH")
+    txid = chain.send(HOT_KEY, OUTSIDE, "ETH", 10**15)
+    with pytest.raises(ValueError, match="not mined"):
+        adapter.paid_fee(txid)
+    chain.mine(1)
+    fee = adapter.paid_fee(txid)
+    assert fee > 0 and before - adapter.balance(HOT_ADDRESS, "ETH") == 10**15 + fee
