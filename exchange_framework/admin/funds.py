@@ -325,6 +325,7 @@ class FundsPages:
                 status.forecast.horizon_hours,
                 units.amount(h.asset, status.forecast.demand),
                 status.forecast.basis,
+                units.amount(h.asset, status.pending) if status.pending else "",
             )
             assets.append({"asset": h.asset, "chain": h.chain, "rows": rows, "forecast": forecast, "sweeps": sweeps})
         open_rows = planner.sweeper.store.sweeps(stages=sorted(SHOWN_SWEEP_STAGES), limit=200, oldest_first=True)
