@@ -148,6 +148,8 @@ class WithdrawalRequest(msgspec.Struct, frozen=True):
     chain: str
     amount: int
     address: str
+    beneficiary_name: str = ""  # who receives it, as the customer declared (travel rule); "" if not declared
+    beneficiary_vasp: str = ""  # the VASP the customer says holds the address; "" if not declared or self-hosted
 
 
 # -- sequencing and storage ---------------------------------------------------------------------------------------

@@ -203,7 +203,7 @@ def _withdrawal_json(w: WithdrawalView) -> dict[str, Any]:
     "POST", "/sapi/v1/capital/withdraw/apply", "Withdraw to one of your whitelisted addresses.",
     security=Security.WITHDRAW, weight=900, tag="wallet", registry=ENDPOINTS,
     params=(Param("coin", required=True), Param("network"), Param("address", required=True), Param("addressTag"),
-            Param("amount", "number", required=True), *SIGNED),
+            Param("amount", "number", required=True), Param("beneficiaryName"), Param("beneficiaryVasp"), *SIGNED),
 )  # fmt: skip
 async def withdraw(ctx: ApiContext, call: Call) -> dict[str, Any]:
     p = call.params
@@ -215,6 +215,8 @@ async def withdraw(ctx: ApiContext, call: Call) -> dict[str, Any]:
             address=p.text("address", required=True),
             chain=p.text("network") or None,
             memo=p.text("addressTag"),
+            beneficiary_name=p.text("beneficiaryName"),  # travel rule declarations (docs/travel-rule.md)
+            beneficiary_vasp=p.text("beneficiaryVasp"),
         )
     except WalletError as exc:
         raise _refused(exc) from None

@@ -186,7 +186,14 @@ class WalletPages:
             if not self.totp.check(user.id, secret, form.text("code")):
                 raise FormError("That two-factor code is not right: enter the current code from your app.")
             withdrawal = await service.request_withdrawal(
-                user.id, asset=asset, amount=amount, address=entry.address, chain=entry.chain, memo=entry.memo
+                user.id,
+                asset=asset,
+                amount=amount,
+                address=entry.address,
+                chain=entry.chain,
+                memo=entry.memo,
+                beneficiary_name=form.text("beneficiary_name", max_length=140),
+                beneficiary_vasp=form.text("beneficiary_vasp", max_length=140),
             )
         except (FormError, WalletError) as exc:
             return self._asset_page(

@@ -360,9 +360,25 @@ class Wallet:
 
     # -- withdrawals: requests
     async def request_withdrawal(
-        self, account: int, *, asset: str, amount: str, address: str, chain: str | None = None, memo: str = ""
+        self,
+        account: int,
+        *,
+        asset: str,
+        amount: str,
+        address: str,
+        chain: str | None = None,
+        memo: str = "",
+        beneficiary_name: str = "",
+        beneficiary_vasp: str = "",
     ) -> WithdrawalView:
-        """Hold the amount and start a withdrawal to one of ``account``'s usable whitelisted addresses."""
+        """Hold the amount and start a withdrawal to one of ``account``'s usable whitelisted addresses.
+
+        ``beneficiary_name``/``beneficiary_vasp``: what the customer declares for the travel rule (optional).
+        """
+        beneficiary_name, beneficiary_vasp = beneficiary_name.strip(), beneficiary_vasp.strip()
+        for label, text in (("beneficiary name", beneficiary_name), ("beneficiary VASP", beneficiary_vasp)):
+            if len(text) > 140 or not text.isprintable():
+                raise WalletError(f"the {label} is at most 140 printable characters")
         adapter = self._chain_for(asset, chain)
         user = self.identity.user(account)
         if user is None or user.disabled:
@@ -409,6 +425,8 @@ class Wallet:
                 address=address.strip(),
                 memo=memo,
                 now_ns=now,
+                beneficiary_name=beneficiary_name,
+                beneficiary_vasp=beneficiary_vasp,
             )
             refused = await self._hold(row)
         if refused:
@@ -588,7 +606,7 @@ class Wallet:
             row.screened = True
             self.store.save(row, self.clock())
         if row.stage is WithdrawalStage.REQUESTED and not row.travel_rule:
-            request = WithdrawalRequest(row.id, row.account, row.asset, row.chain, row.amount, row.address)
+            request = _travel_rule_request(row)
             needed = [p for p in self.travel_rule if await asyncio.to_thread(p.required, request)]
             row.travel_rule = "required" if needed else "not_required"
             if needed:  # stored before any message goes out
@@ -611,7 +629,7 @@ class Wallet:
 
     async def _travel_rule(self, row: WithdrawalRow) -> None:
         """Send (again: providers are idempotent per withdrawal) and read the counterparty's answer."""
-        request = WithdrawalRequest(row.id, row.account, row.asset, row.chain, row.amount, row.address)
+        request = _travel_rule_request(row)
         user = self.identity.user(row.account)
         originator = {"account": str(row.account), "email": user.email if user else "", "country": ""}
         if user is not None:
@@ -742,6 +760,20 @@ def scheme_of(adapter: ChainAdapter) -> KeyScheme:
     """The signature scheme a chain's transactions need: the adapter's optional ``signature_scheme`` attribute
     (Ed25519 chains such as Solana set it), secp256k1 otherwise."""
     return KeyScheme(getattr(adapter, "signature_scheme", KeyScheme.SECP256K1))
+
+
+def _travel_rule_request(row: WithdrawalRow) -> WithdrawalRequest:
+    """The withdrawal as travel rule providers see it: with what the customer declared about the beneficiary."""
+    return WithdrawalRequest(
+        row.id,
+        row.account,
+        row.asset,
+        row.chain,
+        row.amount,
+        row.address,
+        beneficiary_name=row.beneficiary_name,
+        beneficiary_vasp=row.beneficiary_vasp,
+    )
 
 
 def _requests(request_id: str, unsigned: UnsignedTransaction, scheme: KeyScheme) -> list[SigningRequest]:

@@ -50,10 +50,11 @@ CREATE INDEX IF NOT EXISTS whitelist_account ON whitelist (account, id);
 
 _COLUMNS = (
     "id, account, chain, asset, amount, fee, address, memo, stage, txid, confirmations, reasons, approvals, "
-    "required_approvals, screened, unsigned, signed, error, requested_ns, updated_ns, travel_rule"
+    "required_approvals, screened, unsigned, signed, error, requested_ns, updated_ns, travel_rule, beneficiary_name, "
+    "beneficiary_vasp"
 )
-# Added after the first release: files made before it get the column on open.
-_TRAVEL_RULE_COLUMN = "ALTER TABLE withdrawals ADD COLUMN travel_rule TEXT NOT NULL DEFAULT ''"
+# Added after the first release: files made before them get the columns on open.
+_ADDED_COLUMNS = ("travel_rule", "beneficiary_name", "beneficiary_vasp")
 
 
 class WithdrawalRow(msgspec.Struct):
@@ -80,6 +81,8 @@ class WithdrawalRow(msgspec.Struct):
     requested_ns: int
     updated_ns: int
     travel_rule: str = ""  # "" not checked yet, "not_required", "required", "accepted", "cleared by <operator>"
+    beneficiary_name: str = ""  # as the customer declared them for the travel rule
+    beneficiary_vasp: str = ""
 
     @property
     def reference(self) -> str:
@@ -103,7 +106,8 @@ class WhitelistRow(msgspec.Struct, frozen=True):
 
 def _withdrawal(values: Sequence[object]) -> WithdrawalRow:
     (wid, account, chain, asset, amount, fee, address, memo, stage, txid, confs, reasons, approvals, required,
-     screened, unsigned, signed, error, requested, updated, travel_rule) = values  # fmt: skip
+     screened, unsigned, signed, error, requested, updated, travel_rule, beneficiary_name,
+     beneficiary_vasp) = values  # fmt: skip
     return WithdrawalRow(
         id=int(wid),  # type: ignore[call-overload]
         account=int(account),  # type: ignore[call-overload]
@@ -126,6 +130,8 @@ def _withdrawal(values: Sequence[object]) -> WithdrawalRow:
         requested_ns=int(requested),  # type: ignore[call-overload]
         updated_ns=int(updated),  # type: ignore[call-overload]
         travel_rule=str(travel_rule),
+        beneficiary_name=str(beneficiary_name),
+        beneficiary_vasp=str(beneficiary_vasp),
     )
 
 
@@ -136,19 +142,42 @@ class WalletStore(SqliteFile):
         super().__init__(path, _SCHEMA)
         with self._lock:
             columns = {str(c[1]) for c in self._db.execute("PRAGMA table_info(withdrawals)").fetchall()}
-            if "travel_rule" not in columns:
-                self._db.execute(_TRAVEL_RULE_COLUMN)
+            for column in _ADDED_COLUMNS:
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE withdrawals ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
     # -- withdrawals
     def insert_withdrawal(
-        self, *, account: int, chain: str, asset: str, amount: int, address: str, memo: str, now_ns: int
+        self,
+        *,
+        account: int,
+        chain: str,
+        asset: str,
+        amount: int,
+        address: str,
+        memo: str,
+        now_ns: int,
+        beneficiary_name: str = "",
+        beneficiary_vasp: str = "",
     ) -> WithdrawalRow:
         """Record a new withdrawal in stage ``requested`` and return it with its id."""
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO withdrawals (account, chain, asset, amount, address, memo, stage, requested_ns, "
-                "updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (account, chain, asset, str(amount), address, memo, WithdrawalStage.REQUESTED.value, now_ns, now_ns),
+                "updated_ns, beneficiary_name, beneficiary_vasp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    account,
+                    chain,
+                    asset,
+                    str(amount),
+                    address,
+                    memo,
+                    WithdrawalStage.REQUESTED.value,
+                    now_ns,
+                    now_ns,
+                    beneficiary_name,
+                    beneficiary_vasp,
+                ),
             )
             wid = cursor.lastrowid
         row = self.withdrawal(int(wid or 0))

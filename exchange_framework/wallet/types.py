@@ -119,9 +119,22 @@ class WalletService(Protocol):
         ...
 
     async def request_withdrawal(
-        self, account: int, *, asset: str, amount: str, address: str, chain: str | None = None, memo: str = ""
+        self,
+        account: int,
+        *,
+        asset: str,
+        amount: str,
+        address: str,
+        chain: str | None = None,
+        memo: str = "",
+        beneficiary_name: str = "",
+        beneficiary_vasp: str = "",
     ) -> WithdrawalView:
-        """Hold ``amount`` and start a withdrawal to a whitelisted, usable ``address`` (the caller checked 2FA)."""
+        """Hold ``amount`` and start a withdrawal to a whitelisted, usable ``address`` (the caller checked 2FA).
+
+        ``beneficiary_name`` and ``beneficiary_vasp`` are what the customer declares for the travel rule (who receives
+        it, and which VASP holds the address; both optional).
+        """
         ...
 
     async def cancel_withdrawal(self, account: int, withdrawal_id: int) -> WithdrawalView:

@@ -133,15 +133,9 @@ class TrisaProvider:
             return eid
         if record is not None and self.clock() - record.updated_ns < self.retry_ns:
             return eid  # asked recently: give the counterparty time
-        common_name = self.addresses.get(withdrawal.address)
-        counterparty = self.directory.lookup(common_name) if common_name else None
+        counterparty, why = self._counterparty(withdrawal)
         if counterparty is None:
-            why = (
-                f"the directory has no VASP {common_name!r} (configured for this address)"
-                if common_name
-                else "no TRISA VASP is known for this address (an unhosted wallet or a VASP outside TRISA)"
-            )
-            self._save(OutgoingTransfer(eid, withdrawal.withdrawal_id, common_name or "", "unknown_vasp", 0, why))
+            self._save(OutgoingTransfer(eid, withdrawal.withdrawal_id, "", "unknown_vasp", 0, why))
             return eid
         record = record or OutgoingTransfer(eid, withdrawal.withdrawal_id, counterparty.common_name, "unsent")
         record.attempts += 1
@@ -184,6 +178,25 @@ class TrisaProvider:
         return Decision.hold(f"{why}: held for review", provider=self.name)
 
     # -- helpers
+    def _counterparty(self, withdrawal: WithdrawalRequest) -> tuple[Counterparty | None, str]:
+        """The beneficiary's VASP: configured for the address, else as the customer declared it (a common name, or
+        a name the directory finds exactly one VASP for); else ``None`` and why."""
+        configured = self.addresses.get(withdrawal.address)
+        if configured:
+            found = self.directory.lookup(configured)
+            return found, "" if found else f"the directory has no VASP {configured!r} (configured for this address)"
+        declared = withdrawal.beneficiary_vasp
+        if not declared:
+            return None, "no TRISA VASP is known for this address (an unhosted wallet or a VASP outside TRISA)"
+        found = self.directory.lookup(declared)
+        if found is not None:
+            return found, ""
+        matches = self.directory.search(declared)
+        if len(matches) == 1:
+            return self.directory.lookup(matches[0].common_name) or matches[0], ""
+        many = f"{len(matches)} VASPs match" if matches else "no VASP matches"
+        return None, f"the declared VASP {declared!r} is not one TRISA VASP ({many} in the directory)"
+
     def _save(self, record: OutgoingTransfer) -> None:
         """Write ``record`` unless a final answer is already stored: a final answer never changes, whichever of
         the wallet's send and a counterparty's later reply (on a server thread) gets there first."""
@@ -220,6 +233,7 @@ class TrisaProvider:
             beneficiary_address=withdrawal.address,
             originating_vasp=self.vasp_name,
             beneficiary_vasp=counterparty.name,
+            beneficiary_name=withdrawal.beneficiary_name,
         )
         whole = format_atomic(withdrawal.amount, self.decimals.get(withdrawal.asset, 0), trim=True)
         transaction = Transaction(

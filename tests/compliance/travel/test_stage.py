@@ -32,12 +32,19 @@ def test_a_wallet_file_from_before_the_stage_gains_the_column(tmp_path: Path) ->
     store = WalletStore(path)
     row = store.withdrawal(1)
     assert row is not None and row.travel_rule == "" and row.amount == 1000
+    assert (row.beneficiary_name, row.beneficiary_vasp) == ("", "")
+    declared = store.insert_withdrawal(
+        account=7, chain="devchain", asset="ETH", amount=5, address="0xdef", memo="", now_ns=3,
+        beneficiary_name="Carol Clark", beneficiary_vasp="Bob VASP",
+    )  # fmt: skip
+    assert store.withdrawal(declared.id) == declared and declared.beneficiary_vasp == "Bob VASP"
     row.stage, row.travel_rule = WithdrawalStage.TRAVEL_RULE, "required"
     store.save(row, 2)
     store.close()
     again = WalletStore(path)  # opening twice adds nothing twice
     found = again.withdrawals(stages=[WithdrawalStage.TRAVEL_RULE])
     assert [(r.id, r.travel_rule) for r in found] == [(1, "required")]
+    assert again.withdrawal(2) == declared
     again.close()
 
 

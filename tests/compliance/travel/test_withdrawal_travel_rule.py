@@ -24,7 +24,7 @@ from exchange_devchain.adapter import DevChainAdapter
 from exchange_devchain.node import DevChain
 from exchange_devchain.plugin import DEV_XPUB
 from exchange_devchain.tx import address_of
-from exchange_trisa import envelope
+from exchange_trisa import envelope, identity
 from exchange_trisa.plugin import Settings, make_provider
 from exchange_trisa.provider import TrisaProvider
 from exchange_trisa.receiver import Receiver, error_envelope
@@ -37,7 +37,7 @@ from exchange_framework.funding.store import DepositStore
 from exchange_framework.identity import IdentityStore
 from exchange_framework.node import ExchangeNode, with_data_dir
 from exchange_framework.plugins import make_plugin_manager
-from exchange_framework.wallet import WithdrawalStage, WithdrawalView
+from exchange_framework.wallet import WalletError, WithdrawalStage, WithdrawalView
 from exchange_framework.wallet.service import Wallet
 from exchange_framework.wallet.store import WalletStore
 from tests.compliance.test_wallet_e2e import sdn_list, until
@@ -57,6 +57,7 @@ def dev_address(seed: int) -> str:
 BOB_CUSTOMER = dev_address(0x21)  # held at Bob's VASP by one of its customers
 BOB_STRANGER = dev_address(0x22)  # configured as Bob's, but no customer of Bob holds it
 UNHOSTED = dev_address(0x23)  # no VASP is known for it
+DECLARED = dev_address(0x24)  # held at Bob's VASP, which only the customer's declaration says
 
 
 class Counterparty:
@@ -64,7 +65,7 @@ class Counterparty:
 
     def __init__(self, ca: ThrowawayCA) -> None:
         self.identity = ca.issue(BOB)
-        self.receiver = Receiver(sealing_key=sealing_key(), is_customer=lambda a: a == BOB_CUSTOMER)
+        self.receiver = Receiver(sealing_key=sealing_key(), is_customer=lambda a: a in (BOB_CUSTOMER, DECLARED))
         self.server: TrisaServer | None = None
         self.port = 0
         self.start()
@@ -191,7 +192,7 @@ async def setup(
     chain.faucet(address, 5 * ETH)
     chain.mine(3)
     await until(lambda: any(d.stage == "credited" for d in wallet.deposits(alice)))
-    for destination in (BOB_CUSTOMER, BOB_STRANGER, UNHOSTED):
+    for destination in (BOB_CUSTOMER, BOB_STRANGER, UNHOSTED, DECLARED):
         wallet.add_to_whitelist(alice, asset="ETH", address=destination)
     try:
         yield Setup(wallet, node, chain, alice, provider, bob)
@@ -427,3 +428,32 @@ async def test_a_pending_answer_waits_for_the_counterpartys_later_decision(
         assert bob.ours.received == {}  # a reply is not a new incoming transfer
     finally:
         bob.close()
+
+
+async def test_the_beneficiary_vasp_the_customer_declares(setup: Setup) -> None:
+    s = setup
+    unknown = await s.wallet.request_withdrawal(
+        s.alice, asset="ETH", amount="1", address=DECLARED, beneficiary_vasp="Nobody Exchange"
+    )
+    await until(lambda: "'Nobody Exchange' is not one TRISA VASP (no VASP matches" in " ".join(latest(s).reasons))
+    await s.wallet.cancel_withdrawal(s.alice, unknown.id)
+    beneficiaries: list[list[str]] = []
+    answer = s.bob.receiver.transfer
+
+    def reading(request: Any, peer: str) -> Any:  # what Bob's compliance team reads
+        ivms = identity.decode(envelope.open(request, s.bob.receiver.sealing_key).identity)
+        beneficiaries.append(identity.names(ivms.beneficiary.beneficiary_persons))
+        return answer(request, peer)
+
+    s.bob.receiver.transfer = reading  # type: ignore[method-assign]
+    requested = await s.wallet.request_withdrawal(
+        s.alice, asset="ETH", amount="1", address=DECLARED, beneficiary_name="Carol Clark", beneficiary_vasp="bob vasp"
+    )
+    await finish(s, requested.id)
+    assert s.chain.balance(DECLARED, "ETH") == 1 * ETH
+    record = s.bob.receiver.received[("alice.vasp.test", s.provider.envelope_id(requested.id))]
+    assert record.accepted and record.beneficiary_accounts == (DECLARED,) and beneficiaries == [["Carol Clark"]]
+    with pytest.raises(WalletError, match="140 printable"):
+        await s.wallet.request_withdrawal(
+            s.alice, asset="ETH", amount="1", address=DECLARED, beneficiary_name="x" * 141
+        )
