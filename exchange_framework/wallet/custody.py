@@ -296,3 +296,7 @@ def stored_custody_report(
             deposit_store.close()
         if custody_store is not None:
             custody_store.close()
+        for adapter in adapters.values():  # opened here for this report: close their node connections
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()

@@ -49,7 +49,7 @@ from exchange_framework.interfaces import (
     UnsignedTransaction,
 )
 from exchange_framework.types import RejectReason
-from exchange_framework.wallet.custody import CustodyStore, SweepRow, SweepStage, unowed
+from exchange_framework.wallet.custody import CustodyStore, SweepRow, SweepStage, assets_of, unowed
 from exchange_framework.wallet.deposit_keys import deposit_key_id
 
 __all__ = ["DepositSweeper", "SubmitAsync"]
@@ -139,8 +139,7 @@ class DepositSweeper:
         accounts: dict[str, int] = {}
         for (address, _memo), account in self.deposit_store.watched(chain).items():
             accounts[address] = min(account, accounts.get(address, account))  # memo chains share one address
-        native = adapter.native_asset
-        moved = sorted(a for a in (getattr(adapter, "assets", None) or {native}) if a in self.assets)
+        moved = sorted(a for a in assets_of(adapter) if a in self.assets)
         candidates = [a for a in sorted(accounts) if a not in busy and a != hot]
         # Balances first, then the chain's tip: every block they include is at or below it. The deposit tracker
         # must have scanned that far, so every deposit in those balances is in the store before it is read:

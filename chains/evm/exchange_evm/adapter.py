@@ -171,6 +171,26 @@ class EvmAdapter:
         answer = self.rpc.call("eth_call", {"to": token.contract, "data": balance_of}, "latest")
         return int.from_bytes(hex_data(answer, "balanceOf"), "big")
 
+    # -- custody: sweeping deposit addresses -----------------------------------------------------------------------
+
+    @property
+    def xpub(self) -> str:
+        """The extended public key deposit addresses derive from."""
+        return self.network.xpub
+
+    def deposit_key_path(self, account: int) -> tuple[int, ...]:
+        """Return the path below :attr:`xpub` of the key behind ``account``'s deposit address (what sweeps sign)."""
+        _, index = account_path(account)
+        return (*self._prefix, index)
+
+    def transfer_fee(self, asset: str) -> int:
+        """Return the most a transfer of ``asset`` would pay now, in wei: 21,000 gas for the native coin, 100,000 for
+        a token transfer, at today's fee cap (:meth:`estimate_fees`)."""
+        if asset != self.native_asset and asset not in self.tokens:
+            raise ValueError(f"unknown asset {asset!r} on {self.name}: one of {', '.join(sorted(self.decimals))}")
+        max_fee, _tip = self.estimate_fees()
+        return (21_000 if asset == self.native_asset else 100_000) * max_fee
+
     def paid_fee(self, txid: str) -> int:
         """Return the fee a mined transaction paid, in wei: its receipt's ``gasUsed`` times ``effectiveGasPrice``
         (an L2's separate L1 data fee is not included). Raise ``ValueError`` if it is not mined."""
@@ -237,10 +257,24 @@ class EvmAdapter:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             raise ValueError(f"amount must be a positive integer of atomic units, got {amount!r}")
         hot, hot_key = self.network.hot_wallet_address, self.network.hot_wallet_key_id
+        sweeps_from = self._deposit_key_address(key_id)
+        if sweeps_from is not None:  # a sweep: from that key's own deposit address to the hot wallet
+            if sweeps_from != source:
+                raise ValueError(f"deposit key {key_id!r} does not pay from {source}")
+            if hot is not None and destination != hot:
+                raise ValueError(f"a deposit address sweeps only to the configured hot wallet {hot}, not {destination}")
+            return
         if hot is not None and source != hot:
             raise ValueError(f"the key's address {source} is not the configured hot wallet {hot}")
         if hot_key is not None and key_id != hot_key:
             raise ValueError(f"key {key_id!r} is not the configured hot wallet key {hot_key!r}")
+
+    def _deposit_key_address(self, key_id: str) -> str | None:
+        """The deposit address of a sweep's deposit key ``deposit/<name>/<account>``; None for any other key."""
+        prefix = f"deposit/{self.name}/"
+        if not key_id.startswith(prefix) or not key_id[len(prefix) :].isdigit():
+            return None
+        return self.deposit_address(int(key_id[len(prefix) :])).address
 
     def build_withdrawal(
         self,
@@ -361,7 +395,8 @@ class EvmAdapter:
                 "refusing it before it is signed"
             )
         hot = self.network.hot_wallet_address
-        if hot is not None and to_checksum_address(source) != hot:
+        paid_from = to_checksum_address(source)
+        if hot is not None and paid_from != hot and self._deposit_key_address(unsigned.key_id) != paid_from:
             raise ValueError(
                 f"the payload says it is paid from {to_checksum_address(source)}, not the hot wallet {hot}"
             )
