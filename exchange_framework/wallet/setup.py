@@ -30,6 +30,8 @@ __all__ = ["make_wallet"]
 
 _log = logging.getLogger(__name__)
 
+SWEEP_SCAN_SECONDS = 30.0  # how often the running wallet reads every deposit address's balance to find sweeps
+
 
 def make_wallet(
     config: ExchangeConfig,
@@ -103,6 +105,7 @@ def _sweeper(wallet: Wallet, adapters: dict[str, ChainAdapter]) -> DepositSweepe
         signer=keys,
         submit=submit,
         assets=sorted(wallet.decimals),
+        scan_seconds=SWEEP_SCAN_SECONDS,
     )
 
 

@@ -82,6 +82,7 @@ class DepositSweeper:
         assets: Sequence[str],
         min_amounts: Mapping[str, int] | None = None,
         max_fee_factor: int = 2,
+        scan_seconds: float = 0.0,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.adapters = dict(adapters)
@@ -92,8 +93,12 @@ class DepositSweeper:
         self.assets = frozenset(assets)
         self.min_amounts = dict(min_amounts or {})
         self.max_fee_factor = max_fee_factor
+        self.scan_seconds = scan_seconds
+        """Least time between two looks for new deposits to sweep (each reads every deposit address's balance);
+        open sweeps move on every round, and a sweep completing triggers a look at once."""
         self.clock = clock
         self._lock = asyncio.Lock()
+        self._last_scan = -float("inf")
 
     def chains(self) -> list[str]:
         """The chains this sweeper can sweep (adapter support, a deposit key root, a recorded hot address)."""
@@ -111,13 +116,19 @@ class DepositSweeper:
     async def process_once(self) -> list[SweepRow]:
         """Move open sweeps on, then start new ones; return the sweeps started in this round."""
         async with self._lock:
+            completed = False
             for row in self.custody_store.sweeps(stages=SweepStage.OPEN, limit=10_000):
                 try:
                     await self._advance(row)
                 except Exception as exc:  # a node or signer fault: stay in this stage, show the error, retry
                     row.error = f"{type(exc).__name__}: {exc}"
                     self.custody_store.save_sweep(row, self.clock())
+                completed |= row.stage == SweepStage.COMPLETED
             started: list[SweepRow] = []
+            now = time.monotonic()
+            if not completed and now - self._last_scan < self.scan_seconds:
+                return started
+            self._last_scan = now
             for chain in self.chains():
                 try:
                     started += await asyncio.to_thread(self._start_sweeps, chain)

@@ -31,6 +31,7 @@ def test_custody_page_reconciles_sweeps_and_shows_a_transfer_behind_the_ledgers_
     ex = chain_exchange
     wallet = ex.server.ctx.extras["wallet"]
     chain = wallet.adapters["devchain"].node
+    wallet.sweeper.scan_seconds = 0  # look for deposits to sweep every round, not every 30 s
     address, _ = wallet.deposit_address(ex.alice.account, "ETH")
     chain.faucet(address, 2 * ETH)
     hot = address_of(wallet.hot_public_key)

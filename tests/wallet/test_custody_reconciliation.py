@@ -96,6 +96,7 @@ async def exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         identity.set_kyc(user, tier=1, status="approved")
     wallet = make_wallet(config, pm, node, identity)
     assert wallet is not None and wallet.sweeper is not None and wallet.custody_store is not None
+    wallet.sweeper.scan_seconds = 0  # look for deposits to sweep every round, not every 30 s
     await wallet.start()
     adapter = wallet.adapters["devchain"]
     assert isinstance(adapter, DevChainAdapter)

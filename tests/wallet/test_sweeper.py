@@ -179,6 +179,25 @@ async def test_a_token_sweep_pays_its_fee_from_the_addresss_native_coin(rig: Rig
     ]
 
 
+async def test_new_deposits_are_looked_for_at_most_every_scan_seconds_or_when_a_sweep_completes(rig: Rig) -> None:
+    sweeper = rig.sweeper()
+    sweeper.scan_seconds = 3600
+    assert await sweeper.process_once() == []  # the first round looks (nothing yet)
+    first = deposit(rig, 7, 5_000_000)
+    assert await sweeper.process_once() == []  # not due: balances are not read every round
+    sweeper.scan_seconds = 0
+    (row,) = await sweeper.process_once()
+    sweeper.scan_seconds = 3600
+    second = rig.tracker.deposit_address(8).address
+    rig.chain.faucet(second, 2_000_000)
+    mine(rig, 1)
+    assert await sweeper.process_once() == []  # neither due nor any sweep completed
+    mine(rig, 1)  # the second deposit credited, the first sweep at depth
+    (after,) = await sweeper.process_once()  # the first sweep completed: look again at once
+    assert (row.address, after.address) == (first, second)
+    assert rig.custody.sweep(row.id).stage == SweepStage.COMPLETED  # type: ignore[union-attr]
+
+
 async def test_a_crash_at_any_stage_neither_loses_nor_doubles_a_sweep(rig: Rig) -> None:
     deposit(rig, 7, 5_000_000)
     (row,) = await rig.sweeper().process_once()
