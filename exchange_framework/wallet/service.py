@@ -639,7 +639,10 @@ class Wallet:
             if await asyncio.to_thread(provider.required, request):
                 reference = await asyncio.to_thread(provider.send, request, originator)
                 decisions.append(await asyncio.to_thread(provider.status, reference))
-        decision = Decision.combine(decisions, required=False)
+        if decisions:
+            decision = Decision.combine(decisions)
+        else:  # it needed the travel rule, and nobody answers for it now (a provider removed): fail closed
+            decision = Decision.hold("no travel rule provider answers for it any more: an operator must decide")
         why = "; ".join(decision.reasons)
         if decision.outcome is Outcome.REJECT:
             await self._release(row, WithdrawalStage.REJECTED, f"travel rule: {why}")

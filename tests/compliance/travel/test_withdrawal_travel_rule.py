@@ -457,3 +457,45 @@ async def test_the_beneficiary_vasp_the_customer_declares(setup: Setup) -> None:
         await s.wallet.request_withdrawal(
             s.alice, asset="ETH", amount="1", address=DECLARED, beneficiary_name="x" * 141
         )
+
+
+async def test_after_a_restart_the_same_envelope_is_sent_again(setup: Setup, bob: Counterparty, tmp_path: Path) -> None:
+    s = setup
+    answer = s.bob.receiver.transfer
+    lost: list[str] = []
+    after: list[str] = []
+
+    def answer_lost(request: Any, peer: str) -> Any:  # Bob decides, but the reply never reaches us (we crash)
+        answer(request, peer)
+        lost.append(request.id)
+        raise RuntimeError("connection reset")
+
+    def answer_after(request: Any, peer: str) -> Any:
+        after.append(request.id)
+        return answer(request, peer)
+
+    s.bob.receiver.transfer = answer_lost  # type: ignore[method-assign]
+    requested = await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="1", address=BOB_CUSTOMER)
+    await until(lambda: bool(lost))
+    restarted = make_provider(settings(bob), root=tmp_path / "trisa", data_dir=tmp_path, decimals={"ETH": 18})
+    s.bob.receiver.transfer = answer_after  # type: ignore[method-assign]
+    s.wallet.travel_rule = (restarted,)  # a new process reads the same trisa.db
+    s.provider.client.close()
+    try:
+        await finish(s, requested.id)
+    finally:
+        restarted.client.close()
+    eid = restarted.envelope_id(requested.id)
+    assert set(lost) == {eid} and after and set(after) == {eid}  # sent again, with the same envelope id
+    assert list(s.bob.receiver.received) == [("alice.vasp.test", eid)]
+
+
+async def test_a_held_transfer_stays_held_when_no_provider_answers_for_it(setup: Setup) -> None:
+    s = setup
+    s.bob.stop()
+    await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="1", address=BOB_CUSTOMER)
+    await until(lambda: latest(s).stage is WithdrawalStage.TRAVEL_RULE)
+    s.wallet.travel_rule = ()  # e.g. the plugin was disabled: nothing may go out unanswered
+    await until(lambda: "no travel rule provider answers for it" in " ".join(latest(s).reasons))
+    await asyncio.sleep(0.3)
+    assert latest(s).stage is WithdrawalStage.TRAVEL_RULE and not latest(s).txid
