@@ -322,11 +322,16 @@ def _gate(config: ExchangeConfig) -> OnboardingGate:
 
 def _rescreen(config: ExchangeConfig) -> None:
     gate = _gate(config)
+    fingerprint = _keeper(config).fingerprint
     applicants = len(gate.applicants())
     if not applicants:  # nobody has given identity data yet
+        if fingerprint:
+            gate.mark_rescreened(fingerprint)
         return
     with click.progressbar(length=max(applicants, 1), label="re-screening customers", file=sys.stderr) as bar:
         report = gate.rescreen(progress=bar.update)
+    if fingerprint:
+        gate.mark_rescreened(fingerprint)
     click.echo(
         f"re-screened {report.screened} customers: {report.allowed} clear, {report.already_cleared} hits already "
         f"cleared by an officer, {len(report.new_cases)} new case(s)"

@@ -22,6 +22,7 @@ when ``compliance.db`` changes (SQLite's ``data_version``), so the check costs m
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -66,6 +67,7 @@ __all__ = [
 ]
 
 Clock = Callable[[], int]
+_log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS onboarding_screenings (
@@ -87,6 +89,10 @@ CREATE TABLE IF NOT EXISTS applicants (
     email TEXT NOT NULL,
     source TEXT NOT NULL,
     updated_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rescreened_lists (
+    fingerprint TEXT PRIMARY KEY,
+    at_ns INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deferred_tiers (
     account INTEGER PRIMARY KEY,
@@ -204,6 +210,7 @@ class OnboardingGate:
         self._audit = audit
         self.clock = clock
         self.cases = CaseStore.for_config(config, audit=None)
+        self._rescreen_lock = threading.Lock()
         self.path = self.cases.path
         with closing(sqlite3.connect(str(self.path), timeout=30, isolation_level=None)) as db:
             db.executescript(_SCHEMA)
@@ -439,6 +446,54 @@ class OnboardingGate:
         return tier
 
     # -- re-screening -------------------------------------------------------------------------------------------------
+
+    def rescreen_on_list_change(self) -> threading.Thread | None:
+        """Re-screen every customer whenever the OFAC list keeper's refresh changes the list.
+
+        Also now, in a background thread (returned), if the list in use was never re-screened against (it changed
+        while the exchange was down). None when there is no list or nothing to do now.
+        """
+        from exchange_framework.default_sanctions import keeper_for
+
+        keeper = keeper_for(self.config)
+        if keeper is None:
+            return None
+        keeper.add_listener(lambda _new: self._list_changed(keeper.fingerprint))
+        fingerprint = keeper.fingerprint
+        if not fingerprint or self._rescreened(fingerprint):
+            return None
+        thread = threading.Thread(target=self._list_changed, args=(fingerprint,), name="ofac-rescreen", daemon=True)
+        thread.start()
+        return thread
+
+    def mark_rescreened(self, fingerprint: str) -> None:
+        """Record that every customer was re-screened against the list with ``fingerprint`` (a restart skips it)."""
+        with _connect(self.path) as db:
+            db.execute(
+                "INSERT OR IGNORE INTO rescreened_lists (fingerprint, at_ns) VALUES (?, ?)", (fingerprint, self.clock())
+            )
+
+    def _rescreened(self, fingerprint: str) -> bool:
+        with _connect(self.path) as db:
+            found = db.execute("SELECT 1 FROM rescreened_lists WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return found is not None
+
+    def _list_changed(self, fingerprint: str) -> None:
+        with self._rescreen_lock:
+            if self._rescreened(fingerprint):
+                return
+            try:
+                report = self.rescreen()
+            except Exception:  # logged; the next change (or restart) tries again
+                _log.exception("re-screening customers after the OFAC list changed failed")
+                return
+            self.mark_rescreened(fingerprint)
+        _log.warning(
+            "the OFAC list changed: re-screened %d customers, %d new case(s) %s",
+            report.screened,
+            len(report.new_cases),
+            list(report.new_cases),
+        )
 
     def rescreen(self, *, progress: Callable[[int], None] | None = None) -> RescreenReport:
         """Screen every known applicant again (after a list refresh); open cases only for hits not already cleared.

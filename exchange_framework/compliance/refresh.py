@@ -9,10 +9,13 @@ list).
 A refresh downloads every file, parses it, and only if that succeeds replaces the cached copy (``ofac/`` in the
 node's data directory: written to a new directory, then swapped in by rename) and the list in memory. Any failure
 (unreachable server, HTTP error, garbage, an empty list) leaves both as they were and is kept in :attr:`status`.
+A refresh that changed the list calls the keeper's listeners (:meth:`OfacListKeeper.add_listener`): the running
+exchange re-screens its customers that way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -83,6 +86,17 @@ class OfacListKeeper:
         self._status = ListStatus(loaded=False, source=source)
         self._refreshing = False
         self._started = False
+        self._fingerprint = ""  # SHA-256 of the files of the list in use
+        self._listeners: list[Callable[[SdnList], None]] = []
+
+    def add_listener(self, listener: Callable[[SdnList], None]) -> None:
+        """Call ``listener(new_list)`` after a refresh that changed the list (re-screening customers, say).
+
+        It runs on the refreshing thread; an exception it raises is logged and does not undo the refresh.
+        """
+        with self._lock:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
 
     # -- state --------------------------------------------------------------------------------------------------
 
@@ -90,6 +104,11 @@ class OfacListKeeper:
     def current(self) -> SdnList | None:
         """The list in use, or None if none could be loaded yet."""
         return self._list
+
+    @property
+    def fingerprint(self) -> str:
+        """The SHA-256 of the files of the list in use ("" before one is loaded)."""
+        return self._fingerprint
 
     @property
     def status(self) -> ListStatus:
@@ -142,8 +161,17 @@ class OfacListKeeper:
                 self._status = msgspec.structs.replace(self._status, last_attempt_ns=attempt, last_error=str(exc))
             raise
         self._write_cache(files)
+        fingerprint = _fingerprint(files)
         with self._lock:
             self._use(parsed, "download", attempt)
+            changed = fingerprint != self._fingerprint
+            self._fingerprint = fingerprint
+            listeners = list(self._listeners) if changed else []
+        for listener in listeners:
+            try:
+                listener(parsed)
+            except Exception:  # the new list stays in use; the listener's failure is the operator's to see
+                _log.exception("a listener of the OFAC list refresh failed")
         return parsed
 
     def _use(self, parsed: SdnList, origin: str, attempt: int) -> None:
@@ -278,3 +306,11 @@ class OfacListKeeper:
             _log.warning("the cached OFAC list in %s does not parse (%s); ignoring it", self.cache_dir, exc)
             return
         self._use(parsed, "cache", 0)
+        self._fingerprint = _fingerprint(files)
+
+
+def _fingerprint(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()

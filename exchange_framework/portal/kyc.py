@@ -209,6 +209,7 @@ class KycPages:
     def __init__(self, ctx: ApiContext, web: Web) -> None:
         self.ctx = ctx
         self.web = web
+        onboarding_gate(ctx)  # from the start: a refresh that changes the OFAC list re-screens every customer
 
     @property
     def reviews(self) -> KycReviews:
@@ -269,6 +270,7 @@ def onboarding_gate(ctx: ApiContext) -> OnboardingGate:
         found = ctx.extras["onboarding"] = OnboardingGate(
             ctx.node.config, pm=ctx.node.pm, audit=lambda: ctx.extras.get("audit")
         )
+        found.rescreen_on_list_change()
     assert isinstance(found, OnboardingGate)
     return found
 

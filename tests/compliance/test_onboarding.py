@@ -300,3 +300,31 @@ def test_the_cli_rescreens_with_a_progress_bar_and_resolving_lets_the_account_pr
         assert "compliance.case.resolve" in actions and "compliance.onboarding.proceed" in actions
     finally:
         identity.close()
+
+
+def test_a_running_exchange_rescreens_when_a_refresh_changes_the_list_and_once_per_list(
+    setup: Setup, tmp_path: Path
+) -> None:
+    from exchange_framework.default_sanctions import keeper_for
+
+    clean = setup.customer("clean@example.com")
+    setup.gate.screen(applicant(clean, "Alice Example"), trigger="kyc_submitted")
+    first = setup.gate.rescreen_on_list_change()  # this list was never re-screened against: now, in the background
+    assert first is not None
+    first.join(30)
+    assert [r.trigger for r in setup.gate.screenings(clean)] == ["kyc_submitted", "rescreen"]
+    keeper = keeper_for(setup.config)
+    assert keeper is not None
+    keeper.refresh()  # the same list again: no change, nobody re-screened
+    assert len(setup.gate.screenings(clean)) == 2
+    listed = tmp_path / "newlist"
+    listed.mkdir()
+    row = '99001,"EXAMPLE, Alice","individual","SDGT",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- \r\n'
+    (listed / "sdn.csv").write_text((SDN_DIR / "sdn.csv").read_text(encoding="utf-8") + row, encoding="utf-8")
+    keeper.source = str(listed)
+    keeper.refresh()  # changed: the listener re-screens on the refreshing thread
+    assert setup.gate.standing(clean) is Standing.FROZEN
+    (case,) = setup.gate.cases.find(Subject.ONBOARDING, str(clean))
+    assert any("SDN entry 99001" in r for d in case.decisions for r in d.reasons)
+    # a restart finds this list already re-screened against
+    assert OnboardingGate(setup.config, pm=setup.pm).rescreen_on_list_change() is None
