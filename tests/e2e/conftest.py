@@ -378,8 +378,8 @@ async def fund_hot_wallet(exchange: Exchange, *, chain: str, asset: str, amount:
     faucet payment): a credit of the treasury account balanced against the hot wallet's custody account, so the
     ledger's custody accounts say what the chain holds.
 
-    Sweeping deposit addresses into the hot wallet is the other way in; it needs the deposit keys in a signer, which
-    only the development chain has.
+    Sweeping deposit addresses into the hot wallet is the other way in (the EVM module does that); it needs the
+    chain's deposit root and the adapter's sweep methods, which the Bitcoin and Solana adapters do not have.
     """
     treasury = exchange.identity.user_by_email(TREASURY_EMAIL)
     assert treasury is not None, f"create_users(..., {TREASURY_EMAIL!r}) first"

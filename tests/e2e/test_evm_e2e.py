@@ -1,5 +1,5 @@
-"""End to end on anvil: deposit -> screening -> credit at depth -> trade -> withdrawal -> policy -> HSM signature ->
-broadcast -> confirmed -> final debit -> ``exchange ledger check``."""
+"""End to end on anvil: deposit -> screening -> credit at depth -> sweep into the hot wallet -> trade -> withdrawal ->
+policy -> HSM signature -> broadcast -> confirmed -> final debit -> ``exchange ledger check`` (custody reconciled)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ from exchange_framework.custody.signing import verify_secp256k1
 from exchange_framework.interfaces import KeyScheme
 from exchange_framework.ledger.postings import available, held
 from exchange_framework.wallet import WithdrawalStage
+from exchange_framework.wallet import setup as wallet_setup
+from exchange_framework.wallet.custody import SweepStage
+from exchange_framework.wallet.deposit_keys import XPRV_ENV_PREFIX
 
 from .conftest import (
     HOT_KEY_ID,
-    TREASURY_EMAIL,
     Approvers,
     HsmToken,
     base_config,
@@ -33,7 +35,6 @@ from .conftest import (
     create_users,
     custody_config,
     final_stage,
-    fund_hot_wallet,
     ledger_balances,
     ledger_check,
     running_exchange,
@@ -50,7 +51,9 @@ CONFIRMATIONS = 3
 ETH = 10**18
 # BIP39's published "abandon ... about" test phrase; deposit addresses are children of the account key m/44'/60'/0'.
 _SEED = Bip39SeedGenerator(" ".join(["abandon"] * 11 + ["about"])).Generate()
-XPUB = str(Bip32Slip10Secp256k1.FromSeed(_SEED).DerivePath("m/44'/60'/0'").PublicKey().ToExtended())
+_ACCOUNT = Bip32Slip10Secp256k1.FromSeed(_SEED).DerivePath("m/44'/60'/0'")
+XPUB = str(_ACCOUNT.PublicKey().ToExtended())
+XPRV = str(_ACCOUNT.PrivateKey().ToExtended())  # the deposit root the sweeper signs with (a software key)
 PAYER_KEY = hashlib.sha256(b"e2e evm depositor").digest()
 PAYER = Account.from_key(PAYER_KEY).address
 DESTINATION = Account.from_key(hashlib.sha256(b"e2e evm customer's own wallet").digest()).address
@@ -151,11 +154,15 @@ def balance(anvil: AnvilNode, address: str) -> int:
 
 
 async def test_eth_deposit_trade_and_hsm_signed_withdrawal_reconcile(
-    anvil: AnvilNode, hsm_token: HsmToken, tmp_path: Path
+    anvil: AnvilNode, hsm_token: HsmToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The sweeper funds the hot wallet from deposit addresses: it needs the deposit root, and looks for deposits to
+    # sweep every 30 s in a running exchange (here every 0.1 s).
+    monkeypatch.setenv(XPRV_ENV_PREFIX + "ANVIL", XPRV)
+    monkeypatch.setattr(wallet_setup, "SWEEP_SCAN_SECONDS", 0.1)
     root = tmp_path
     config_path = root / "exchange.toml"
-    alice, bob, _ = create_users(root / "data", "alice@example.com", "bob@example.com", TREASURY_EMAIL)
+    alice, bob = create_users(root / "data", "alice@example.com", "bob@example.com")
     base = base_config(root, hsm_token, plugins=["evm"], assets=ASSETS, markets=MARKETS)
 
     # The operator generates the hot key inside the HSM, then configures its address as the hot wallet.
@@ -171,17 +178,13 @@ async def test_eth_deposit_trade_and_hsm_signed_withdrawal_reconcile(
     assert coincurve.PublicKey(point[-65:]).format() == hot_public  # the key lives on the token
     assert attributes == {"LOCAL": True, "SENSITIVE": True, "EXTRACTABLE": False, "NEVER_EXTRACTABLE": True}
 
-    # Sweeping deposit addresses into the hot wallet is not available here: the exchange funds its hot wallet with its
-    # own money (anvil_setBalance stands for that payment), recorded on the ledger below (fund_hot_wallet).
-    anvil.rpc.call("anvil_setBalance", hot_address, hex(10 * ETH))
-    anvil.rpc.call("anvil_setBalance", PAYER, hex(100 * ETH))
+    anvil.rpc.call("anvil_setBalance", PAYER, hex(100 * ETH))  # the depositor's own money
     mine(anvil)
 
     async with running_exchange(config_path) as ex:
         wallet = ex.wallet
         assert isinstance(wallet.signer, Pkcs11Signer) and wallet.signer.token_label == hsm_token.label
         assert wallet.hot_keys[KeyScheme.SECP256K1] == hot_public
-        await fund_hot_wallet(ex, chain="anvil", asset="ETH", amount=10 * ETH, reference="anvil_setBalance")
 
         # Deposit: the depositor pays alice's derived address; credited at the 3rd confirmation, not before.
         address, memo = wallet.deposit_address(alice, "ETH")
@@ -200,6 +203,16 @@ async def test_eth_deposit_trade_and_hsm_signed_withdrawal_reconcile(
         (screened,) = ex.spy.deposits
         assert (screened.account, screened.txid, screened.amount, screened.address) == (alice, txid, 3 * ETH, address)
         assert screened.source_addresses == (PAYER,)
+
+        # The sweeper moves the credited coins into the hot wallet (the hot wallet starts empty).
+        assert balance(anvil, hot_address) == 0 and wallet.custody_store is not None
+        store = wallet.custody_store
+        await until(lambda: [r.stage for r in store.sweeps()] == [SweepStage.BROADCAST], "the sweep sent")
+        mine(anvil, CONFIRMATIONS)
+        await until(lambda: [r.stage for r in store.sweeps()] == [SweepStage.COMPLETED], "the sweep final")
+        (sweep,) = store.sweeps()
+        assert (sweep.address, sweep.destination) == (address, hot_address)
+        assert balance(anvil, hot_address) == sweep.amount > 2 * ETH
 
         # Trade: alice sells 1 ETH to bob.
         fill = await trade(ex, seller=alice, buyer=bob, market="ETH-USDT", qty="1", price="2000")
