@@ -165,9 +165,10 @@ def register_custody_signers(config: ExchangeConfig) -> list[CustodySigner] | No
 def custody_balances(config: ExchangeConfig, assets: Sequence[str]) -> list[CustodyBalance] | None:
     """Return what the plugin's custody holds of each of ``assets``, per wallet, in atomic units.
 
-    Called by ledger reconciliation, which compares the sum of every plugin's reports per asset with the ledger's
-    custody accounts and raises an alert on any difference. Report every wallet you control, including empty
-    ones. ``None`` means the plugin holds no custody; raising makes the reconciliation fail, never pass.
+    Called by ledger reconciliation (``exchange ledger check``, the admin custody page), which compares the reports
+    with the ledger's custody accounts and reports any difference: account by account for reports that name their
+    ``account`` (``omnibus:<tier>:<chain>``), per asset for the rest. Report every wallet you control, including
+    empty ones. ``None`` means the plugin holds no custody; raising makes the reconciliation fail, never pass.
     """
 
 
