@@ -60,6 +60,16 @@ SubmitAsync = Callable[[Command], Awaitable[Sequence[Event]]]
 """Sequence one engine command and return its events (``lambda c: node.submit(c)`` then ``.events``)."""
 
 
+def _release(adapter: ChainAdapter, unsigned: UnsignedTransaction) -> None:
+    """Give back the nonce (or inputs) a built transaction holds that will never be broadcast, if the adapter can."""
+    release = getattr(adapter, "release", None)
+    if release is not None:
+        try:
+            release(unsigned)
+        except Exception:  # the hold expires on its own; nothing else depends on it
+            _log.exception("releasing an unsent sweep's nonce on %s failed", unsigned.chain)
+
+
 def _sweepable(adapter: ChainAdapter) -> bool:
     return all(hasattr(adapter, m) for m in ("balance", "transfer_fee", "deposit_key_path"))
 
@@ -224,6 +234,7 @@ class DepositSweeper:
             problems.append(f"fee {decoded.fee} is above {self.max_fee_factor} times the estimate {fee}")
         if problems:  # never signed: say why in the log and try again next round (the chain may have moved)
             _log.error("sweep of %s on %s refused before signing: %s", address, chain, "; ".join(problems))
+            _release(adapter, unsigned)
             return None
         return self.custody_store.insert_sweep(
             chain=chain,
@@ -267,6 +278,7 @@ class DepositSweeper:
             row.stage = SweepStage.FAILED
             row.reasons.append(f"could not be signed: {exc}")
             self.custody_store.save_sweep(row, self.clock())
+            await asyncio.to_thread(_release, adapter, unsigned)
             return
         row.signed = signed
         row.stage = SweepStage.SIGNED

@@ -118,3 +118,40 @@ def test_a_deposit_key_only_pays_from_its_own_address_to_the_configured_hot_wall
         adapter._check_request("hot-1", OUTSIDE, "ETH", 1, mine)
     adapter.close()
     book.close()
+
+
+async def test_a_sweep_refused_before_signing_gives_its_nonce_back(chain: AnvilChain, tmp_path: Path) -> None:
+    book = NonceBook(tmp_path / "nonces.sqlite")
+    adapter = EvmAdapter(settings(chain), nonce_book=book)
+    engine = Engine(["ETH", TOKEN_SYMBOL])
+    deposits = DepositStore(tmp_path / "deposits.db")
+    custody = CustodyStore(tmp_path / "custody.db")
+    custody.add_address("anvil", "hot", HOT_ADDRESS)
+    tracker = DepositTracker(
+        adapter, deposits, submit=engine, screen=lambda r: Decision.allow(), start_height=chain.tip() + 1
+    )
+
+    async def submit(command: Command) -> Sequence[Event]:
+        return engine(command)
+
+    sweeper = DepositSweeper(
+        adapters={"anvil": adapter},
+        deposit_store=deposits,
+        custody_store=custody,
+        signer=DepositKeys({"anvil": adapter}, {"anvil": ROOT}),
+        submit=submit,
+        assets=["ETH"],
+        max_fee_factor=0,  # any fee is above the cap: every sweep is refused after it is built
+    )
+    try:
+        address = tracker.deposit_address(7)
+        chain.deposit(address, "ETH", 10**16)
+        chain.mine(3)
+        tracker.poll()
+        assert await sweeper.process_once() == []
+        assert custody.sweeps() == [] and book.reserved(address.address) == {}
+    finally:
+        adapter.close()
+        book.close()
+        deposits.close()
+        custody.close()
