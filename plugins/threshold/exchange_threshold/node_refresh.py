@@ -161,7 +161,6 @@ class RefreshService:
         self._lock = threading.Lock()
         self._refresh: dict[str, _RefreshSession] = {}
         self._repair: dict[str, _RepairSession] = {}
-        self._prepared_at: dict[tuple[str, bytes], float] = {}  # pending shares written, not yet committed
 
     def handle(self, request: _RefreshRequest) -> Reply:
         """Answer one request; raise :class:`RefreshError`/:class:`RepairError`/``SigningError`` to refuse."""
@@ -173,14 +172,11 @@ class RefreshService:
             return self._refresh_finish(request)
         if isinstance(request, RefreshCommit):
             share = self.book.current(request.key_id, request.group_public_key, request.epoch, request.transcript)
-            with self._lock:
-                self._prepared_at.pop((request.key_id, request.group_public_key), None)
             return EpochReply(share.epoch)
-        if isinstance(request, RefreshAbort):
+        if isinstance(request, RefreshAbort):  # only that session's: another coordinator's refresh is left alone
             with self._lock:
                 self._refresh.pop(request.session, None)
-                self._prepared_at.pop((request.key_id, request.group_public_key), None)
-            self.book.drop_pending(request.key_id, request.group_public_key, request.epoch)
+            self.book.drop_pending(request.key_id, request.group_public_key, request.epoch, request.session)
             return EpochReply(*self.book.status(request.key_id, request.group_public_key))
         if isinstance(request, RepairRound1):
             return self._repair_round1(request)
@@ -224,8 +220,9 @@ class RefreshService:
                 (s.key_id, s.group_public_key) == (key_id, group_public_key) and now - s.started < self.guard_seconds
                 for s in self._refresh.values()
             )
-            prepared = self._prepared_at.get((key_id, group_public_key))
-            busy = busy or (prepared is not None and now - prepared < self.guard_seconds)
+        pending = self.book.pending(key_id, group_public_key)  # on disk: the guard survives a restart
+        if pending is not None and time.time() - pending.prepared_at < self.guard_seconds:
+            busy = True
         if busy:
             raise RefreshError(
                 f"another refresh of key {key_id!r} is in progress on this node (or prepared and not yet committed): "
@@ -281,9 +278,7 @@ class RefreshService:
                     f"the sub-share from node {item.sender} does not decrypt", culprit=item.sender
                 ) from exc
         new = session.participant.finish(received)
-        self.book.put_pending(session.key_id, new)
-        with self._lock:
-            self._prepared_at[(session.key_id, session.group_public_key)] = time.monotonic()
+        self.book.put_pending(session.key_id, new, r.session)
         return RefreshFinishReply(new.verifying_shares[me], new.transcript)
 
     # -- repair ----------------------------------------------------------------------------------------------------

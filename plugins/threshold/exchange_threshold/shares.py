@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from dataclasses import dataclass
 
 from exchange_framework.custody.keystore import KEY_ID_PATTERN
 from exchange_framework.interfaces import SigningError
@@ -23,7 +25,7 @@ from exchange_threshold.dkg import KeyShare
 from exchange_threshold.groups import suite
 from exchange_threshold.store import SealedStore
 
-__all__ = ["OldEpochError", "ShareBook", "key_share_from_json", "key_share_to_json"]
+__all__ = ["OldEpochError", "PendingShare", "ShareBook", "key_share_from_json", "key_share_to_json"]
 
 
 class OldEpochError(SigningError):
@@ -61,6 +63,15 @@ def key_share_from_json(data: bytes) -> KeyShare:
         transcript=bytes.fromhex(raw["transcript"]),
         epoch=int(raw.get("epoch", 0)),
     )
+
+
+@dataclass(frozen=True)
+class PendingShare:
+    """A refreshed share prepared and not yet committed, with the refresh session that made it and when (unix s)."""
+
+    share: KeyShare
+    session: str
+    prepared_at: float
 
 
 def _name(folder: str, key_id: str, group_public_key: bytes, epoch: int) -> str:
@@ -142,20 +153,44 @@ class ShareBook:
                 return False
             return self.store.put(_name("keys", key_id, share.group_public_key, 0), key_share_to_json(share))
 
-    def put_pending(self, key_id: str, share: KeyShare) -> None:
-        """Keep a refreshed share as pending (replacing any earlier pending share of the key)."""
+    def put_pending(self, key_id: str, share: KeyShare, session: str, *, now: float | None = None) -> None:
+        """Keep a refreshed share as pending, with the refresh session that made it and when (replacing any earlier
+        pending share of the key)."""
         with self._lock:
             self.drop_pending(key_id, share.group_public_key)
             name = _name("pending", key_id, share.group_public_key, share.epoch)
-            if not self.store.put(name, key_share_to_json(share)):
+            record = json.loads(key_share_to_json(share))
+            record |= {"session": session, "prepared_at": time.time() if now is None else now}
+            if not self.store.put(name, json.dumps(record).encode()):
                 raise SigningError(f"a pending share of key {key_id!r} at epoch {share.epoch} exists already")
 
-    def drop_pending(self, key_id: str, group_public_key: bytes, epoch: int | None = None) -> None:
-        """Forget pending shares of the key (only the one of ``epoch`` if given)."""
+    def pending(self, key_id: str, group_public_key: bytes) -> PendingShare | None:
+        """The key's pending share with its session and time (None: none)."""
+        with self._lock:
+            found = self._epochs("pending", key_id, group_public_key)
+            if not found:
+                return None
+            data = self.store.get(found[max(found)])
+            if data is None:  # pragma: no cover - listed a moment ago under the lock
+                return None
+            raw = json.loads(data)
+            return PendingShare(
+                key_share_from_json(data), str(raw.get("session", "")), float(raw.get("prepared_at", 0.0))
+            )
+
+    def drop_pending(
+        self, key_id: str, group_public_key: bytes, epoch: int | None = None, session: str | None = None
+    ) -> None:
+        """Forget pending shares of the key (only the one of ``epoch``, only if made by ``session``, if given)."""
         with self._lock:
             for e, name in self._epochs("pending", key_id, group_public_key).items():
-                if epoch is None or e == epoch:
-                    self.store.delete(name)
+                if epoch is not None and e != epoch:
+                    continue
+                if session is not None:
+                    data = self.store.get(name)
+                    if data is None or json.loads(data).get("session") != session:
+                        continue
+                self.store.delete(name)
 
     def commit(self, key_id: str, share: KeyShare) -> None:
         """Make ``share`` current: write it, then delete every older epoch and pending share of the key."""

@@ -332,6 +332,22 @@ def test_a_refresh_the_coordinator_never_committed_changes_nothing(nodes: Cluste
     _sign(nodes, "r-lost", public_key, [2, 4, 5])
 
 
+def test_a_second_coordinator_cannot_interleave_a_refresh_with_a_prepared_one(nodes: Cluster) -> None:
+    first = nodes.signer()
+    public_key = first.create_key("r-two", KeyScheme.ED25519)
+    prepared = Refresher(first).prepare("r-two")
+    nodes.stop(3)
+    nodes.start(3)  # the guard is kept on disk with the pending share: it survives a restart
+    second = nodes.signer()
+    with pytest.raises(SigningError, match="in progress"):
+        second.refresh("r-two")  # refused by every node; its aborts leave the first refresh's pending shares alone
+    for i in IDS:
+        assert _share_names(nodes, i, "r-two")[1] == f"pending/r-two/{public_key.hex()}.1"
+    result = Refresher(first).commit(prepared)
+    assert (result.epoch, result.prepared, result.needs_repair) == (1, tuple(IDS), ())
+    _every_subset_signs(nodes, "r-two", public_key)
+
+
 def test_no_process_holds_the_group_secret_across_refresh_and_repair(nodes: Cluster) -> None:
     signer = nodes.signer()
     public_key = signer.create_key("r-secret", KeyScheme.ED25519)

@@ -46,7 +46,7 @@ def test_epochs_pending_and_commit(tmp_path: Path, share: KeyShare) -> None:
     pk = share.group_public_key
     assert book.add_initial("k", share) and not book.add_initial("k", share)
     assert book.status("k", pk) == (0, None) and book.current("k", pk, 0) == share
-    book.put_pending("k", _at(share, 1))
+    book.put_pending("k", _at(share, 1), "session-a")
     assert book.status("k", pk) == (0, 1)
     assert book.current("k", pk, 0) == share  # pending is not current until committed
     with pytest.raises(OldEpochError, match="needs repair"):
@@ -90,10 +90,14 @@ def test_an_aborted_refresh_leaves_the_current_share(tmp_path: Path, share: KeyS
     book = ShareBook(SealedStore(tmp_path, b"pw", kdf=FAST_KDF))
     pk = share.group_public_key
     book.add_initial("k", share)
-    book.put_pending("k", _at(share, 1))
-    book.put_pending("k", _at(share, 1))  # a retried refresh replaces the earlier attempt's pending share
-    book.drop_pending("k", pk, 1)
-    assert book.status("k", pk) == (0, None) and book.current("k", pk, 0) == share
+    book.put_pending("k", _at(share, 1), "session-a", now=1000.0)
+    book.put_pending("k", _at(share, 1), "session-b", now=2000.0)  # a retried refresh replaces the earlier one
+    pending = book.pending("k", pk)
+    assert pending is not None and (pending.session, pending.prepared_at, pending.share.epoch) == ("session-b", 2000, 1)
+    book.drop_pending("k", pk, 1, "session-a")  # another coordinator's abort leaves this refresh alone
+    assert book.status("k", pk) == (0, 1)
+    book.drop_pending("k", pk, 1, "session-b")
+    assert book.status("k", pk) == (0, None) and book.current("k", pk, 0) == share and book.pending("k", pk) is None
     assert _files(tmp_path) == [f"keys/k/{pk.hex()}.sealed"]
 
 
