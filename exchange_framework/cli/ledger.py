@@ -21,7 +21,7 @@ from exchange_framework.ledger.postings import available, held, is_customer
 from exchange_framework.ledger.reconcile import breaks, reconcile, unverified
 from exchange_framework.plugins import PluginError, collect_registered
 from exchange_framework.sequencer import FileJournal, JournalError
-from exchange_framework.wallet.custody import stored_custody_report
+from exchange_framework.wallet.custody import in_flight, stored_custody_report
 
 T = TypeVar("T")
 
@@ -193,6 +193,11 @@ def check(ctx: click.Context, journal_path: Path | None) -> None:
         ]
         for line in format_table(["ACCOUNT", "ASSET", "LEDGER", "CUSTODY", "DIFFERENCE"], table):
             click.echo(f"    {line}")
+        moving = in_flight(config)
+        if moving:
+            click.echo("  in flight (on chain now, on the ledger at their depth; a difference may be them):")
+            for line in moving:
+                click.echo(f"    {line}")
     for problem in problems:
         click.echo(click.style(f"  BREAK: {problem}", fg="red"))
     if problems:

@@ -37,6 +37,7 @@ __all__ = [
     "SweepStage",
     "assets_of",
     "custody_report",
+    "in_flight",
     "stored_custody_report",
     "unowed",
 ]
@@ -300,3 +301,37 @@ def stored_custody_report(
             close = getattr(adapter, "close", None)
             if close is not None:
                 close()
+
+
+def in_flight(config: ExchangeConfig) -> list[str]:
+    """Transfers custody has sent but the ledger records only at depth, from the stores beside the journal: open
+    sweeps (``custody.db``) and signed or broadcast withdrawals (``wallet.db``). A reconciliation difference taken
+    while they are on their way may be them; one sentence each."""
+    from exchange_framework.wallet.store import WalletStore
+    from exchange_framework.wallet.types import WithdrawalStage
+
+    data_dir = config.journal_path().parent
+    lines: list[str] = []
+    if (data_dir / "custody.db").exists():
+        store = CustodyStore(data_dir / "custody.db")
+        try:
+            for sweep in store.sweeps(stages=(SweepStage.SIGNED, SweepStage.BROADCAST), limit=1_000):
+                lines.append(
+                    f"sweep {sweep.id} on {sweep.chain}: {sweep.amount} {sweep.asset} (fee {sweep.fee} "
+                    f"{sweep.fee_asset}) from deposit address {sweep.address} to the hot wallet, {sweep.stage}, "
+                    f"{sweep.confirmations} confirmations"
+                )
+        finally:
+            store.close()
+    if (data_dir / "wallet.db").exists():
+        wallet = WalletStore(data_dir / "wallet.db")
+        try:
+            stages = [WithdrawalStage.SIGNED, WithdrawalStage.BROADCAST]
+            for row in wallet.withdrawals(stages=stages, limit=1_000, oldest_first=True):
+                lines.append(
+                    f"withdrawal {row.id} on {row.chain}: {row.amount} {row.asset} (fee up to {row.fee}) out of "
+                    f"the hot wallet, {row.stage.value}, {row.confirmations} confirmations"
+                )
+        finally:
+            wallet.close()
+    return lines

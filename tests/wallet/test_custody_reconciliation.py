@@ -167,6 +167,28 @@ async def test_deposits_sweeps_trades_and_withdrawals_reconcile_to_the_atomic_un
     balances = (await cli("ledger", "balances", "--account", "network_fees")).output
     assert f"network_fees  ETH    -{4 * FEE}" in balances
 
+    # a withdrawal on its way: on chain at 1 confirmation, on the ledger at 3; the check says so
+    second = await wallet.request_withdrawal(ex.alice, asset="ETH", amount="0.5", address=outside)
+    await until(lambda: wallet.withdrawals(ex.alice)[0].stage is WithdrawalStage.AWAITING_APPROVAL)
+    await wallet.approve_withdrawal(second.id, operator="ops@example.com", approve=True)
+    await until(lambda: wallet.withdrawals(ex.alice)[0].stage is WithdrawalStage.BROADCAST)
+    chain.mine(1)
+    await until(lambda: wallet.withdrawals(ex.alice)[0].confirmations == 1)
+    assert (await cli("ledger", "settle")).exit_code == 0
+    moving = await cli("ledger", "check")
+    assert moving.exit_code == 1
+    on_the_way = ETH // 2 + FEE
+    assert f"difference -{on_the_way}" in moving.output
+    assert (
+        f"withdrawal {second.id} on devchain: {ETH // 2} ETH (fee up to {FEE}) out of the hot wallet" in moving.output
+    )
+    chain.mine(2)
+    await until(lambda: wallet.withdrawals(ex.alice)[0].stage is WithdrawalStage.COMPLETED, chain=chain)
+    assert (await cli("ledger", "settle")).exit_code == 0
+    settled = await cli("ledger", "check")
+    assert settled.exit_code == 0 and "in flight" not in settled.output, settled.output
+    hot_eth -= on_the_way
+
     # behind the ledger's back: 0.25 ETH leaves the hot wallet, signed with the hot key
     adapter = wallet.adapters["devchain"]
     assert wallet.signer is not None
