@@ -76,3 +76,21 @@ def status(ctx: click.Context, common_name: str) -> None:
     except (DirectoryError, TransportError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{common_name} at {found.endpoint}: {STATUS.get(health, str(health))}")
+
+
+@trisa.command("transfers")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, help="at most this many of each")
+@click.pass_context
+def transfers(ctx: click.Context, limit: int) -> None:
+    """List the latest outgoing and incoming travel rule transfers and their answers (kept in trisa.db)."""
+    store = _provider(ctx).store
+    click.echo("outgoing (withdrawal, envelope, counterparty, state, code, message):")
+    for out in store.outgoing(limit=limit):
+        fields = (out.withdrawal_id, out.envelope_id, out.counterparty or "-", out.state, out.code, out.message)
+        click.echo("  " + "\t".join(str(f) for f in fields))
+    click.echo("incoming (peer, envelope, answer, beneficiary accounts, originators):")
+    for _ns, record in store.incoming_list(limit=limit):
+        answer = "accepted" if record.accepted else f"refused {record.code}: {record.message}"
+        accounts = ", ".join(record.beneficiary_accounts) or "-"
+        originators = "; ".join(record.originator_names) or "-"
+        click.echo("  " + "\t".join((record.peer, record.envelope_id, answer, accounts, originators)))

@@ -118,3 +118,20 @@ class TransferStore(SqliteFile):
             tuple(msgspec.json.decode(str(accounts))),
             tuple(msgspec.json.decode(str(names))),
         )
+
+    def outgoing(self, *, limit: int = 100) -> list[OutgoingTransfer]:
+        """The latest outgoing transfers, newest first."""
+        rows = self._query(
+            "SELECT envelope_id, withdrawal_id, counterparty, state, code, message, attempts, updated_ns "
+            "FROM outgoing ORDER BY updated_ns DESC LIMIT ?",
+            (limit,),
+        )
+        return [OutgoingTransfer(*r) for r in rows]  # type: ignore[arg-type]
+
+    def incoming_list(self, *, limit: int = 100) -> list[tuple[int, IncomingTransfer]]:
+        """The latest incoming transfers with when they arrived (ns), newest first."""
+        rows = self._query(
+            "SELECT peer, envelope_id, received_ns FROM incoming ORDER BY received_ns DESC LIMIT ?", (limit,)
+        )
+        found = [(int(str(ns)), self.incoming(str(peer), str(eid))) for peer, eid, ns in rows]
+        return [(ns, record) for ns, record in found if record is not None]

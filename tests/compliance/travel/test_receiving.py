@@ -8,7 +8,7 @@ from pathlib import Path
 
 from exchange_trisa import envelope, plugin
 from exchange_trisa.receiver import Receiver
-from exchange_trisa.store import TransferStore
+from exchange_trisa.store import IncomingTransfer, OutgoingTransfer, TransferStore
 from exchange_trisa.transport import TrisaClient, TrisaServer
 from exchange_trisa.wire import ErrorCode, TransferState
 
@@ -97,6 +97,16 @@ def test_exchange_trisa_commands_look_up_and_check_a_counterparty(
         assert run("search", "bob") == (0, f"bob.vasp.test\t127.0.0.1:{server.port}\n")
         code, output = run("lookup", "nobody")
         assert code == 1 and "the directory has no VASP 'nobody'" in output
+        store = TransferStore(load_config(path).journal_path().parent / "trisa.db")
+        store.put(OutgoingTransfer("env-out", 12, "bob.vasp.test", "rejected", 51, "unknown address"))
+        store.put_incoming(
+            IncomingTransfer("env-in", "bob.vasp.test", True, 0, "accepted", ("0xc0", "0xc1"), ("Jane",)), 5
+        )
+        store.close()
+        code, output = run("transfers")
+        assert code == 0, output
+        assert "  12\tenv-out\tbob.vasp.test\trejected\t51\tunknown address\n" in output
+        assert "  bob.vasp.test\tenv-in\taccepted\t0xc0, 0xc1\tJane\n" in output
     finally:
         server.stop()
     code, output = run("status", "bob.vasp.test")
