@@ -38,6 +38,7 @@ __all__ = [
     "assets_of",
     "custody_report",
     "in_flight",
+    "read_balances",
     "stored_custody_report",
     "unowed",
 ]
@@ -236,6 +237,20 @@ def assets_of(adapter: ChainAdapter) -> set[str]:
     return {adapter.native_asset, *getattr(adapter, "tokens", {})}
 
 
+def read_balances(adapter: ChainAdapter, addresses: Sequence[str], asset: str) -> list[int]:
+    """What each of ``addresses`` holds of ``asset``: the adapter's optional batch ``balances(addresses, asset)``,
+    else ``balance(address, asset)`` one by one."""
+    if not addresses:
+        return []
+    many = getattr(adapter, "balances", None)
+    if many is not None:
+        found = [int(a) for a in many(list(addresses), asset)]
+        if len(found) != len(addresses):
+            raise ValueError(f"{adapter.name} answered {len(found)} balances for {len(addresses)} addresses")
+        return found
+    return [int(adapter.balance(a, asset)) for a in addresses]  # type: ignore[attr-defined]
+
+
 def unowed(deposit_store: DepositStore, chain: str) -> dict[tuple[str, str], int]:
     """Per (deposit address, asset): what deposits not (yet) on the ledger hold there (see :data:`UNOWED_STAGES`)."""
     out: dict[tuple[str, str], int] = defaultdict(int)
@@ -260,8 +275,7 @@ def custody_report(
     report: list[CustodyBalance] = []
     for name in sorted(adapters):
         adapter = adapters[name]
-        balance = getattr(adapter, "balance", None)
-        if balance is None:
+        if getattr(adapter, "balance", None) is None:
             continue
         moved = sorted(a for a in assets_of(adapter) if a in assets)
         hot = custody_store.addresses(name, "hot") if custody_store is not None else []
@@ -271,9 +285,10 @@ def custody_report(
         not_owed = unowed(deposit_store, name) if deposit_store is not None else {}
         deposit_account = deposit_custody(adapter)
         for asset in moved:
-            held_hot = sum(int(balance(address, asset)) for address in hot)
+            held_hot = sum(read_balances(adapter, hot, asset))
             report.append(CustodyBalance(REPORT_SOURCE, asset, f"hot:{name}", held_hot, custody_account("hot", name)))
-            held = sum(int(balance(a, asset)) - not_owed.get((a, asset), 0) for a in deposit_addresses)
+            amounts = read_balances(adapter, deposit_addresses, asset)
+            held = sum(amounts) - sum(not_owed.get((a, asset), 0) for a in deposit_addresses)
             report.append(CustodyBalance(REPORT_SOURCE, asset, f"deposit:{name}", held, deposit_account))
     return report
 

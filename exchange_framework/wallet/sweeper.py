@@ -49,7 +49,7 @@ from exchange_framework.interfaces import (
     UnsignedTransaction,
 )
 from exchange_framework.types import RejectReason
-from exchange_framework.wallet.custody import CustodyStore, SweepRow, SweepStage, assets_of, unowed
+from exchange_framework.wallet.custody import CustodyStore, SweepRow, SweepStage, assets_of, read_balances, unowed
 from exchange_framework.wallet.deposit_keys import deposit_key_id
 
 __all__ = ["DepositSweeper", "SubmitAsync"]
@@ -165,7 +165,11 @@ class DepositSweeper:
         # Balances first, then the chain's tip: every block they include is at or below it. The deposit tracker
         # must have scanned that far, so every deposit in those balances is in the store before it is read:
         # coins the tracker has not seen yet are never taken for credited ones.
-        balances = {(a, asset): int(adapter.balance(a, asset)) for a in candidates for asset in moved}  # type: ignore[attr-defined]
+        balances = {
+            (a, asset): amount
+            for asset in moved
+            for a, amount in zip(candidates, read_balances(adapter, candidates, asset), strict=True)
+        }
         tip = adapter.tip_height()
         scanned = self.deposit_store.tip(chain)
         if scanned is None or scanned.height < tip:

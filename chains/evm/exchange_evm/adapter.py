@@ -191,6 +191,31 @@ class EvmAdapter:
         max_fee, _tip = self.estimate_fees()
         return (21_000 if asset == self.native_asset else 100_000) * max_fee
 
+    def balances(self, addresses: Sequence[str], asset: str) -> list[int]:
+        """Return :meth:`balance` of each of ``addresses``, read in JSON-RPC batches of 500 (one request each)."""
+        token = self.tokens.get(asset)
+        if token is None and asset != self.native_asset:
+            raise ValueError(f"unknown asset {asset!r} on {self.name}: one of {', '.join(sorted(self.decimals))}")
+        for address in addresses:
+            if not self.validate_address(address):
+                raise ValueError(f"{address!r} is not an EIP-55 checksummed address on {self.name}")
+        out: list[int] = []
+        for begin in range(0, len(addresses), 500):
+            chunk = addresses[begin : begin + 500]
+            if token is None:
+                calls: list[tuple[str, list[object]]] = [("eth_getBalance", [a, "latest"]) for a in chunk]
+                out += [quantity(answer, "eth_getBalance") for answer in self.rpc.batch(calls)]
+            else:
+                calls = [
+                    (
+                        "eth_call",
+                        [{"to": token.contract, "data": "0x70a08231" + bytes(12).hex() + a[2:].lower()}, "latest"],
+                    )
+                    for a in chunk
+                ]
+                out += [int.from_bytes(hex_data(answer, "balanceOf"), "big") for answer in self.rpc.batch(calls)]
+        return out
+
     def paid_fee(self, txid: str) -> int:
         """Return the fee a mined transaction paid, in wei: its receipt's ``gasUsed`` times ``effectiveGasPrice``
         (an L2's separate L1 data fee is not included). Raise ``ValueError`` if it is not mined."""

@@ -60,3 +60,19 @@ def test_paid_fee_is_what_the_hot_wallet_lost_beyond_the_amount(chain: AnvilChai
     chain.mine(1)
     fee = adapter.paid_fee(txid)
     assert fee > 0 and before - adapter.balance(HOT_ADDRESS, "ETH") == 10**15 + fee
+
+
+def test_batched_balances_equal_the_single_reads(chain: AnvilChain, adapter: EvmAdapter) -> None:
+    addresses = [HOT_ADDRESS, OUTSIDE, *(adapter.deposit_address(a).address for a in range(1, 600))]
+    chain.send(HOT_KEY, OUTSIDE, TOKEN_SYMBOL, 777)
+    chain.mine(1)
+    for asset in ("ETH", TOKEN_SYMBOL):
+        batched = adapter.balances(addresses, asset)
+        assert len(batched) == len(addresses)  # two batches of at most 500
+        assert batched[:2] == [adapter.balance(HOT_ADDRESS, asset), adapter.balance(OUTSIDE, asset)]
+        assert batched[2:] == [0] * 599
+    assert adapter.balances([OUTSIDE], TOKEN_SYMBOL) == [777]
+    with pytest.raises(ValueError, match="EIP-55"):
+        adapter.balances([OUTSIDE.lower()], "ETH")
+    with pytest.raises(ValueError, match="unknown asset"):
+        adapter.balances([OUTSIDE], "DOGE")
