@@ -269,8 +269,10 @@ def custody_report(
     """What the wallet's hot and deposit addresses hold on chain, per custody account and asset.
 
     Only chains whose adapter has ``balance(address, asset)`` are reported; every asset such a chain moves (and the
-    exchange knows) gets a line per tier, zero included. Raises whatever the node raises: a reconciliation that
-    cannot read the chain fails, never passes.
+    exchange knows) gets one line per hot wallet address (``wallet`` is the address, as ``[[custody.wallets]]``
+    name them) and one for all deposit addresses together, zero included. Warm and cold wallets are reported by
+    their custody plugins (``custody_balances``). Raises whatever the node raises: a reconciliation that cannot
+    read the chain fails, never passes.
     """
     report: list[CustodyBalance] = []
     for name in sorted(adapters):
@@ -284,12 +286,14 @@ def custody_report(
         )
         not_owed = unowed(deposit_store, name) if deposit_store is not None else {}
         deposit_account = deposit_custody(adapter)
+        hot_account = custody_account("hot", name)
         for asset in moved:
-            held_hot = sum(read_balances(adapter, hot, asset))
-            report.append(CustodyBalance(REPORT_SOURCE, asset, f"hot:{name}", held_hot, custody_account("hot", name)))
+            for address, amount in zip(hot, read_balances(adapter, hot, asset), strict=True):
+                report.append(CustodyBalance(REPORT_SOURCE, asset, address, amount, hot_account))
             amounts = read_balances(adapter, deposit_addresses, asset)
             held = sum(amounts) - sum(not_owed.get((a, asset), 0) for a in deposit_addresses)
-            report.append(CustodyBalance(REPORT_SOURCE, asset, f"deposit:{name}", held, deposit_account))
+            wallet = f"{len(deposit_addresses)} deposit addresses on {name}"
+            report.append(CustodyBalance(REPORT_SOURCE, asset, wallet, held, deposit_account))
     return report
 
 

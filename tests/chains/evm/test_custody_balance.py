@@ -44,10 +44,10 @@ def test_balances_follow_the_chain_and_the_custody_report_names_each_account(
     deposits.close()
     custody.close()
     assert report == [
-        CustodyBalance("wallet", "DUSD", "hot:anvil", 10**12, "omnibus:hot:anvil"),
-        CustodyBalance("wallet", "DUSD", "deposit:anvil", 4_500, "omnibus:deposit:anvil"),
-        CustodyBalance("wallet", "ETH", "hot:anvil", 10**21, "omnibus:hot:anvil"),
-        CustodyBalance("wallet", "ETH", "deposit:anvil", 3 * 10**15, "omnibus:deposit:anvil"),
+        CustodyBalance("wallet", "DUSD", HOT_ADDRESS, 10**12, "omnibus:hot:anvil"),
+        CustodyBalance("wallet", "DUSD", "1 deposit addresses on anvil", 4_500, "omnibus:deposit:anvil"),
+        CustodyBalance("wallet", "ETH", HOT_ADDRESS, 10**21, "omnibus:hot:anvil"),
+        CustodyBalance("wallet", "ETH", "1 deposit addresses on anvil", 3 * 10**15, "omnibus:deposit:anvil"),
     ]
     assert [r.amount for r in pending if r.account == "omnibus:deposit:anvil"] == [0, 0]
 
