@@ -201,6 +201,8 @@ class Wallet:
                     continue
                 for address in addresses:
                     self.custody_store.add_address(name, "hot", address)
+                if self.sweeper is not None and addresses:  # sweeps go to the current hot key's address
+                    self.sweeper.destinations[name] = str(one(key)) if one is not None else addresses[0]
             except Exception:  # a node fault or a chain name that cannot name an account: reconciliation says so
                 _log.exception("the hot wallet's addresses on %s could not be recorded", name)
 

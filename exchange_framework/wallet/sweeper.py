@@ -107,8 +107,18 @@ class DepositSweeper:
         """Least time between two looks for new deposits to sweep (each reads every deposit address's balance);
         open sweeps move on every round, and a sweep completing triggers a look at once."""
         self.clock = clock
+        self.destinations: dict[str, str] = {}
+        """The current hot wallet address per chain, set by the running wallet from its hot key; without one, a
+        chain's only recorded hot address (a chain with several and none set is not swept)."""
         self._lock = asyncio.Lock()
         self._last_scan = -float("inf")
+
+    def destination(self, chain: str) -> str | None:
+        """Where sweeps on ``chain`` go: :attr:`destinations`, else the one hot address recorded, else None."""
+        if chain in self.destinations:
+            return self.destinations[chain]
+        recorded = self.custody_store.addresses(chain, "hot")
+        return recorded[0] if len(recorded) == 1 else None
 
     def chains(self) -> list[str]:
         """The chains this sweeper can sweep (adapter support, a deposit key root, a recorded hot address)."""
@@ -119,7 +129,7 @@ class DepositSweeper:
             if _sweepable(adapter)
             and name in keyed
             and deposit_custody(adapter) != custody_account("hot", name)  # deposits that land in the hot wallet
-            and self.custody_store.addresses(name, "hot")
+            and self.destination(name) is not None
         )
 
     # -- one round
@@ -155,13 +165,16 @@ class DepositSweeper:
     # -- finding and building
     def _start_sweeps(self, chain: str) -> list[SweepRow]:
         adapter = self.adapters[chain]
-        hot = self.custody_store.addresses(chain, "hot")[0]
+        hot = self.destination(chain)
+        if hot is None:
+            return []
+        own = {hot, *self.custody_store.addresses(chain, "hot")}
         busy = {r.address for r in self.custody_store.sweeps(stages=SweepStage.OPEN, limit=10_000) if r.chain == chain}
         accounts: dict[str, int] = {}
         for (address, _memo), account in self.deposit_store.watched(chain).items():
             accounts[address] = min(account, accounts.get(address, account))  # memo chains share one address
         moved = sorted(a for a in assets_of(adapter) if a in self.assets)
-        candidates = [a for a in sorted(accounts) if a not in busy and a != hot]
+        candidates = [a for a in sorted(accounts) if a not in busy and a not in own]
         # Balances first, then the chain's tip: every block they include is at or below it. The deposit tracker
         # must have scanned that far, so every deposit in those balances is in the store before it is read:
         # coins the tracker has not seen yet are never taken for credited ones.

@@ -220,3 +220,17 @@ async def test_a_crash_at_any_stage_neither_loses_nor_doubles_a_sweep(rig: Rig) 
     assert len(rig.moves()) == 2  # sent twice, accepted once (the engine refuses the repeated reference)
     assert sum(1 for e in rig.shard.engine.transfer_refs if e.startswith("sweep:")) == 1
     assert rig.chain.balance(rig.hot, "DEV") == 5_000_000 - FEE  # paid once
+
+
+async def test_sweeps_go_to_the_current_hot_address_and_never_take_from_an_old_one(rig: Rig) -> None:
+    old = rig.hot
+    new = address_of(coincurve.PrivateKey().public_key.format())
+    rig.custody.add_address("devchain", "hot", new)  # the hot key was rotated: both addresses are custody's
+    address = deposit(rig, 7, 5_000_000)
+    sweeper = rig.sweeper()
+    assert sweeper.destination("devchain") is None and sweeper.chains() == []  # which one? not guessed
+    assert await sweeper.process_once() == []
+    sweeper.destinations["devchain"] = new  # what the running wallet sets from its hot key
+    (row,) = await sweeper.process_once()
+    assert (row.address, row.destination) == (address, new)
+    assert old not in {r.address for r in rig.custody.sweeps()}
