@@ -135,6 +135,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Plugins check their settings first: a mistake stops the start before anything else runs.
+        pm.hook.startup.call_historic(kwargs={"config": config})
         identity.create_schema()
         audit = open_audit_log(config, ctx)
         if monitor is not None:  # alerts open compliance cases (the admin console's queue)
@@ -166,6 +168,10 @@ def create_app(
                 await ticker
             await node.close()
             identity.close()
+            try:
+                pm.hook.shutdown(config=config)
+            except Exception:
+                _log.exception("a plugin's shutdown hook failed")
             if audit is not None:
                 ctx.extras.pop("audit", None)
                 audit.close()
