@@ -10,8 +10,10 @@ with ``[compliance.kyc] provider = "onfido"``. The API and webhook tokens come f
   401 and changes nothing. For a verified ``check.*`` event about a check this exchange started it reads the check
   back from the API (the event is a notice, the API is the truth) and records the decision; a failure to read it
   answers 503 so that Onfido delivers the event again.
-- A completed check's decision is written to the customer's KYC status (allow: raised to ``verified_tier``;
-  consider: pending review) with :func:`exchange_framework.compliance.kyc.apply_verdict`.
+- The applicant is screened (``screen_onboarding``: sanctions lists) when the check starts, and a completed check's
+  decision is written to the customer's KYC status through the exchange's onboarding gate
+  (:meth:`~exchange_framework.compliance.onboarding.OnboardingGate.kyc_verified`): screened again, the tier is
+  raised to ``verified_tier`` only for an account clear of onboarding cases; consider: pending review.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from exchange_framework import hookimpl
-from exchange_framework.compliance.kyc import apply_verdict
+from exchange_framework.compliance.onboarding import Applicant, OnboardingGate
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.interfaces import Decision, KycProvider, OnboardingRequest
 from exchange_onfido.client import (
@@ -59,11 +61,20 @@ class OnfidoKycProvider:
 
     name = PROVIDER
 
-    def __init__(self, client: OnfidoClient, store: CheckStore, *, webhook_token: str, on_verdict: Verdict) -> None:
+    def __init__(
+        self,
+        client: OnfidoClient,
+        store: CheckStore,
+        *,
+        webhook_token: str,
+        on_verdict: Verdict,
+        gate: OnboardingGate | None = None,
+    ) -> None:
         self.client = client
         self.store = store
         self.webhook_token = webhook_token
         self.on_verdict = on_verdict
+        self.gate = gate  # the exchange's onboarding screening: the applicant is screened when the check starts
 
     def start(self, request: OnboardingRequest) -> str:
         """Create the applicant and a check; return the check id. Raise :class:`OnfidoError` if Onfido fails."""
@@ -83,6 +94,16 @@ class OnfidoKycProvider:
         )
         check = self.client.create_check(applicant_id)
         self.store.add(check.id, applicant_id, int(request.account), check.status, check_decision(check))
+        if self.gate is not None:  # the name Onfido verifies, screened now and again when the check completes
+            applicant = Applicant(
+                account=int(request.account),
+                full_name=f"{first} {last}",
+                date_of_birth=details.get("date_of_birth", ""),
+                country=request.country,
+                email=details.get("email", ""),
+                source=PROVIDER,
+            )
+            self.gate.screen(applicant, trigger="kyc_started")
         return check.id
 
     def status(self, reference: str) -> Decision:
@@ -143,13 +164,13 @@ def settings_for(config: ExchangeConfig | None) -> Settings | None:
         raise OnfidoError(f"[plugins.settings.onfido]: {exc}") from None
 
 
-def _identity_verdict(data_dir: Path, tier: int) -> Verdict:
+def _identity_verdict(data_dir: Path, tier: int, gate: OnboardingGate) -> Verdict:
     def record(account: int, decision: Decision) -> None:
         from exchange_framework.identity import IdentityStore
 
         identity = IdentityStore(f"sqlite:///{data_dir / 'identity.db'}")
-        try:
-            apply_verdict(identity, account, decision, tier=tier)
+        try:  # screened again (the applicant's data from the check's start) before any tier is raised
+            gate.kyc_verified(identity, account, decision, tier=tier, provider=PROVIDER)
         finally:
             identity.close()
 
@@ -172,11 +193,13 @@ def provider_for(config: ExchangeConfig | None, *, on_verdict: Verdict | None = 
     with _lock:
         provider = _providers.get(key)
         if provider is None:
+            gate = OnboardingGate(config)
             provider = _providers[key] = OnfidoKycProvider(
                 OnfidoClient(settings, api_token=api_token),
                 CheckStore(data_dir / "onfido.db"),
                 webhook_token=webhook_token,
-                on_verdict=on_verdict or _identity_verdict(data_dir, settings.verified_tier),
+                on_verdict=on_verdict or _identity_verdict(data_dir, settings.verified_tier, gate),
+                gate=gate,
             )
     return provider
 

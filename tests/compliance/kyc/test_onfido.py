@@ -15,7 +15,9 @@ from exchange_onfido.client import OnfidoError, sign
 from exchange_onfido.plugin import OnfidoKycProvider, provider_for
 from starlette.applications import Starlette
 
+from exchange_framework.compliance.cases import Subject
 from exchange_framework.compliance.kyc import kyc_provider
+from exchange_framework.compliance.onboarding import Standing
 from exchange_framework.config import ExchangeConfig, parse_config
 from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import OnboardingRequest, Outcome
@@ -74,7 +76,8 @@ class Setup:
 def onfido_config(tmp_path: Path, base_url: str) -> ExchangeConfig:
     text = MINIMAL_CONFIG + (
         f'[plugins.settings.onfido]\nbase_url = "{base_url}"\ntimeout_seconds = 0.5\nverified_tier = 2\n\n'
-        '[compliance.kyc]\nprovider = "onfido"\n'
+        '[compliance.kyc]\nprovider = "onfido"\n\n'
+        '[compliance.ofac]\nsource = "builtin"\n'  # applicants are sanctions-screened before a tier is raised
     )
     return with_data_dir(parse_config(text), tmp_path / "data")
 
@@ -208,3 +211,17 @@ def test_missing_tokens_stop_the_start(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("ONFIDO_WEBHOOK_TOKEN")
     with pytest.raises(OnfidoError, match="ONFIDO_WEBHOOK_TOKEN"):
         provider_for(config)
+
+
+def test_a_sanctioned_applicant_cleared_by_onfido_is_frozen_not_verified(setup: Setup) -> None:
+    s = setup
+    details = {"full_name": "Daniel Moreno", "date_of_birth": "1972-10-12", "email": "dm@example.com"}
+    check_id = s.provider.start(OnboardingRequest(account=AccountId(s.account), country="BZ", details=details))
+    assert s.state.complete(check_id) == 200  # Onfido says clear: the documents are genuine
+    assert s.provider.status(check_id).outcome is Outcome.ALLOW
+    assert s.kyc() == (0, "pending")  # but the name is on the SDN list: no tier, the account is frozen
+    gate = s.provider.gate
+    assert gate is not None and gate.standing(s.account) is Standing.FROZEN
+    (case,) = gate.cases.find(Subject.ONBOARDING, str(s.account))
+    assert any("SDN entry 15102" in r for d in case.decisions for r in d.reasons)
+    assert [r.trigger for r in gate.screenings(s.account)] == ["kyc_started", "kyc_verified"]
