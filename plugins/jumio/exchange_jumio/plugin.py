@@ -9,8 +9,10 @@ Callbacks (``POST`` at ``callback_path``) carry no signature of their own, so th
 reads the execution back from Jumio's API with its own bearer token and records what the API says. A forged
 callback can therefore change nothing that Jumio did not decide. A malformed body is refused 400, an execution the
 exchange did not start is ignored, and a failure to read it back answers 503 so that Jumio calls again. A
-processed execution's decision is written to the customer's KYC status with
-:func:`exchange_framework.compliance.kyc.apply_verdict`.
+processed execution's decision is written to the customer's KYC status through the exchange's onboarding gate
+(:meth:`~exchange_framework.compliance.onboarding.OnboardingGate.kyc_verified`): the identity data the exchange
+has (a name given at start, or the portal's KYC form) is sanctions-screened first, and without any the decision
+holds; the tier is raised only for an account clear of onboarding cases.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from exchange_framework import hookimpl
-from exchange_framework.compliance.kyc import apply_verdict
+from exchange_framework.compliance.onboarding import Applicant, OnboardingGate
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.interfaces import Decision, KycProvider, OnboardingRequest
 from exchange_jumio.client import PROVIDER, JumioClient, JumioError, Settings
@@ -59,10 +61,13 @@ class JumioKycProvider:
 
     name = PROVIDER
 
-    def __init__(self, client: JumioClient, store: ExecutionStore, *, on_verdict: Verdict) -> None:
+    def __init__(
+        self, client: JumioClient, store: ExecutionStore, *, on_verdict: Verdict, gate: OnboardingGate | None = None
+    ) -> None:
         self.client = client
         self.store = store
         self.on_verdict = on_verdict
+        self.gate = gate  # the exchange's onboarding screening: an applicant's name given at start is screened
 
     def start(self, request: OnboardingRequest) -> str:
         """Start a workflow execution for the applicant; raise :class:`JumioError` if Jumio fails."""
@@ -70,6 +75,18 @@ class JumioKycProvider:
         execution = self.client.create_account(account, f"kyc-{account}-{uuid.uuid4().hex}")
         held = Decision.hold(f"Jumio workflow execution {execution.reference} is INITIATED", provider=PROVIDER)
         self.store.save(execution.reference, account, "INITIATED", held)
+        details = request.details
+        if self.gate is not None and (details.get("full_name") or details.get("last_name")):
+            name = details.get("full_name") or f"{details.get('first_name', '')} {details.get('last_name', '')}"
+            applicant = Applicant(
+                account=account,
+                full_name=" ".join(name.split()),
+                date_of_birth=details.get("date_of_birth", ""),
+                country=request.country,
+                email=details.get("email", ""),
+                source=PROVIDER,
+            )
+            self.gate.screen(applicant, trigger="kyc_started")
         return execution.reference
 
     def status(self, reference: str) -> Decision:
@@ -125,13 +142,13 @@ def settings_for(config: ExchangeConfig | None) -> Settings | None:
         raise JumioError(f"[plugins.settings.jumio]: {exc}") from None
 
 
-def _identity_verdict(data_dir: Path, tier: int) -> Verdict:
+def _identity_verdict(data_dir: Path, tier: int, gate: OnboardingGate) -> Verdict:
     def record(account: int, decision: Decision) -> None:
         from exchange_framework.identity import IdentityStore
 
         identity = IdentityStore(f"sqlite:///{data_dir / 'identity.db'}")
-        try:
-            apply_verdict(identity, account, decision, tier=tier)
+        try:  # screened (the identity data the exchange has: none at all holds) before any tier is raised
+            gate.kyc_verified(identity, account, decision, tier=tier, provider=PROVIDER)
         finally:
             identity.close()
 
@@ -155,10 +172,12 @@ def provider_for(config: ExchangeConfig | None, *, on_verdict: Verdict | None = 
     with _lock:
         provider = _providers.get(key)
         if provider is None:
+            gate = OnboardingGate(config)
             provider = _providers[key] = JumioKycProvider(
                 JumioClient(settings, client_id=client_id, client_secret=secret),
                 ExecutionStore(data_dir / "jumio.db"),
-                on_verdict=on_verdict or _identity_verdict(data_dir, settings.verified_tier),
+                on_verdict=on_verdict or _identity_verdict(data_dir, settings.verified_tier, gate),
+                gate=gate,
             )
     return provider
 

@@ -13,6 +13,7 @@ from exchange_jumio.plugin import JumioKycProvider, provider_for
 from starlette.applications import Starlette
 
 from exchange_framework.compliance.kyc import kyc_provider
+from exchange_framework.compliance.onboarding import Standing
 from exchange_framework.config import ExchangeConfig, parse_config
 from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import Decision, OnboardingRequest, Outcome
@@ -33,7 +34,8 @@ def jumio_config(base_url: str, data_dir: Path) -> ExchangeConfig:
         parse_config(
             MINIMAL_CONFIG + f'[plugins.settings.jumio]\nauth_url = "{base_url}"\naccount_url = "{base_url}"\n'
             f'retrieval_url = "{base_url}"\ntimeout_seconds = 2\ncallback_url = "https://exchange.example/hooks/jumio"\n\n'
-            '[compliance.kyc]\nprovider = "jumio"\n'
+            '[compliance.kyc]\nprovider = "jumio"\n\n'
+            '[compliance.ofac]\nsource = "builtin"\n'  # applicants are sanctions-screened before a tier is raised
         ),
         data_dir,
     )
@@ -48,7 +50,10 @@ class Setup:
     callback_url: str
 
     def start(self, account: int | None = None) -> str:
-        return self.provider.start(OnboardingRequest(account=AccountId(account or self.account), country="US"))
+        details = {"full_name": "Grace Brewster Hopper", "date_of_birth": "1986-12-09"}
+        return self.provider.start(
+            OnboardingRequest(account=AccountId(account or self.account), country="US", details=details)
+        )
 
     def kyc(self) -> tuple[int, str]:
         user = self.identity.user(self.account)
@@ -172,3 +177,13 @@ def test_forged_or_bad_callbacks_change_nothing(setup: Setup) -> None:
     assert s.state.callback(s.callback_url, execution_id) == 503  # Jumio will call again
     assert s.provider.store.get(reference) == before and s.kyc()[0] == 0
     assert record is not None and record.status == "INITIATED"
+
+
+def test_without_any_identity_data_a_processed_execution_holds(setup: Setup) -> None:
+    s = setup
+    reference = s.provider.start(OnboardingRequest(account=AccountId(s.account), country="US"))  # no name given
+    s.state.process(reference.split(":")[1])
+    assert s.provider.status(reference).outcome is Outcome.ALLOW  # Jumio passed the documents
+    assert s.kyc() == (0, "pending")  # the exchange has no name to screen: held, not verified
+    gate = s.provider.gate
+    assert gate is not None and gate.standing(s.account) is Standing.HELD
