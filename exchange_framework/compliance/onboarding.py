@@ -595,6 +595,7 @@ class FrozenAccounts:
 _frozen: dict[Path, FrozenAccounts] = {}
 _frozen_lock = threading.Lock()
 _frozen_by_config: dict[int, tuple[ExchangeConfig, FrozenAccounts]] = {}
+_MAX_OPEN = 16
 
 
 def frozen_accounts(config: ExchangeConfig) -> FrozenAccounts:
@@ -606,6 +607,11 @@ def frozen_accounts(config: ExchangeConfig) -> FrozenAccounts:
     with _frozen_lock:
         found = _frozen.get(path)
         if found is None:
+            if len(_frozen) >= _MAX_OPEN:  # one connection each: many exchanges in one process (tests) must not pile up
+                for old in _frozen.values():
+                    old.close()  # reopens on its next use
+                _frozen.clear()
+                _frozen_by_config.clear()
             found = _frozen[path] = FrozenAccounts(path)
         if len(_frozen_by_config) >= 64:
             _frozen_by_config.clear()

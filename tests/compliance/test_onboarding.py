@@ -79,6 +79,8 @@ def test_a_kyc_name_on_the_sdn_list_freezes_the_account_and_opens_a_case_that_ex
     assert decision.outcome is Outcome.HOLD and FROZEN_REASON in decision.reasons
     assert setup.gate.standing(account) is Standing.FROZEN
     assert frozen_accounts(setup.config).is_frozen(account)
+    frozen_accounts(setup.config).close()  # evicted (many exchanges in one process): it reopens on its next use
+    assert frozen_accounts(setup.config).is_frozen(account)
     (case,) = setup.gate.cases.find(Subject.ONBOARDING, str(account))
     assert case.frozen and case.status is CaseStatus.OPEN and case.details["full_name"] == SANCTIONED
     explanations = [r for d in case.decisions for r in d.reasons if "SDN entry 15102" in r]
