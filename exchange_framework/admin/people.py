@@ -138,6 +138,9 @@ class PeoplePages:
             "kyc": self.console.kyc.latest(account),
             "roles": ROLES,
         }
+        gate = onboarding_gate(self.ctx)  # frozen or held by onboarding screening, and the case that does it
+        values["standing"] = (await asyncio.to_thread(gate.standing, account)).value
+        values["standing_case"] = await asyncio.to_thread(gate.blocking_case, account)
         return self.console.render(request, "admin/user.html", values)
 
     async def set_role(self, request: Request) -> Response:

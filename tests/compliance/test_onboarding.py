@@ -22,7 +22,8 @@ from exchange_framework.identity import IdentityStore
 from exchange_framework.interfaces import Decision, OnboardingRequest, Outcome
 from exchange_framework.node import with_data_dir
 from exchange_framework.plugins import make_plugin_manager
-from exchange_framework.portal.kyc import KycReviews
+from exchange_framework.portal.kyc import KycReviews, onboarding_gate
+from tests.admin.conftest import Admin, admin, admin_server  # noqa: F401  # fixtures
 from tests.api.client import Rest
 from tests.portal.conftest import Portal, PortalClient, alice, exchange, portal_server  # noqa: F401  # fixtures
 
@@ -330,3 +331,18 @@ def test_a_running_exchange_rescreens_when_a_refresh_changes_the_list_and_once_p
     assert any("SDN entry 99001" in r for d in case.decisions for r in d.reasons)
     # a restart finds this list already re-screened against
     assert OnboardingGate(setup.config, pm=setup.pm).rescreen_on_list_change() is None
+
+
+def test_the_admin_user_page_shows_a_frozen_account_and_its_case(admin: Admin) -> None:  # noqa: F811
+    customer = admin.user("listed")
+    gate = onboarding_gate(admin.server.ctx)
+    gate.screen(applicant(customer.account, SANCTIONED), trigger="kyc_submitted")
+    (case,) = gate.cases.find(Subject.ONBOARDING, str(customer.account))
+    page = admin.as_role("compliance").get(f"/admin/users/{customer.account}").text
+    standing = re.search(r'<td class="standing">(.*?)</td>', page, re.S)
+    assert standing and ">frozen<" in standing.group(1) and "onboarding case <a" in standing.group(1)
+    assert f"#case-{case.id}" in standing.group(1) and "no trading, no withdrawals" in standing.group(1)
+    clean = admin.user("clean")
+    page = admin.as_role("compliance").get(f"/admin/users/{clean.account}").text
+    standing = re.search(r'<td class="standing">(.*?)</td>', page, re.S)
+    assert standing and ">clear<" in standing.group(1)
