@@ -75,23 +75,32 @@ async def _serve(ctx: ApiContext, websocket: WebSocket, names: list[str], combin
         return
     await websocket.accept()
     reader = asyncio.create_task(_read_controls(ctx, websocket, subscriber))
+    # The sending loop is a task of its own: waking it per message resumes a coroutine three frames deep, not
+    # this handler under every layer of ASGI middleware and routing (the resume cost grows with the depth).
+    sender = asyncio.create_task(_send_queued(websocket, subscriber))
     try:
-        while True:
-            try:
-                message = await subscriber.get()
-            except SlowConsumerError as exc:
-                await websocket.close(code=POLICY_VIOLATION, reason=exc.reason)
-                return
-            except SubscriberClosedError:
-                return
-            await websocket.send_text(message.decode())
-    except (WebSocketDisconnect, RuntimeError):
-        return  # the client went away while we were sending
+        await sender
+    except SlowConsumerError as exc:
+        await websocket.close(code=POLICY_VIOLATION, reason=exc.reason)
+    except (SubscriberClosedError, WebSocketDisconnect, RuntimeError):
+        return  # closed, or the client went away while we were sending
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for task in (sender, reader):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         hub.remove(subscriber)
+
+
+async def _send_queued(websocket: WebSocket, subscriber: Subscriber) -> None:
+    """Send the subscriber's messages as they come; ends with the subscriber's drop or close error."""
+    while True:
+        message = await subscriber.get()
+        await websocket.send_text(message.decode())
+        # Send what else is queued before waiting again: one wake-up per burst, not per message. A drop is still
+        # reported before anything queued after it (get() raises it first).
+        while not subscriber.dropped and (queued := subscriber.get_nowait()) is not None:
+            await websocket.send_text(queued.decode())
 
 
 async def _read_controls(ctx: ApiContext, websocket: WebSocket, subscriber: Subscriber) -> None:

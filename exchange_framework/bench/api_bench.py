@@ -157,7 +157,7 @@ class _DepthStamp(msgspec.Struct):
     u: int
 
 
-async def _subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
+async def _subscribers(url: str, count: int, seconds: float, start: Any = None) -> dict[str, Any]:
     """``count`` WebSocket connections to ``url`` for ``seconds``, each counting messages and id gaps.
 
     The subscribers use picows (a Cython WebSocket client that hands each frame to a callback, no task per
@@ -188,19 +188,38 @@ async def _subscribers(url: str, count: int, seconds: float) -> dict[str, Any]:
                 latencies.append(time.time_ns() - stamp.E * 1_000_000)
 
     connections = [await picows.ws_connect(Subscriber, url) for _ in range(count)]
+    if start is not None:  # every client process connected: the window starts for all at once
+        await asyncio.to_thread(start.wait)
+    # The window starts once every connection is up: what arrived while later ones connected is not counted.
+    received_before, gaps_before, latencies_before = stats["received"], stats["gaps"], len(latencies)
     await asyncio.sleep(seconds)
-    received, gaps = stats["received"], stats["gaps"]  # what arrived within the window
+    received, gaps = stats["received"] - received_before, stats["gaps"] - gaps_before
+    del latencies[:latencies_before]
     for transport, _listener in connections:
         transport.disconnect()  # no close handshakes: a server still busy sending would make each wait
     return {"received": received, "gaps": gaps, "latencies": latencies}
+
+
+_window_start: Any = None  # the Barrier of run_fanout, in each subscriber process
+
+
+def _set_window_start(barrier: Any) -> None:
+    global _window_start
+    _window_start = barrier
 
 
 def _subscriber_process(args: tuple[str, int, float]) -> dict[str, Any]:
     import uvloop
 
     url, count, seconds = args
-    result: dict[str, Any] = uvloop.run(_subscribers(url, count, seconds))
+    result: dict[str, Any] = uvloop.run(_subscribers(url, count, seconds, _window_start))
     return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_fanout(subscribers: int = 1_000, rate: int = 100, seconds: float = 5.0, clients: int = 2) -> dict[str, Any]:
@@ -224,8 +243,14 @@ def run_fanout(subscribers: int = 1_000, rate: int = 100, seconds: float = 5.0, 
             ctx = multiprocessing.get_context("spawn")
             url = f"ws://127.0.0.1:{port}/ws/btcusdt@depth"
             per = subscribers // clients
-            with ctx.Pool(clients) as pool:
-                results = pool.map(_subscriber_process, [(url, per, seconds)] * clients)
+            start = ctx.Barrier(clients + 1)
+            with ctx.Pool(clients, initializer=_set_window_start, initargs=(start,)) as pool:
+                pending = pool.map_async(_subscriber_process, [(url, per, seconds)] * clients)
+                start.wait(timeout=120)
+                cpu_before = _cpu_seconds(server.pid)
+                time.sleep(seconds)
+                server_cpu = _cpu_seconds(server.pid) - cpu_before
+                results = pending.get(timeout=120)
         finally:
             _stop(server)
     received = sum(r["received"] for r in results)
@@ -239,6 +264,8 @@ def run_fanout(subscribers: int = 1_000, rate: int = 100, seconds: float = 5.0, 
         published_per_s=rate,
         messages_per_subscriber_per_s=round(received / (per * clients) / seconds, 1),
         gaps=sum(r["gaps"] for r in results),
+        server_cpu_s=round(server_cpu, 2),
+        server_cpu_us_per_message=round(server_cpu * 1e6 / received, 2) if received else None,
         transport="real WebSocket connections to one uvicorn worker",
     )
     return result

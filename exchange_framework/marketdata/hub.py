@@ -60,7 +60,7 @@ class Subscriber:
         self.dropped: dict[str, str] = {}  # stream -> reason, not yet reported by get()
         self.closed = False
         self._queue: deque[bytes] = deque()
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while get() waits; publish() resolves it
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -79,8 +79,13 @@ class Subscriber:
                 return self._queue.popleft()
             if self.closed:
                 raise SubscriberClosedError("subscriber closed")
-            self._ready.clear()
-            await self._ready.wait()
+            # A bare future rather than asyncio.Event: one subscriber has one waiter, and a publish wakes
+            # thousands of subscribers, so the event's waiter list and loop checks add up.
+            self._waiter = waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     def get_nowait(self) -> bytes | None:
         """Return the next queued message, or None (drops are reported by :meth:`get` only)."""
@@ -91,7 +96,9 @@ class Subscriber:
         self.hub.remove(self)
 
     def _wake(self) -> None:
-        self._ready.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class Hub:
@@ -186,7 +193,9 @@ class Hub:
                 queue.append(wrapped)
             else:
                 queue.append(payload)
-            subscriber._ready.set()
+            waiter = subscriber._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             delivered += 1
         if overflow is not None:
             depth = stream in self._depth
