@@ -1,4 +1,4 @@
-"""Process settings for the event loop the exchange serves on.
+"""Process settings for serving: the event loop's I/O backend and the garbage collector.
 
 uvicorn runs on uvloop, whose bundled libuv (1.45 to 1.48) sets up an io_uring ring with a kernel polling thread
 (``IORING_SETUP_SQPOLL``) for every event loop. That thread busy-polls after each submission and showed up as a
@@ -10,9 +10,16 @@ with server CPU per order from 540 to 345 us.
 
 from __future__ import annotations
 
+import gc
 import os
 
 IO_URING_ENV = "UV_USE_IO_URING"
+# A running exchange keeps millions of long-lived objects (open orders, read models, market data) and allocates
+# a few short-lived ones per request. CPython's default thresholds (700, 10, 10) run a young collection every 700
+# net allocations and a full one, which walks every long-lived object, often enough to stall requests for hundreds
+# of milliseconds once the heap is large. Fewer, larger young collections and rarer full ones: bench api's p99
+# went from about 360 ms to 90-120 ms and throughput up by about 10 %.
+GC_THRESHOLDS = (50_000, 50, 100)
 
 
 def avoid_io_uring_polling() -> None:
@@ -21,3 +28,9 @@ def avoid_io_uring_polling() -> None:
     Call before the first event loop is created (libuv reads the variable once per process).
     """
     os.environ.setdefault(IO_URING_ENV, "0")
+
+
+def tune_for_serving() -> None:
+    """Everything a server process sets before its loop starts: no io_uring polling, fewer GC pauses."""
+    avoid_io_uring_polling()
+    gc.set_threshold(*GC_THRESHOLDS)

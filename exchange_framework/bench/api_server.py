@@ -17,7 +17,7 @@ import uvicorn
 
 from exchange_framework.api.app import create_app
 from exchange_framework.api.context import ApiContext
-from exchange_framework.api.loop import avoid_io_uring_polling
+from exchange_framework.api.loop import tune_for_serving
 from exchange_framework.api.ratelimit import Limits
 from exchange_framework.config import DEMO_CONFIG, load_config
 from exchange_framework.engine.commands import CreditFunds
@@ -74,7 +74,7 @@ def main() -> None:
         scratch.rename(args.keys)
 
     app = create_app(config, limits=unlimited, settle_every=1.0, with_wallet=False, on_started=started)
-    avoid_io_uring_polling()
+    tune_for_serving()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

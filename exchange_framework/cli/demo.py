@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from exchange_framework.api.context import ApiContext
-from exchange_framework.api.loop import avoid_io_uring_polling
+from exchange_framework.api.loop import tune_for_serving
 from exchange_framework.cli import state
 from exchange_framework.config import DEMO_CONFIG, ExchangeConfig, PluginSettings
 from exchange_framework.node import with_data_dir
@@ -112,7 +112,7 @@ def demo(ctx: click.Context, port: int, host: str, data_dir: Path | None, fresh:
         click.echo("Stop with Ctrl-C; run again to carry on.")
 
     app = create_app(config, on_started=started)
-    avoid_io_uring_polling()
+    tune_for_serving()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(server, bot_task))

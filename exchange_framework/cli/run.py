@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from exchange_framework.api.loop import avoid_io_uring_polling
+from exchange_framework.api.loop import tune_for_serving
 from exchange_framework.cli import state
 from exchange_framework.node import with_data_dir
 
@@ -37,5 +37,5 @@ def run(ctx: click.Context, host: str, port: int, data_dir: Path | None, proxy_h
         config = with_data_dir(config, data_dir)
     app = create_app(config)
     click.echo(f"{config.brand.name}: serving on http://{host}:{port} (Ctrl-C stops)")
-    avoid_io_uring_polling()
+    tune_for_serving()
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=proxy_headers, access_log=False)
