@@ -197,6 +197,14 @@ class DepositTracker:
         known = self.store.deposit_address(self.chain, account)
         if known is not None:
             return known
+        if self.store.tip(self.chain) is None and self._resume_from is None:
+            # Nothing scanned yet: the first scan starts at the node's tip of the first poll, which may come after
+            # a payment to this address. Start no later than the tip now; without a node, no address (fail closed).
+            tip = self.adapter.tip_height()
+            if not isinstance(tip, int) or isinstance(tip, bool) or tip < 0:
+                raise NodeFault(f"tip height {tip!r} is not a block height")
+            if self.start_height is None or tip < self.start_height:
+                self.start_height = tip
         address = self.adapter.deposit_address(account)
         if not isinstance(address, DepositAddress) or not self.adapter.validate_address(address.address):
             raise NodeFault(f"{self.chain} adapter derived an invalid deposit address {address!r}")

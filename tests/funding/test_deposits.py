@@ -288,6 +288,35 @@ def test_the_first_poll_starts_at_the_tip_without_a_start_height(
     assert tracker.poll().height == 5
 
 
+def test_an_address_handed_out_before_the_first_poll_is_watched_from_then(
+    node: DevChain, adapter: DevChainAdapter, store: DepositStore, sink: EngineSink
+) -> None:
+    node.mine(5)
+    tracker = DepositTracker(adapter, store, submit=sink, screen=lambda r: Decision.allow())
+    txid = deposit(tracker, node, 7_000)  # before the tracker ever polled
+    node.mine(4)  # the payment is in block 6; the first poll sees tip 9
+    tracker.poll()
+    dep = tracker.store.deposit("devchain", txid, 0)
+    assert dep is not None and dep.block_height == 6 and dep.stage is Stage.CREDITED
+    assert sink.balance(ACCOUNT, "DEV") == 7_000
+
+
+def test_no_address_is_handed_out_before_the_first_poll_while_the_node_is_down(
+    node: DevChain, adapter: DevChainAdapter, store: DepositStore, sink: EngineSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange_framework.funding.deposits import NodeFault
+
+    tracker = DepositTracker(adapter, store, submit=sink, screen=lambda r: Decision.allow())
+
+    def down() -> int:
+        raise NodeFault("connection refused")
+
+    monkeypatch.setattr(adapter, "tip_height", down)
+    with pytest.raises(NodeFault):
+        tracker.deposit_address(ACCOUNT)
+    assert store.deposit_address("devchain", ACCOUNT) is None
+
+
 def test_query_api_filters(make_tracker: Make, node: DevChain) -> None:
     tracker = make_tracker(screen=lambda r: Decision.hold("review") if r.amount > 100 else Decision.allow())
     deposit(tracker, node, 50, account=1)
