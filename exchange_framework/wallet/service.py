@@ -42,7 +42,7 @@ import msgspec
 import pluggy
 
 from exchange_framework.compliance.limits import LimitError, TierPolicy, check_withdrawal, recent_withdrawals
-from exchange_framework.compliance.onboarding import AccountFrozenError, frozen_accounts
+from exchange_framework.compliance.onboarding import AccountFrozenError, OnboardingGate, frozen_accounts
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.policy import PolicyDecision, PolicyEngine, RequestStatus
 from exchange_framework.engine.commands import (
@@ -636,6 +636,13 @@ class Wallet:
         originator = {"account": str(row.account), "email": user.email if user else "", "country": ""}
         if user is not None:
             originator["country"] = user.country
+        # The legal name and birth date the customer's KYC gave (and onboarding screened), where there is one.
+        applicant = await asyncio.to_thread(OnboardingGate(self.config).applicant, row.account)
+        if applicant is not None:
+            originator.update(
+                {k: v for k, v in (("name", applicant.full_name), ("date_of_birth", applicant.date_of_birth)) if v}
+            )
+            originator["country"] = originator["country"] or applicant.country
         decisions = []
         for provider in self.travel_rule:
             if await asyncio.to_thread(provider.required, request):

@@ -31,10 +31,12 @@ from exchange_trisa.receiver import Receiver, error_envelope
 from exchange_trisa.transport import TrisaClient, TrisaServer
 from exchange_trisa.wire import ErrorCode, Payload, Pending, TransferState
 
+from exchange_framework.compliance.onboarding import Applicant, OnboardingGate
 from exchange_framework.config import ExchangeConfig
 from exchange_framework.custody.keystore import KdfCost, SoftwareKeystore
 from exchange_framework.funding.store import DepositStore
 from exchange_framework.identity import IdentityStore
+from exchange_framework.interfaces import Outcome
 from exchange_framework.node import ExchangeNode, with_data_dir
 from exchange_framework.plugins import make_plugin_manager
 from exchange_framework.wallet import WalletError, WithdrawalStage, WithdrawalView
@@ -240,6 +242,17 @@ async def test_at_the_threshold_it_waits_for_the_counterparty_then_is_signed_and
     assert record.accepted and record.peer == "alice.vasp.test"
     assert record.beneficiary_accounts == (BOB_CUSTOMER,) and record.originator_names == ("alice@example.com",)
     assert record.envelope_id == s.provider.envelope_id(requested.id)
+
+
+async def test_the_originator_is_named_by_the_legal_name_kyc_screened(setup: Setup) -> None:
+    s = setup
+    gate = OnboardingGate(s.node.config)
+    decision = gate.screen(Applicant(s.alice, full_name="Alice Liddell", date_of_birth="1852-05-04"), trigger="kyc")
+    assert decision.outcome is Outcome.ALLOW
+    requested = await s.wallet.request_withdrawal(s.alice, asset="ETH", amount="1", address=BOB_CUSTOMER)
+    await finish(s, requested.id)
+    (record,) = s.bob.receiver.received.values()
+    assert record.originator_names == ("Alice Liddell",)
 
 
 async def test_a_rejection_by_the_counterparty_releases_the_funds_with_its_reason(setup: Setup) -> None:
