@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -370,6 +371,20 @@ def test_node_down_pauses_the_tracker_and_a_restart_resumes(tmp_path: Path) -> N
         node.stop()
 
 
+def _wait_until_stopped(pid: int) -> None:
+    """Until every thread of ``pid`` is stopped (state T)."""
+
+    def states() -> set[str]:
+        return {
+            (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()
+        }
+
+    deadline = time.monotonic() + 10
+    while states() != {"T"}:
+        assert time.monotonic() < deadline, "anvil did not stop"
+        time.sleep(0.005)
+
+
 def test_a_hung_node_times_out_as_a_node_fault(chain: AnvilChain, tmp_path: Path) -> None:
     """A node that accepts connections but never answers (SIGSTOP) is a NodeFault after rpc_timeout."""
     adapter = EvmAdapter(network(chain.node.url, rpc_timeout=0.3), nonce_book=NonceBook(tmp_path / "n.sqlite"))
@@ -378,6 +393,7 @@ def test_a_hung_node_times_out_as_a_node_fault(chain: AnvilChain, tmp_path: Path
     try:
         assert adapter.tip_height() >= 0
         process.send_signal(signal.SIGSTOP)
+        _wait_until_stopped(process.pid)  # kill() only queues the signal: on a busy machine anvil may answer first
         try:
             with pytest.raises(NodeFault, match="Timeout"):
                 adapter.scan(1, {OUTSIDE})
