@@ -197,18 +197,29 @@ class DepositTracker:
         known = self.store.deposit_address(self.chain, account)
         if known is not None:
             return known
+        start: BlockHeader | None = None
         if self.store.tip(self.chain) is None and self._resume_from is None:
-            # Nothing scanned yet: the first scan starts at the node's tip of the first poll, which may come after
-            # a payment to this address. Start no later than the tip now; without a node, no address (fail closed).
+            # Nothing scanned yet: the first scan would start at the node's tip of the first poll, which may come
+            # after a payment to this address. Start no later than the tip now; without a node, no address (fail
+            # closed). Without a configured start, the tip's header is recorded as the scan's starting point with
+            # the address, so a restart before the first poll starts there too (nothing can pay an address in a
+            # block mined before it was handed out).
             tip = self.adapter.tip_height()
             if not isinstance(tip, int) or isinstance(tip, bool) or tip < 0:
                 raise NodeFault(f"tip height {tip!r} is not a block height")
-            if self.start_height is None or tip < self.start_height:
+            if self.start_height is None:
+                start = self.adapter.block_header(tip)
+                if not isinstance(start, BlockHeader) or start.height != tip:
+                    self.start_height = tip  # the chain moved under us: this process starts there at least
+                    start = None
+            elif tip < self.start_height:
                 self.start_height = tip
         address = self.adapter.deposit_address(account)
         if not isinstance(address, DepositAddress) or not self.adapter.validate_address(address.address):
             raise NodeFault(f"{self.chain} adapter derived an invalid deposit address {address!r}")
         with self.store.transaction() as db:
+            if start is not None and self.store.tip(self.chain) is None:
+                insert_header(db, self.chain, start)
             insert_address(db, self.chain, account, address)
         stored = self.store.deposit_address(self.chain, account)
         assert stored is not None

@@ -301,6 +301,20 @@ def test_an_address_handed_out_before_the_first_poll_is_watched_from_then(
     assert sink.balance(ACCOUNT, "DEV") == 7_000
 
 
+def test_a_restart_before_the_first_poll_still_sees_the_payment(
+    node: DevChain, adapter: DevChainAdapter, store: DepositStore, sink: EngineSink
+) -> None:
+    node.mine(5)
+    first = DepositTracker(adapter, store, submit=sink, screen=lambda r: Decision.allow())
+    txid = deposit(first, node, 3_000)  # handed out, paid, and the process stops before it ever polled
+    node.mine(4)
+    restarted = DepositTracker(adapter, store, submit=sink, screen=lambda r: Decision.allow())
+    restarted.poll()
+    dep = restarted.store.deposit("devchain", txid, 0)
+    assert dep is not None and dep.block_height == 6 and dep.stage is Stage.CREDITED
+    assert sink.balance(ACCOUNT, "DEV") == 3_000
+
+
 def test_no_address_is_handed_out_before_the_first_poll_while_the_node_is_down(
     node: DevChain, adapter: DevChainAdapter, store: DepositStore, sink: EngineSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
